@@ -1,0 +1,199 @@
+"""The Backend protocol: everything the runtime asks of a container engine.
+
+It speaks in the project's own types only, so that a Swarm or Kubernetes backend can sit behind
+it later without any change above it. Engine failures surface as parallax_docker.errors classes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class MountSpec:
+    kind: Literal["bind", "volume", "tmpfs"]
+    target: str
+    source: str = ""
+    read_only: bool = False
+    # tmpfs only
+    size_bytes: int = 0
+    mode: int = 0o1777
+    # volume only: labels applied when the backend creates the volume
+    volume_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HealthProbe:
+    """A readiness/health command; argv run inside the container."""
+
+    argv: tuple[str, ...]
+    interval_s: float
+    timeout_s: float
+    retries: int
+    start_period_s: float
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """Desired state of one container, with every security decision already made."""
+
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    network: str
+    aliases: tuple[str, ...]
+    memory_bytes: int
+    nano_cpus: int
+    pids_limit: int
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    user: str | None = None
+    mounts: tuple[MountSpec, ...] = ()
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    read_only_rootfs: bool = True
+    cap_drop_all: bool = True
+    no_new_privileges: bool = True
+    init: bool = True
+    log_max_size: str = "10m"
+    log_max_files: int = 3
+    runtime: str | None = None
+    healthcheck: HealthProbe | None = None
+    stop_signal: str = "SIGTERM"
+    stop_timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class ContainerState:
+    """Observed state of one container, as the engine reports it."""
+
+    id: str
+    name: str
+    image: str
+    labels: Mapping[str, str]
+    status: str  # created, running, paused, restarting, removing, exited, dead
+    running: bool
+    exit_code: int | None
+    oom_killed: bool
+    health: str | None  # starting, healthy, unhealthy or None without a healthcheck
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    error: str | None
+    networks: tuple[str, ...]
+    pid: int | None = None
+    restart_count: int = 0
+    memory_bytes: int = 0
+    nano_cpus: int = 0
+    pids_limit: int = 0
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    tags: tuple[str, ...]
+    user: str | None
+    healthcheck: tuple[str, ...] | None
+    labels: Mapping[str, str]
+    size: int
+    created: str | None
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    version: str
+    api_version: str
+    memory_bytes: int
+    cpus: int
+    cgroup_version: str
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """A container event from the engine's stream (action: start, die, oom, destroy, ...)."""
+
+    action: str
+    container_id: str
+    labels: Mapping[str, str]
+    time_ns: int
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    output: bytes
+
+
+@dataclass(frozen=True)
+class StatsSample:
+    cpu_total_ns: int
+    system_cpu_ns: int
+    online_cpus: int
+    memory_usage: int
+    memory_limit: int
+    pids: int
+    rx_bytes: int
+    tx_bytes: int
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    async def ping(self) -> EngineInfo: ...
+
+    async def close(self) -> None: ...
+
+    async def ensure_network(
+        self, name: str, labels: Mapping[str, str], internal: bool = False
+    ) -> None: ...
+
+    async def network_exists(self, name: str) -> bool: ...
+
+    async def remove_network(self, name: str) -> None: ...
+
+    async def volume_labels(self, name: str) -> dict[str, str] | None:
+        """The labels of volume ``name``, or None when there is no such volume."""
+        ...
+
+    async def get_image(self, ref: str) -> ImageInfo | None: ...
+
+    async def create(self, spec: ContainerSpec) -> str: ...
+
+    async def start(self, container_id: str) -> None: ...
+
+    async def stop(self, container_id: str, timeout_s: float) -> None: ...
+
+    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None: ...
+
+    async def remove(self, container_id: str, force: bool = True) -> None: ...
+
+    async def restart(self, container_id: str, timeout_s: float) -> None: ...
+
+    async def get(self, container_id: str) -> ContainerState | None: ...
+
+    async def inspect_raw(self, container_id: str) -> dict[str, Any]: ...
+
+    async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]: ...
+
+    async def exec(
+        self, container_id: str, argv: tuple[str, ...], timeout_s: float, user: str | None = None
+    ) -> ExecResult: ...
+
+    async def logs(
+        self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
+    ) -> builtins.list[str]: ...
+
+    def stream_logs(
+        self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
+    ) -> AsyncIterator[str]: ...
+
+    async def stats(self, container_id: str) -> StatsSample: ...
+
+    def watch_events(
+        self, labels: Mapping[str, str], since_ns: int | None = None
+    ) -> AsyncIterator[ContainerEvent]: ...

@@ -1,0 +1,64 @@
+"""The ``parallax-docker`` command."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from parallax_docker.errors import ConfigError
+
+app = typer.Typer(
+    help="Run CLI AI coding agents in hardened Docker containers.", no_args_is_help=True
+)
+
+
+def _register_subcommands() -> None:
+    from parallax_docker.cli.images import images_app
+
+    app.add_typer(images_app, name="images", help="Build and list the agent images.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (env HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (env PORT).")] = None,
+    human_logs: Annotated[
+        bool, typer.Option("--human-logs", help="Plain text logs instead of JSON lines.")
+    ] = False,
+) -> None:
+    """Start the HTTP + WebSocket API (port 3200 by default)."""
+    import uvicorn
+
+    from parallax_docker.api.app import create_app
+    from parallax_docker.config import load_settings
+    from parallax_docker.logging_setup import configure_logging
+
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    try:
+        settings = load_settings(None, **overrides)
+    except ConfigError as exc:
+        typer.echo(f"error [{exc.code}]: {exc.message}\nhint: {exc.resolution}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, json_lines=not human_logs)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+    )
+
+
+def main() -> None:
+    _register_subcommands()
+    app(prog_name="parallax-docker")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,152 @@
+"""Service settings, read once from the environment at start-up.
+
+The five names the product spec documents (``PORT``, ``DOCKER_SOCKET``, ``DOCKER_NETWORK``,
+``DEFAULT_MEMORY``, ``DEFAULT_CPU``) plus ``HOST`` and ``LOG_LEVEL`` are read bare, as the spec
+shows them; every other setting carries the ``PARALLAX_`` prefix so that a typo in one of them
+(an unknown ``PARALLAX_*`` variable) can be refused instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from parallax_docker.errors import ConfigError
+from parallax_docker.resources import parse_cpu, parse_memory
+
+ENV_PREFIX = "PARALLAX_"
+
+# Bare names from the product spec; everything else is PARALLAX_<FIELD>.
+_BARE_NAMES: dict[str, str] = {
+    "port": "PORT",
+    "host": "HOST",
+    "docker_socket": "DOCKER_SOCKET",
+    "docker_network": "DOCKER_NETWORK",
+    "default_memory": "DEFAULT_MEMORY",
+    "default_cpu": "DEFAULT_CPU",
+    "log_level": "LOG_LEVEL",
+}
+
+
+class Settings(BaseModel):
+    """Everything the service can be told. See docs/configuration.md for each entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    port: int = Field(3200, ge=1, le=65535)
+    host: str = Field("127.0.0.1", min_length=1)
+    docker_socket: str = Field("/var/run/docker.sock")
+    docker_network: str = Field("parallax-agents", min_length=1, max_length=128)
+    default_memory: str = Field("512m")
+    default_cpu: str = Field("0.5")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO")
+
+    image_prefix: str = Field("parallax/agent-")
+    image_tag: str = Field("latest", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+    # Host directories that bind mounts may come from; empty means "any path the policy allows".
+    allowed_host_paths: tuple[Path, ...] = Field(())
+    pids_limit: int = Field(512, ge=16, le=65536)
+    log_max_size: str = Field("10m", pattern=r"^[0-9]+[kmg]$")
+    log_max_files: int = Field(3, ge=1, le=100)
+    tmpfs_size: str = Field("256m")
+    ready_timeout_s: float = Field(60.0, gt=0, le=3600)
+    stop_grace_s: float = Field(10.0, ge=0, le=600)
+    engine_timeout_s: float = Field(30.0, gt=0, le=600)
+    engine_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+    @field_validator("default_memory")
+    @classmethod
+    def _memory_parses(cls, value: str) -> str:
+        parse_memory(value)
+        return value
+
+    @field_validator("default_cpu", mode="before")
+    @classmethod
+    def _cpu_parses(cls, value: Any) -> str:
+        parse_cpu(value)
+        return str(value)
+
+    @field_validator("tmpfs_size")
+    @classmethod
+    def _tmpfs_parses(cls, value: str) -> str:
+        parse_memory(value)
+        return value
+
+    @field_validator("allowed_host_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_host_paths")
+    @classmethod
+    def _absolute_paths(cls, value: tuple[Path, ...]) -> tuple[Path, ...]:
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(f"{path} is not an absolute path")
+        return tuple(Path(os.path.realpath(p)) for p in value)
+
+    @model_validator(mode="after")
+    def _socket_is_path(self) -> Settings:
+        if not self.docker_socket.startswith("/"):
+            raise ValueError("DOCKER_SOCKET must be an absolute path to a Unix socket")
+        return self
+
+    @property
+    def default_memory_bytes(self) -> int:
+        return parse_memory(self.default_memory)
+
+    @property
+    def default_nano_cpus(self) -> int:
+        return parse_cpu(self.default_cpu)
+
+    def image_for(self, agent_type: str) -> str:
+        return f"{self.image_prefix}{agent_type}:{self.image_tag}"
+
+
+def _known_prefixed_names() -> set[str]:
+    return {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from ``environ`` (default: the process environment).
+
+    Raises ConfigError naming every unknown ``PARALLAX_*`` variable and every invalid value, so
+    that a mistyped setting stops the service at start-up instead of being ignored.
+    """
+    env = dict(os.environ if environ is None else environ)
+    unknown = sorted(
+        key for key in env if key.startswith(ENV_PREFIX) and key not in _known_prefixed_names()
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s): {', '.join(unknown)}",
+            resolution="See docs/configuration.md for the settings the service knows.",
+        )
+    values: dict[str, Any] = {}
+    for field in Settings.model_fields:
+        for name in (_BARE_NAMES.get(field), ENV_PREFIX + field.upper()):
+            if name and name in env:
+                values[field] = env[name]
+    values.update(overrides)
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_env_name(str(err['loc'][0]) if err['loc'] else '?')}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid setting(s): {problems}",
+            resolution="Fix the value in the environment; docs/configuration.md lists each one.",
+        ) from None
+
+
+def _env_name(field: str) -> str:
+    return _BARE_NAMES.get(field, ENV_PREFIX + field.upper())

@@ -1,0 +1,207 @@
+"""Request and response models of the HTTP API (pydantic, no I/O).
+
+Field names are the Parallax control plane's camelCase. Secret values (``env`` and
+``credentials``) are held as SecretStr so that no repr, log line or error echoes them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+MAX_ENV_ENTRIES = 128
+MAX_ENV_VALUE_BYTES = 128 * 1024
+MAX_VOLUMES = 32
+MAX_LABELS = 64
+MAX_CAPABILITIES = 64
+MAX_COMMAND_ARGS = 256
+NAME_MAX = 63
+
+AgentType = Literal["claude", "codex", "gemini", "aider", "custom"]
+AGENT_TYPES: tuple[str, ...] = ("claude", "codex", "gemini", "aider", "custom")
+
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+LabelKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$")
+]
+LabelValue = Annotated[str, StringConstraints(max_length=1024)]
+Secret = Annotated[SecretStr, Field(max_length=MAX_ENV_VALUE_BYTES)]
+
+
+class AgentStatus(StrEnum):
+    PENDING = "pending"
+    STARTING = "starting"
+    READY = "ready"
+    BUSY = "busy"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    ERROR = "error"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ResourcesRequest(_Strict):
+    memory: str | int | None = None
+    cpu: float | str | None = None
+    # Maximum lifetime in seconds.
+    timeout: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+
+
+class CredentialsRequest(_Strict):
+    anthropic_key: Secret | None = Field(None, alias="anthropicKey")
+    openai_key: Secret | None = Field(None, alias="openaiKey")
+    google_key: Secret | None = Field(None, alias="googleKey")
+    github_token: Secret | None = Field(None, alias="githubToken")
+    custom: dict[str, Secret] = Field(default_factory=dict, max_length=MAX_ENV_ENTRIES)
+
+    def as_env(self) -> dict[str, SecretStr]:
+        """The variables the agent's CLI reads; custom names are taken as given."""
+        named = {
+            "ANTHROPIC_API_KEY": self.anthropic_key,
+            "OPENAI_API_KEY": self.openai_key,
+            "GOOGLE_API_KEY": self.google_key,
+            "GITHUB_TOKEN": self.github_token,
+        }
+        env = {key: value for key, value in named.items() if value is not None}
+        env.update(self.custom)
+        return env
+
+
+class SpawnRequest(_Strict):
+    """The Parallax AgentConfig plus the Docker runtime's own fields."""
+
+    id: str | None = Field(None, max_length=NAME_MAX)
+    name: str = Field(..., max_length=NAME_MAX)
+    type: AgentType
+    capabilities: list[ShortText] = Field(default_factory=list, max_length=MAX_CAPABILITIES)
+    role: ShortText | None = None
+    reports_to: ShortText | None = Field(None, alias="reportsTo")
+    workdir: str | None = Field(None, max_length=4096)
+    env: dict[str, Secret] = Field(default_factory=dict, max_length=MAX_ENV_ENTRIES)
+    credentials: CredentialsRequest | None = None
+    resources: ResourcesRequest | None = None
+    auto_restart: bool = Field(False, alias="autoRestart")
+    idle_timeout: int | None = Field(None, alias="idleTimeout", ge=1, le=30 * 24 * 3600)
+    execution_id: str | None = Field(None, alias="executionId", max_length=NAME_MAX)
+    volumes: list[str] = Field(default_factory=list, max_length=MAX_VOLUMES)
+    network: str | None = Field(None, max_length=NAME_MAX)
+    command: list[Annotated[str, StringConstraints(max_length=64 * 1024)]] | str | None = Field(
+        None, max_length=MAX_COMMAND_ARGS
+    )
+    image: str | None = Field(None, max_length=512)
+    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
+
+    def secret_env(self) -> dict[str, SecretStr]:
+        """Env and credentials together: both are delivered, and hidden, the same way."""
+        merged = dict(self.env)
+        if self.credentials is not None:
+            merged.update(self.credentials.as_env())
+        return merged
+
+
+class AppliedResources(BaseModel):
+    memory: str
+    memory_bytes: int = Field(alias="memoryBytes")
+    cpu: float
+    nano_cpus: int = Field(alias="nanoCpus")
+    timeout: int | None = None
+    pids_limit: int = Field(alias="pidsLimit")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+
+class AgentHandle(BaseModel):
+    """What the API returns for an agent; rebuilt from container labels and state."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: str
+    name: str
+    type: str
+    status: AgentStatus
+    container_id: str | None = Field(None, alias="containerId")
+    container_name: str = Field(alias="containerName")
+    image: str
+    network: str
+    role: str | None = None
+    reports_to: str | None = Field(None, alias="reportsTo")
+    capabilities: list[str] = Field(default_factory=list)
+    resources: AppliedResources
+    volumes: list[str] = Field(default_factory=list)
+    env_keys: list[str] = Field(default_factory=list, alias="envKeys")
+    labels: dict[str, str] = Field(default_factory=dict)
+    workdir: str | None = None
+    execution_id: str | None = Field(None, alias="executionId")
+    auto_restart: bool = Field(False, alias="autoRestart")
+    idle_timeout: int | None = Field(None, alias="idleTimeout")
+    created_at: str | None = Field(None, alias="createdAt")
+    started_at: str | None = Field(None, alias="startedAt")
+    finished_at: str | None = Field(None, alias="finishedAt")
+    exit_code: int | None = Field(None, alias="exitCode")
+    error: str | None = None
+    error_code: str | None = Field(None, alias="errorCode")
+    health: str | None = None
+    stale: bool = False
+
+
+class AgentListResponse(BaseModel):
+    agents: list[AgentHandle]
+    count: int
+
+
+class RuntimeInfo(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    name: str = "docker"
+    type: str = "docker"
+    active_agents: int = Field(alias="activeAgents")
+    engine_version: str | None = Field(None, alias="engineVersion")
+    api_version: str | None = Field(None, alias="apiVersion")
+
+
+class HealthResponse(BaseModel):
+    healthy: bool
+    message: str
+    runtime: RuntimeInfo
+    code: str | None = None
+
+
+class LogsResponse(BaseModel):
+    logs: list[str]
+    count: int
+
+
+class NetworkUsage(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    rx_bytes: int = Field(alias="rxBytes")
+    tx_bytes: int = Field(alias="txBytes")
+
+
+class MetricsResponse(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    agent_id: str = Field(alias="agentId")
+    cpu: float = Field(description="CPU use as a percent of the agent's own limit")
+    cpu_host_percent: float = Field(
+        alias="cpuHostPercent", description="CPU use as a percent of the whole host"
+    )
+    cpu_limit: float = Field(alias="cpuLimit", description="Cores the agent may use")
+    memory: int = Field(description="Memory in use, bytes (page cache excluded)")
+    memory_limit: int = Field(alias="memoryLimit")
+    memory_percent: float = Field(alias="memoryPercent")
+    pids: int
+    network: NetworkUsage
+    uptime: float = Field(description="Seconds since the container started")
+    timestamp: str
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    code: str
+    resolution: str
+    details: dict[str, Any] | None = None

@@ -1,0 +1,92 @@
+"""Per-agent resource metrics from one-shot engine samples.
+
+The engine's own stats call waits a second to take two samples. Here each call takes one
+one-shot sample and compares it with the previous one kept per agent; the first call for an
+agent takes two samples a short moment apart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from parallax_docker.backends.base import Backend, StatsSample
+from parallax_docker.models import MetricsResponse, NetworkUsage
+from parallax_docker.resources import NANO
+from parallax_docker.runtime.registry import AgentRecord
+
+_FIRST_GAP_S = 0.1
+# An older previous sample still gives a rate, but over a long, stale window.
+_MAX_SAMPLE_AGE_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Kept:
+    sample: StatsSample
+    at: float
+
+
+class MetricsSampler:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+        self._last: dict[str, _Kept] = {}
+
+    def forget(self, agent_id: str) -> None:
+        self._last.pop(agent_id, None)
+
+    async def sample(
+        self, record: AgentRecord, container_id: str, *, host_cpus: int
+    ) -> MetricsResponse:
+        now_sample = await self._backend.stats(container_id)
+        now = time.monotonic()
+        previous = self._last.get(record.id)
+        if previous is None or now - previous.at > _MAX_SAMPLE_AGE_S:
+            previous = _Kept(now_sample, now)
+            await asyncio.sleep(_FIRST_GAP_S)
+            now_sample = await self._backend.stats(container_id)
+            now = time.monotonic()
+        self._last[record.id] = _Kept(now_sample, now)
+        return _metrics(record, previous, _Kept(now_sample, now), host_cpus)
+
+
+def _metrics(record: AgentRecord, before: _Kept, after: _Kept, host_cpus: int) -> MetricsResponse:
+    wall_ns = max(1.0, (after.at - before.at) * NANO)
+    used_ns = max(0, after.sample.cpu_total_ns - before.sample.cpu_total_ns)
+    cores_used = used_ns / wall_ns
+    limit_cores = (
+        record.labels.nano_cpus / NANO if record.labels.nano_cpus else float(host_cpus or 1)
+    )
+    memory_limit = record.labels.memory_bytes or after.sample.memory_limit
+    started = record.state.started_at if record.state else None
+    return MetricsResponse(
+        agent_id=record.id,
+        cpu=round(100.0 * cores_used / limit_cores, 2),
+        cpu_host_percent=round(100.0 * cores_used / max(1, host_cpus), 2),
+        cpu_limit=limit_cores,
+        memory=after.sample.memory_usage,
+        memory_limit=memory_limit,
+        memory_percent=round(100.0 * after.sample.memory_usage / memory_limit, 2)
+        if memory_limit
+        else 0.0,
+        pids=after.sample.pids,
+        network=NetworkUsage(rx_bytes=after.sample.rx_bytes, tx_bytes=after.sample.tx_bytes),
+        uptime=_uptime(started),
+        timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    )
+
+
+def _uptime(started_at: str | None) -> float:
+    if not started_at:
+        return 0.0
+    try:
+        # The engine gives nanoseconds; Python parses up to microseconds.
+        text = started_at.rstrip("Z")
+        main, _, frac = text.partition(".")
+        started = datetime.fromisoformat(main + (("." + frac[:6]) if frac else "")).replace(
+            tzinfo=UTC
+        )
+    except ValueError:
+        return 0.0
+    return round(max(0.0, (datetime.now(UTC) - started).total_seconds()), 3)

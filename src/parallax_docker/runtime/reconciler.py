@@ -1,0 +1,123 @@
+"""Keeps the service's registry true: engine events as they happen, a full resync after any gap.
+
+The loop connects (or reconnects) to the engine, lists every managed container, then follows the
+event stream from a moment before that list, so nothing that happens in between is missed. When
+the stream breaks or the engine goes away, it backs off and starts over; the resync repairs
+whatever changed meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from parallax_docker.backends.base import Backend, ContainerEvent
+from parallax_docker.errors import ParallaxError
+from parallax_docker.runtime.labels import MANAGED_SELECTOR, PREFIX
+from parallax_docker.runtime.service import AgentService
+
+log = logging.getLogger(__name__)
+
+_INITIAL_BACKOFF_S = 0.2
+_MAX_BACKOFF_S = 5.0
+# Actions after which the container's state is read again.
+_STATE_ACTIONS = frozenset(
+    {
+        "create",
+        "start",
+        "restart",
+        "die",
+        "oom",
+        "kill",
+        "stop",
+        "pause",
+        "unpause",
+        "health_status",
+        "update",
+    }
+)
+
+
+class Reconciler:
+    def __init__(self, service: AgentService, backend: Backend) -> None:
+        self._service = service
+        self._backend = backend
+        self._task: asyncio.Task[None] | None = None
+        self.reconnects = 0
+        self.synced = asyncio.Event()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="parallax-reconciler")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = _INITIAL_BACKOFF_S
+        first = True
+        while True:
+            try:
+                await self._sync_and_follow()
+                # A clean end of the stream means the engine closed it (shutting down).
+                raise ParallaxError("the engine closed its event stream")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.synced.clear()
+                if first or self._service.engine_up:
+                    log.warning("lost the Docker engine's event stream: %s", _describe(exc))
+                first = False
+                self._service.engine_lost()
+                self.reconnects += 1
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            else:  # pragma: no cover - the try always raises
+                backoff = _INITIAL_BACKOFF_S
+
+    async def _sync_and_follow(self) -> None:
+        info = await self._service.connect()
+        since_ns = time.time_ns() - 1_000_000_000
+        states = await self._backend.list(MANAGED_SELECTOR)
+        self._service.adopt(states)
+        self._service.engine_ready(info)
+        self.synced.set()
+        log.info("in sync with the Docker engine: %d managed container(s)", len(states))
+        async for event in self._backend.watch_events(MANAGED_SELECTOR, since_ns=since_ns):
+            await self._apply(event)
+
+    async def _apply(self, event: ContainerEvent) -> None:
+        agent_id = event.labels.get(PREFIX + "id")
+        if not agent_id:
+            return
+        if event.action == "destroy":
+            self._service.forget(agent_id)
+            return
+        if event.action not in _STATE_ACTIONS:
+            return
+        try:
+            state = await self._backend.get(event.container_id)
+        except ParallaxError as exc:
+            log.debug(
+                "could not read container %s after %s: %s",
+                event.container_id[:12],
+                event.action,
+                exc.message,
+            )
+            return
+        if state is None:
+            self._service.forget(agent_id)
+        else:
+            self._service.observe(state)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ParallaxError):
+        return f"{exc.code}: {exc.message}"
+    return type(exc).__name__

@@ -1,0 +1,123 @@
+"""The service's in-memory view of its agents, kept in step with the engine by the reconciler.
+
+Reads (list, get) are answered from here without an engine call. Ids and names are reserved
+here, before any await, so that two concurrent spawns of one name cannot both pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from parallax_docker.backends.base import ContainerState
+from parallax_docker.errors import AgentNotFoundError, ConflictError
+from parallax_docker.models import AgentHandle, AgentStatus
+from parallax_docker.runtime.labels import AgentLabels
+
+OOM_MESSAGE = "the agent ran out of memory and was killed"
+
+
+@dataclass
+class AgentRecord:
+    labels: AgentLabels
+    status: AgentStatus
+    state: ContainerState | None = None
+    error: str | None = None
+    error_code: str | None = None
+    # Set while this service itself stops or removes the container, so that the exit it causes
+    # is reported as a stop, not a crash.
+    stopping: bool = False
+    spawning: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.labels.id
+
+    @property
+    def container_id(self) -> str | None:
+        return self.state.id if self.state else None
+
+    def handle(self, stale: bool = False) -> AgentHandle:
+        handle = self.labels.handle(self.status, self.state, self.error, self.error_code)
+        if stale:
+            handle.stale = True
+        return handle
+
+    def observe(self, state: ContainerState) -> None:
+        """Take a fresh engine state and derive status and error from it."""
+        self.state = state
+        if self.spawning:
+            return
+        self.status, self.error, self.error_code = derive_status(state, self.stopping)
+
+
+def derive_status(
+    state: ContainerState, stopping: bool = False
+) -> tuple[AgentStatus, str | None, str | None]:
+    if state.status in ("created",):
+        return AgentStatus.PENDING, None, None
+    if state.status == "removing":
+        return AgentStatus.STOPPING, None, None
+    if state.running or state.status in ("running", "restarting", "paused"):
+        if stopping:
+            return AgentStatus.STOPPING, None, None
+        if state.health == "unhealthy":
+            return AgentStatus.ERROR, "the agent's health check is failing", "HEALTH_CHECK_FAILED"
+        if state.health == "starting":
+            return AgentStatus.STARTING, None, None
+        return AgentStatus.READY, None, None
+    # exited or dead
+    if state.oom_killed:
+        return AgentStatus.ERROR, OOM_MESSAGE, "RESOURCE_LIMIT"
+    if stopping or state.exit_code in (0, None):
+        return AgentStatus.STOPPED, None, None
+    return (AgentStatus.ERROR, f"the agent exited with code {state.exit_code}", "AGENT_EXITED")
+
+
+class Registry:
+    def __init__(self) -> None:
+        self._by_id: dict[str, AgentRecord] = {}
+
+    def __iter__(self) -> Iterator[AgentRecord]:
+        return iter(list(self._by_id.values()))
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, agent_id: str) -> AgentRecord:
+        record = self._by_id.get(agent_id)
+        if record is None:
+            raise AgentNotFoundError(f"agent {agent_id[:80]!r} does not exist")
+        return record
+
+    def find(self, agent_id: str) -> AgentRecord | None:
+        return self._by_id.get(agent_id)
+
+    def by_container(self, container_id: str) -> AgentRecord | None:
+        for record in self._by_id.values():
+            if record.container_id == container_id:
+                return record
+        return None
+
+    def reserve(self, labels: AgentLabels) -> AgentRecord:
+        """Claim the id and name for a spawn; ConflictError if either is taken."""
+        if labels.id in self._by_id:
+            raise ConflictError(f"an agent with id {labels.id!r} already exists")
+        for record in self._by_id.values():
+            if record.labels.name == labels.name:
+                raise ConflictError(
+                    f"an agent named {labels.name!r} already exists (id {record.id})"
+                )
+        record = AgentRecord(labels=labels, status=AgentStatus.PENDING, spawning=True)
+        self._by_id[labels.id] = record
+        return record
+
+    def put(self, record: AgentRecord) -> None:
+        self._by_id[record.id] = record
+
+    def drop(self, agent_id: str) -> AgentRecord | None:
+        return self._by_id.pop(agent_id, None)
+
+    def active_count(self) -> int:
+        live = (AgentStatus.PENDING, AgentStatus.STARTING, AgentStatus.READY, AgentStatus.BUSY)
+        return sum(1 for r in self._by_id.values() if r.status in live)

@@ -1,0 +1,386 @@
+"""AgentService: the operations the API offers, on top of a Backend.
+
+It owns admission (validation, conflicts), the spawn lifecycle (create -> start -> readiness ->
+ready, or clean removal on any failure) and the in-memory registry that the reconciler keeps
+true. It raises project errors only; it never sees HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from parallax_docker.backends.base import Backend, ContainerState, EngineInfo, ImageInfo
+from parallax_docker.config import Settings
+from parallax_docker.errors import (
+    ImageNotFoundError,
+    ParallaxError,
+    SocketError,
+    ValidationError,
+    VolumeForbiddenError,
+)
+from parallax_docker.models import (
+    AgentHandle,
+    AgentStatus,
+    HealthResponse,
+    MetricsResponse,
+    RuntimeInfo,
+    SpawnRequest,
+)
+from parallax_docker.runtime.events import EventBus
+from parallax_docker.runtime.labels import MANAGED, AgentLabels
+from parallax_docker.runtime.metrics import MetricsSampler
+from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.registry import AgentRecord, Registry
+from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
+
+log = logging.getLogger(__name__)
+
+MAX_LOG_TAIL = 10_000
+
+
+class AgentService:
+    def __init__(self, settings: Settings, backend: Backend, bus: EventBus | None = None) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.bus = bus or EventBus()
+        self.registry = Registry()
+        self.engine: EngineInfo | None = None
+        self._network_lock = asyncio.Lock()
+        self._networks_ready: set[str] = set()
+        self._sampler = MetricsSampler(backend)
+
+    # -- engine state -----------------------------------------------------------------------
+
+    @property
+    def engine_up(self) -> bool:
+        return self.engine is not None
+
+    async def connect(self) -> EngineInfo:
+        """Reach the engine and make the default network; SocketError if it is down.
+
+        Writes stay refused until ``engine_ready``: the registry must first be in sync, or a
+        spawn could take the name of an agent not yet adopted.
+        """
+        info = await self.backend.ping()
+        self._networks_ready.clear()
+        await self._ensure_network(self.settings.docker_network, internal=False)
+        return info
+
+    def engine_ready(self, info: EngineInfo) -> None:
+        self.engine = info
+
+    def engine_lost(self) -> None:
+        self.engine = None
+
+    async def health(self) -> tuple[bool, HealthResponse]:
+        try:
+            info = await self.backend.ping()
+        except ParallaxError as exc:
+            self.engine_lost()
+            return False, HealthResponse(
+                healthy=False,
+                message=f"Docker engine unreachable: {exc.message}",
+                code="SOCKET_ERROR",
+                runtime=RuntimeInfo(active_agents=self.registry.active_count()),
+            )
+        return True, HealthResponse(
+            healthy=True,
+            message="Docker runtime is healthy",
+            runtime=RuntimeInfo(
+                active_agents=self.registry.active_count(),
+                engine_version=info.version,
+                api_version=info.api_version,
+            ),
+        )
+
+    def _require_engine(self) -> EngineInfo:
+        if self.engine is None:
+            raise SocketError("the Docker engine is not reachable")
+        return self.engine
+
+    async def _ensure_network(self, name: str, internal: bool) -> None:
+        if name in self._networks_ready:
+            return
+        async with self._network_lock:
+            if name not in self._networks_ready:
+                await self.backend.ensure_network(name, {MANAGED: "true"}, internal=internal)
+                self._networks_ready.add(name)
+
+    # -- spawn ------------------------------------------------------------------------------
+
+    async def spawn(self, request: SpawnRequest) -> AgentHandle:
+        engine = self._require_engine()
+        plan = plan_agent(
+            request, self.settings, host_memory=engine.memory_bytes, host_cpus=engine.cpus
+        )
+        record = self.registry.reserve(plan.labels)
+        started = time.monotonic()
+        try:
+            handle = await self._spawn_reserved(record, plan)
+        except BaseException:
+            self.registry.drop(record.id)
+            raise
+        log.info(
+            "agent spawned",
+            extra={
+                "agent_id": record.id,
+                "type": record.labels.type,
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
+        return handle
+
+    async def _spawn_reserved(self, record: AgentRecord, plan: PlannedAgent) -> AgentHandle:
+        image = await self._image(plan.image, record.labels.type)
+        if not plan.network.is_none:
+            await self._ensure_network(plan.network.name, plan.network.internal)
+        await self._check_named_volumes(plan.named_volumes)
+        spec = container_spec(plan, image, self.settings)
+        container_id = await self.backend.create(spec)
+        try:
+            record.status = AgentStatus.STARTING
+            await self.backend.start(container_id)
+            self._publish("agent_started", record)
+            state = await wait_ready(
+                self.backend,
+                container_id,
+                health_probe(image),
+                timeout_s=self.settings.ready_timeout_s,
+            )
+        except BaseException:
+            await self._discard(container_id)
+            raise
+        record.spawning = False
+        record.observe(state)
+        record.status = AgentStatus.READY
+        self._publish("agent_ready", record)
+        return record.handle()
+
+    async def _discard(self, container_id: str) -> None:
+        # Shielded: a client that hangs up mid-spawn must not leave the container behind.
+        with contextlib.suppress(ParallaxError):
+            await asyncio.shield(self.backend.remove(container_id, force=True))
+
+    async def _image(self, ref: str, agent_type: str) -> ImageInfo:
+        image = await self.backend.get_image(ref)
+        if image is None:
+            build = "base" if agent_type == "custom" else agent_type
+            hint = (
+                f"Build it: parallax-docker images build {build}"
+                if ref.startswith(self.settings.image_prefix)
+                else f"Build or load the image {ref} first."
+            )
+            raise ImageNotFoundError(f"image {ref} is not built", resolution=hint)
+        return image
+
+    async def _check_named_volumes(self, names: Iterable[str]) -> None:
+        for name in names:
+            labels = await self.backend.volume_labels(name)
+            if labels is not None and labels.get(MANAGED) != "true":
+                raise VolumeForbiddenError(
+                    f"volume {name!r} exists but is not managed by the runtime",
+                    resolution="Use a new volume name; the runtime creates and labels it.",
+                )
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def list(
+        self, statuses: Iterable[str] = (), types: Iterable[str] = (), roles: Iterable[str] = ()
+    ) -> builtins.list[AgentHandle]:
+        wanted_status, wanted_type, wanted_role = set(statuses), set(types), set(roles)
+        valid = {s.value for s in AgentStatus}
+        if wanted_status - valid:
+            raise ValidationError(
+                f"unknown status filter {sorted(wanted_status - valid)[0]!r}",
+                resolution=f"Use one of: {', '.join(sorted(valid))}.",
+            )
+        stale = not self.engine_up
+        handles = []
+        for record in self.registry:
+            if wanted_status and record.status.value not in wanted_status:
+                continue
+            if wanted_type and record.labels.type not in wanted_type:
+                continue
+            if wanted_role and record.labels.role not in wanted_role:
+                continue
+            handles.append(record.handle(stale=stale))
+        handles.sort(key=lambda h: (h.created_at or "", h.id))
+        return handles
+
+    def get(self, agent_id: str) -> AgentHandle:
+        return self.registry.get(agent_id).handle(stale=not self.engine_up)
+
+    # -- stop, restart ----------------------------------------------------------------------
+
+    async def stop(
+        self, agent_id: str, *, force: bool = False, timeout_s: float | None = None
+    ) -> None:
+        """Graceful stop (SIGTERM, then SIGKILL after the grace period), then remove."""
+        self._require_engine()
+        record = self.registry.get(agent_id)
+        grace = self.settings.stop_grace_s if timeout_s is None else timeout_s
+        record.stopping = True
+        record.status = AgentStatus.STOPPING
+        container_id = record.container_id
+        try:
+            if container_id is not None:
+                if force:
+                    await self.backend.kill(container_id)
+                else:
+                    await self.backend.stop(container_id, grace)
+                final = await self.backend.get(container_id)
+                await self.backend.remove(container_id, force=True)
+                if final is not None:
+                    record.state = final
+        except BaseException:
+            record.stopping = False
+            if record.state is not None:
+                record.observe(record.state)
+            raise
+        record.status = AgentStatus.STOPPED
+        self.registry.drop(agent_id)
+        self._sampler.forget(agent_id)
+        self._publish(
+            "agent_stopped",
+            record,
+            reason="deleted",
+            exitCode=record.state.exit_code if record.state else None,
+        )
+
+    async def restart(self, agent_id: str) -> AgentHandle:
+        self._require_engine()
+        record = self.registry.get(agent_id)
+        container_id = record.container_id
+        if container_id is None or record.spawning:
+            raise ValidationError(f"agent {agent_id!r} is still being spawned")
+        image = await self._image(record.labels.image, record.labels.type)
+        record.stopping = True
+        record.status = AgentStatus.STARTING
+        try:
+            await self.backend.restart(container_id, self.settings.stop_grace_s)
+            record.stopping = False
+            state = await wait_ready(
+                self.backend,
+                container_id,
+                health_probe(image),
+                timeout_s=self.settings.ready_timeout_s,
+            )
+        except BaseException:
+            record.stopping = False
+            current = await self.backend.get(container_id)
+            if current is not None:
+                record.observe(current)
+            raise
+        record.observe(state)
+        record.status = AgentStatus.READY
+        self._publish("agent_ready", record)
+        return record.handle()
+
+    # -- logs and metrics -------------------------------------------------------------------
+
+    async def logs(
+        self, agent_id: str, *, tail: int | None, since: float | None, timestamps: bool
+    ) -> builtins.list[str]:
+        container_id = self._container_of(agent_id)
+        _check_tail(tail)
+        return await self.backend.logs(container_id, tail=tail, since=since, timestamps=timestamps)
+
+    def stream_logs(
+        self, agent_id: str, *, tail: int | None, since: float | None, timestamps: bool
+    ) -> AsyncIterator[str]:
+        container_id = self._container_of(agent_id)
+        _check_tail(tail)
+        return self.backend.stream_logs(container_id, tail=tail, since=since, timestamps=timestamps)
+
+    async def metrics(self, agent_id: str) -> MetricsResponse:
+        record = self.registry.get(agent_id)
+        container_id = self._container_of(agent_id)
+        return await self._sampler.sample(
+            record, container_id, host_cpus=self._require_engine().cpus
+        )
+
+    def _container_of(self, agent_id: str) -> str:
+        self._require_engine()
+        record = self.registry.get(agent_id)
+        if record.container_id is None:
+            raise ValidationError(f"agent {agent_id!r} has no container yet")
+        return record.container_id
+
+    # -- reconciliation hooks ---------------------------------------------------------------
+
+    def adopt(self, states: Iterable[ContainerState]) -> None:
+        """Make the registry match the engine's managed containers (start-up and resync)."""
+        seen: set[str] = set()
+        for state in states:
+            labels = AgentLabels.decode(state.labels)
+            if labels is None:
+                continue
+            seen.add(labels.id)
+            record = self.registry.find(labels.id)
+            if record is None:
+                record = AgentRecord(labels=labels, status=AgentStatus.PENDING)
+                self.registry.put(record)
+            if record.spawning:
+                continue
+            before = record.status
+            record.observe(state)
+            self._publish_transition(record, before)
+        for record in self.registry:
+            if record.id not in seen and not record.spawning and not record.stopping:
+                self.registry.drop(record.id)
+                self._publish("agent_stopped", record, reason="removed", exitCode=None)
+
+    def observe(self, state: ContainerState) -> None:
+        labels = AgentLabels.decode(state.labels)
+        if labels is None:
+            return
+        record = self.registry.find(labels.id)
+        if record is None:
+            record = AgentRecord(labels=labels, status=AgentStatus.PENDING)
+            self.registry.put(record)
+        if record.spawning:
+            record.state = state
+            return
+        before = record.status
+        record.observe(state)
+        self._publish_transition(record, before)
+
+    def forget(self, agent_id: str) -> None:
+        """The container is gone (removed behind our back, or by us)."""
+        record = self.registry.find(agent_id)
+        if record is None or record.spawning or record.stopping:
+            return
+        self.registry.drop(agent_id)
+        self._sampler.forget(agent_id)
+        self._publish("agent_stopped", record, reason="removed", exitCode=record.handle().exit_code)
+
+    def _publish_transition(self, record: AgentRecord, before: AgentStatus) -> None:
+        if record.status == before:
+            return
+        if record.status == AgentStatus.ERROR:
+            self._publish("agent_error", record, error=record.error)
+        elif record.status == AgentStatus.STOPPED:
+            self._publish(
+                "agent_stopped",
+                record,
+                reason="exited",
+                exitCode=record.state.exit_code if record.state else None,
+            )
+        elif record.status == AgentStatus.READY:
+            self._publish("agent_ready", record)
+
+    def _publish(self, event: str, record: AgentRecord, **extra: Any) -> None:
+        data: dict[str, Any] = {"agent": record.handle().model_dump(mode="json", by_alias=True)}
+        data.update(extra)
+        self.bus.publish(event, data, agent_id=record.id)
+
+
+def _check_tail(tail: int | None) -> None:
+    if tail is not None and not 0 <= tail <= MAX_LOG_TAIL:
+        raise ValidationError(f"tail must be between 0 and {MAX_LOG_TAIL}")

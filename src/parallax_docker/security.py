@@ -1,0 +1,196 @@
+"""The hardening policy: what a request may ask for, and what every agent always gets.
+
+Pure functions: they read the host's filesystem metadata (to resolve paths) but never talk to
+the engine. The service turns a request into a ContainerSpec only through these.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from parallax_docker.backends.base import MountSpec
+from parallax_docker.errors import NetworkForbiddenError, ValidationError, VolumeForbiddenError
+from parallax_docker.resources import NAME_RE, VolumeRequest
+
+# Host paths that give a way out of the container: never mounted, nor anything under them, nor
+# any folder that contains one of them (mounting /var would expose /var/run/docker.sock).
+FORBIDDEN_HOST_PATHS: tuple[str, ...] = (
+    "/",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/etc",
+    "/boot",
+    "/run",
+    "/var/run",
+    "/var/lib/docker",
+    "/var/lib/containerd",
+    "/root",
+)
+# Container paths a mount may not cover: the kernel's views and the runtime's own mounts.
+RESERVED_TARGETS: tuple[str, ...] = ("/", "/proc", "/sys", "/dev", "/run/parallax", "/tmp")  # noqa: S108
+
+AGENT_USER = "agent"
+AGENT_UID = 1000
+AGENT_HOME = "/home/agent"
+AGENT_WORKSPACE = "/workspace"
+AGENT_RUN_DIR = "/run/parallax"
+
+# Network names a request may not use: they share the host's or another container's stack,
+# or put the agent next to containers that are not agents.
+FORBIDDEN_NETWORKS = frozenset({"host", "bridge", "default"})
+NETWORK_NONE = "none"
+NETWORK_INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class NetworkChoice:
+    """Where an agent is attached: ``mode`` none, or a named network (maybe internal)."""
+
+    name: str
+    internal: bool = False
+    managed: bool = True
+
+    @property
+    def is_none(self) -> bool:
+        return self.name == NETWORK_NONE
+
+
+def choose_network(requested: str | None, default_network: str) -> NetworkChoice:
+    if requested is None or requested == default_network:
+        return NetworkChoice(default_network)
+    if requested == NETWORK_NONE:
+        return NetworkChoice(NETWORK_NONE, managed=False)
+    if requested == NETWORK_INTERNAL:
+        return NetworkChoice(f"{default_network}-internal", internal=True)
+    lowered = requested.lower()
+    if lowered in FORBIDDEN_NETWORKS or ":" in requested:
+        raise NetworkForbiddenError(f"network {requested!r} is not allowed for agents")
+    if not NAME_RE.match(requested):
+        raise ValidationError(f"network {requested[:80]!r} is not a valid network name")
+    return NetworkChoice(requested)
+
+
+def _is_within(path: str, parent: str) -> bool:
+    return path == parent or parent == "/" or path.startswith(parent.rstrip("/") + "/")
+
+
+def check_host_path(
+    source: str,
+    *,
+    docker_socket: str,
+    allowed_roots: Iterable[os.PathLike[str] | str] = (),
+) -> str:
+    """Resolve ``source`` (symlinks, ``..``) and return it if it may be bind-mounted."""
+    if not source.startswith("/"):
+        raise VolumeForbiddenError(f"host path {source[:200]!r} is not absolute")
+    resolved = os.path.realpath(source)
+    try:
+        info = os.stat(resolved)
+    except FileNotFoundError:
+        raise ValidationError(
+            f"host path {source[:200]!r} does not exist",
+            resolution="Create the directory on the host first; it is never created for you.",
+        ) from None
+    except OSError as exc:
+        raise VolumeForbiddenError(
+            f"host path {source[:200]!r} cannot be read ({exc.strerror})"
+        ) from None
+    if (
+        stat.S_ISSOCK(info.st_mode)
+        or stat.S_ISCHR(info.st_mode)
+        or stat.S_ISBLK(info.st_mode)
+        or stat.S_ISFIFO(info.st_mode)
+    ):
+        raise VolumeForbiddenError(f"host path {source[:200]!r} is a socket or device file")
+    socket_paths = {docker_socket, os.path.realpath(docker_socket)}
+    forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths
+    for bad in sorted(forbidden):
+        if _is_within(resolved, bad) or (bad != "/" and _is_within(bad, resolved)):
+            raise VolumeForbiddenError(
+                f"host path {source[:200]!r} is or contains a protected system path"
+            )
+    roots = [os.path.realpath(root) for root in allowed_roots]
+    if roots and not any(_is_within(resolved, root) for root in roots):
+        raise VolumeForbiddenError(
+            f"host path {source[:200]!r} is outside the allowed host paths",
+            resolution="Mount a directory under one of PARALLAX_ALLOWED_HOST_PATHS.",
+        )
+    return resolved
+
+
+def check_target(target: str, taken: set[str]) -> str:
+    if "\\" in target or any(part == ".." for part in PurePosixPath(target).parts):
+        raise VolumeForbiddenError(f"container path {target[:200]!r} may not contain '..'")
+    normal = posixpath.normpath(target)
+    for reserved in RESERVED_TARGETS:
+        if normal == reserved or (reserved != "/" and _is_within(normal, reserved)):
+            raise VolumeForbiddenError(
+                f"container path {target[:200]!r} would cover a protected path ({reserved})"
+            )
+    if normal in taken:
+        raise ValidationError(f"container path {target[:200]!r} is mounted twice")
+    taken.add(normal)
+    return normal
+
+
+def volume_mounts(
+    requests: Iterable[VolumeRequest],
+    *,
+    docker_socket: str,
+    allowed_roots: Iterable[os.PathLike[str] | str],
+    volume_labels: dict[str, str],
+) -> list[MountSpec]:
+    """Turn parsed ``volumes`` entries into mounts, refusing every way out to the host."""
+    roots = list(allowed_roots)
+    taken: set[str] = set()
+    mounts: list[MountSpec] = []
+    for request in requests:
+        target = check_target(request.target, taken)
+        if request.is_bind:
+            source = check_host_path(
+                request.source, docker_socket=docker_socket, allowed_roots=roots
+            )
+            mounts.append(MountSpec("bind", target, source, request.read_only))
+        else:
+            mounts.append(
+                MountSpec(
+                    "volume", target, request.source, request.read_only, volume_labels=volume_labels
+                )
+            )
+    return mounts
+
+
+def runtime_tmpfs(user: str | None, size: str) -> dict[str, str]:
+    """Writable places on a read-only root: scratch, home, workspace and the runtime's dir.
+
+    Owned by the image's user when its uid is known, so the agent can write its CLI config into
+    home without the root filesystem being writable.
+    """
+    uid = _uid_of(user)
+    base = f"rw,nosuid,nodev,size={size}"
+    private = f"{base},uid={uid},gid={uid},mode=0700" if uid is not None else f"{base},mode=1777"
+    return {
+        "/tmp": f"{base},mode=1777",  # noqa: S108 - a tmpfs inside the container, not the host's
+        AGENT_RUN_DIR: private,
+        AGENT_HOME: private,
+        AGENT_WORKSPACE: private,
+    }
+
+
+def _uid_of(user: str | None) -> int | None:
+    if not user:
+        return 0
+    name = user.split(":", 1)[0]
+    if name.isdigit():
+        return int(name)
+    if name == AGENT_USER:
+        return AGENT_UID
+    if name == "root":
+        return 0
+    return None

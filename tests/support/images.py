@@ -1,0 +1,88 @@
+"""Tiny local test images built from Debian's busybox-static: nothing is ever pulled.
+
+``parallax-test/busybox`` is a bare busybox rootfs with an ``agent`` user (uid 1000) and no
+HEALTHCHECK. ``parallax-test/agent`` adds a HEALTHCHECK that passes once the agent's command has
+written ``/tmp/ready``, and a default command that does so and then waits for SIGTERM.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+BUSYBOX_IMAGE = "parallax-test/busybox:latest"
+AGENT_IMAGE = "parallax-test/agent:latest"
+BUSYBOX_PATH = Path("/bin/busybox")
+DOCKER = shutil.which("docker", path="/usr/bin:/usr/local/bin") or "docker"
+
+_APPLETS = ("sh", "sleep", "cat", "echo", "touch", "test", "ls", "id", "env", "ping", "wget",
+            "kill", "head", "tail", "true", "false", "mkdir", "rm", "nslookup", "ps", "yes",
+            "dd", "printf", "seq", "grep", "stat", "hostname", "timeout")
+
+_AGENT_DOCKERFILE = """\
+FROM {base}
+LABEL parallax.test=1
+HEALTHCHECK --interval=30s --timeout=3s --retries=1 CMD ["/bin/test", "-f", "/tmp/ready"]
+CMD ["/bin/sh", "-c", "trap 'exit 0' TERM; touch /tmp/ready; echo agent-up; \
+while true; do sleep 1; done"]
+"""
+
+
+def _image_exists(ref: str) -> bool:
+    result = subprocess.run([DOCKER, "image", "inspect", ref], capture_output=True, check=False)
+    return result.returncode == 0
+
+
+def _rootfs_tar() -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        def add_dir(name: str, mode: int = 0o755, uid: int = 0) -> None:
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.DIRTYPE
+            info.mode = mode
+            info.uid = info.gid = uid
+            tar.addfile(info)
+
+        def add_file(name: str, data: bytes, mode: int = 0o644) -> None:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = mode
+            tar.addfile(info, io.BytesIO(data))
+
+        for folder in ("bin", "etc", "tmp", "home", "workspace", "run", "proc", "sys", "dev"):
+            add_dir(folder, 0o1777 if folder == "tmp" else 0o755)
+        add_dir("home/agent", 0o700, uid=1000)
+        add_file("bin/busybox", BUSYBOX_PATH.read_bytes(), 0o755)
+        for applet in _APPLETS:
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type = tarfile.SYMTYPE
+            info.linkname = "busybox"
+            tar.addfile(info)
+        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
+                               b"agent:x:1000:1000:agent:/home/agent:/bin/sh\n")
+        add_file("etc/group", b"root:x:0:\nagent:x:1000:\n")
+    return buffer.getvalue()
+
+
+def ensure_test_images(rebuild: bool = False) -> None:
+    if rebuild or not _image_exists(BUSYBOX_IMAGE):
+        subprocess.run(
+            [DOCKER, "import", "--change", "USER agent", "--change", "WORKDIR /workspace",
+             "--change", "ENV PATH=/bin", "--change", 'CMD ["/bin/sh"]',
+             "--change", "LABEL parallax.test=1", "-", BUSYBOX_IMAGE],
+            input=_rootfs_tar(), check=True, capture_output=True,
+        )
+    if rebuild or not _image_exists(AGENT_IMAGE):
+        with tempfile.TemporaryDirectory() as context:
+            (Path(context) / "Dockerfile").write_text(_AGENT_DOCKERFILE.format(base=BUSYBOX_IMAGE))
+            subprocess.run([DOCKER, "build", "-q", "-t", AGENT_IMAGE, context], check=True,
+                           capture_output=True)
+
+
+if __name__ == "__main__":
+    ensure_test_images(rebuild=True)
+    print("built", BUSYBOX_IMAGE, AGENT_IMAGE)
