@@ -159,6 +159,9 @@ class RuntimeInfo(BaseModel):
     name: str = "docker"
     type: str = "docker"
     active_agents: int = Field(alias="activeAgents")
+    synced: bool = Field(
+        False, description="True once the agent list is in sync with the engine (writes allowed)"
+    )
     engine_version: str | None = Field(None, alias="engineVersion")
     api_version: str | None = Field(None, alias="apiVersion")
 

@@ -14,6 +14,10 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("parallax_docker.cli.images") is None:  # TEMP until images land
+        return
     from parallax_docker.cli.images import images_app
 
     app.add_typer(images_app, name="images", help="Build and list the agent images.")
@@ -53,6 +57,14 @@ def serve(
         access_log=False,
         lifespan="on",
     )
+
+
+@app.command()
+def version() -> None:
+    """Print the version of parallax-docker."""
+    from parallax_docker import __version__
+
+    typer.echo(__version__)
 
 
 def main() -> None:

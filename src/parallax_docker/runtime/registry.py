@@ -27,7 +27,12 @@ class AgentRecord:
     # Set while this service itself stops or removes the container, so that the exit it causes
     # is reported as a stop, not a crash.
     stopping: bool = False
-    spawning: bool = False
+    # Set while a spawn or restart is under way: events then update the state, not the status,
+    # which the operation itself settles.
+    transitioning: bool = False
+    # Set once the runtime's own readiness probe passed for the current run of the container;
+    # Docker's health stays "starting" until its first scheduled check, which may be later.
+    probed_ready: bool = False
 
     @property
     def id(self) -> str:
@@ -46,13 +51,17 @@ class AgentRecord:
     def observe(self, state: ContainerState) -> None:
         """Take a fresh engine state and derive status and error from it."""
         self.state = state
-        if self.spawning:
+        if not state.running:
+            self.probed_ready = False
+        if self.transitioning:
             return
-        self.status, self.error, self.error_code = derive_status(state, self.stopping)
+        self.status, self.error, self.error_code = derive_status(
+            state, self.stopping, self.probed_ready
+        )
 
 
 def derive_status(
-    state: ContainerState, stopping: bool = False
+    state: ContainerState, stopping: bool = False, probed_ready: bool = False
 ) -> tuple[AgentStatus, str | None, str | None]:
     if state.status in ("created",):
         return AgentStatus.PENDING, None, None
@@ -63,7 +72,7 @@ def derive_status(
             return AgentStatus.STOPPING, None, None
         if state.health == "unhealthy":
             return AgentStatus.ERROR, "the agent's health check is failing", "HEALTH_CHECK_FAILED"
-        if state.health == "starting":
+        if state.health == "starting" and not probed_ready:
             return AgentStatus.STARTING, None, None
         return AgentStatus.READY, None, None
     # exited or dead
@@ -108,7 +117,7 @@ class Registry:
                 raise ConflictError(
                     f"an agent named {labels.name!r} already exists (id {record.id})"
                 )
-        record = AgentRecord(labels=labels, status=AgentStatus.PENDING, spawning=True)
+        record = AgentRecord(labels=labels, status=AgentStatus.PENDING, transitioning=True)
         self._by_id[labels.id] = record
         return record
 

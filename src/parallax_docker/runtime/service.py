@@ -18,6 +18,7 @@ from typing import Any
 from parallax_docker.backends.base import Backend, ContainerState, EngineInfo, ImageInfo
 from parallax_docker.config import Settings
 from parallax_docker.errors import (
+    AgentStateError,
     ImageNotFoundError,
     ParallaxError,
     SocketError,
@@ -87,13 +88,14 @@ class AgentService:
                 healthy=False,
                 message=f"Docker engine unreachable: {exc.message}",
                 code="SOCKET_ERROR",
-                runtime=RuntimeInfo(active_agents=self.registry.active_count()),
+                runtime=RuntimeInfo(active_agents=self.registry.active_count(), synced=False),
             )
         return True, HealthResponse(
             healthy=True,
             message="Docker runtime is healthy",
             runtime=RuntimeInfo(
                 active_agents=self.registry.active_count(),
+                synced=self.engine_up,
                 engine_version=info.version,
                 api_version=info.api_version,
             ),
@@ -156,7 +158,8 @@ class AgentService:
         except BaseException:
             await self._discard(container_id)
             raise
-        record.spawning = False
+        record.transitioning = False
+        record.probed_ready = True
         record.observe(state)
         record.status = AgentStatus.READY
         self._publish("agent_ready", record)
@@ -257,14 +260,13 @@ class AgentService:
         self._require_engine()
         record = self.registry.get(agent_id)
         container_id = record.container_id
-        if container_id is None or record.spawning:
-            raise ValidationError(f"agent {agent_id!r} is still being spawned")
+        if container_id is None or record.transitioning:
+            raise AgentStateError(f"agent {agent_id!r} is being spawned or restarted")
         image = await self._image(record.labels.image, record.labels.type)
-        record.stopping = True
+        record.transitioning = True
         record.status = AgentStatus.STARTING
         try:
             await self.backend.restart(container_id, self.settings.stop_grace_s)
-            record.stopping = False
             state = await wait_ready(
                 self.backend,
                 container_id,
@@ -272,13 +274,14 @@ class AgentService:
                 timeout_s=self.settings.ready_timeout_s,
             )
         except BaseException:
-            record.stopping = False
+            record.transitioning = False
             current = await self.backend.get(container_id)
             if current is not None:
                 record.observe(current)
             raise
+        record.transitioning = False
+        record.probed_ready = True
         record.observe(state)
-        record.status = AgentStatus.READY
         self._publish("agent_ready", record)
         return record.handle()
 
@@ -326,13 +329,13 @@ class AgentService:
             if record is None:
                 record = AgentRecord(labels=labels, status=AgentStatus.PENDING)
                 self.registry.put(record)
-            if record.spawning:
+            if record.transitioning:
                 continue
             before = record.status
             record.observe(state)
             self._publish_transition(record, before)
         for record in self.registry:
-            if record.id not in seen and not record.spawning and not record.stopping:
+            if record.id not in seen and not record.transitioning and not record.stopping:
                 self.registry.drop(record.id)
                 self._publish("agent_stopped", record, reason="removed", exitCode=None)
 
@@ -344,7 +347,7 @@ class AgentService:
         if record is None:
             record = AgentRecord(labels=labels, status=AgentStatus.PENDING)
             self.registry.put(record)
-        if record.spawning:
+        if record.transitioning:
             record.state = state
             return
         before = record.status
@@ -354,7 +357,7 @@ class AgentService:
     def forget(self, agent_id: str) -> None:
         """The container is gone (removed behind our back, or by us)."""
         record = self.registry.find(agent_id)
-        if record is None or record.spawning or record.stopping:
+        if record is None or record.transitioning or record.stopping:
             return
         self.registry.drop(agent_id)
         self._sampler.forget(agent_id)
