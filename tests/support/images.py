@@ -7,6 +7,7 @@ written ``/tmp/ready``, and a default command that does so and then waits for SI
 
 from __future__ import annotations
 
+import hashlib
 import io
 import shutil
 import subprocess
@@ -21,20 +22,27 @@ DOCKER = shutil.which("docker", path="/usr/bin:/usr/local/bin") or "docker"
 
 _APPLETS = ("sh", "sleep", "cat", "echo", "touch", "test", "ls", "id", "env", "ping", "wget",
             "kill", "head", "tail", "true", "false", "mkdir", "rm", "nslookup", "ps", "yes",
-            "dd", "printf", "seq", "grep", "stat", "hostname", "timeout")
+            "dd", "printf", "seq", "grep", "stat", "hostname", "timeout", "httpd", "ip")
 
 _AGENT_DOCKERFILE = """\
 FROM {base}
-LABEL parallax.test=1
+LABEL parallax.test={definition}
 HEALTHCHECK --interval=30s --timeout=3s --retries=1 CMD ["/bin/test", "-f", "/tmp/ready"]
 CMD ["/bin/sh", "-c", "trap 'exit 0' TERM; touch /tmp/ready; echo agent-up; \
 while true; do sleep 1; done"]
 """
 
 
-def _image_exists(ref: str) -> bool:
-    result = subprocess.run([DOCKER, "image", "inspect", ref], capture_output=True, check=False)
-    return result.returncode == 0
+# Bumped whenever the images' definition changes, so that a stale local copy is rebuilt.
+_DEFINITION = hashlib.sha256(repr((_APPLETS, _AGENT_DOCKERFILE)).encode()).hexdigest()[:12]
+
+
+def _image_current(ref: str) -> bool:
+    result = subprocess.run(
+        [DOCKER, "image", "inspect", "--format", '{{index .Config.Labels "parallax.test"}}', ref],
+        capture_output=True, check=False, text=True,
+    )
+    return result.returncode == 0 and result.stdout.strip() == _DEFINITION
 
 
 def _rootfs_tar() -> bytes:
@@ -69,16 +77,16 @@ def _rootfs_tar() -> bytes:
 
 
 def ensure_test_images(rebuild: bool = False) -> None:
-    if rebuild or not _image_exists(BUSYBOX_IMAGE):
+    if rebuild or not _image_current(BUSYBOX_IMAGE):
         subprocess.run(
             [DOCKER, "import", "--change", "USER agent", "--change", "WORKDIR /workspace",
              "--change", "ENV PATH=/bin", "--change", 'CMD ["/bin/sh"]',
-             "--change", "LABEL parallax.test=1", "-", BUSYBOX_IMAGE],
+             "--change", f"LABEL parallax.test={_DEFINITION}", "-", BUSYBOX_IMAGE],
             input=_rootfs_tar(), check=True, capture_output=True,
         )
-    if rebuild or not _image_exists(AGENT_IMAGE):
+    if rebuild or not _image_current(AGENT_IMAGE):
         with tempfile.TemporaryDirectory() as context:
-            (Path(context) / "Dockerfile").write_text(_AGENT_DOCKERFILE.format(base=BUSYBOX_IMAGE))
+            (Path(context) / "Dockerfile").write_text(_AGENT_DOCKERFILE.format(base=BUSYBOX_IMAGE, definition=_DEFINITION))
             subprocess.run([DOCKER, "build", "-q", "-t", AGENT_IMAGE, context], check=True,
                            capture_output=True)
 

@@ -1,4 +1,7 @@
-"""Request-scoped access to the service built at start-up."""
+"""Request-scoped access to the service built at start-up.
+
+Dependencies are async: FastAPI runs a plain `def` dependency in a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from fastapi import Depends, Request
 from parallax_docker.runtime.service import AgentService
 
 
-def get_service(request: Request) -> AgentService:
+async def get_service(request: Request) -> AgentService:
     service: AgentService = request.app.state.service
     return service
 
