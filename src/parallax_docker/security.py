@@ -111,7 +111,11 @@ def check_host_path(
     socket_paths = {docker_socket, os.path.realpath(docker_socket)}
     forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths
     for bad in sorted(forbidden):
-        if _is_within(resolved, bad) or (bad != "/" and _is_within(bad, resolved)):
+        # "/" is forbidden itself; everything else also as a parent and as a child.
+        hit = resolved == bad if bad == "/" else (
+            _is_within(resolved, bad) or _is_within(bad, resolved)
+        )
+        if hit:
             raise VolumeForbiddenError(
                 f"host path {source[:200]!r} is or contains a protected system path"
             )
