@@ -9,13 +9,13 @@ shows them; every other setting carries the ``PARALLAX_`` prefix so that a typo 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from parallax_docker.errors import ConfigError
+from parallax_docker.errors import ConfigError, ParallaxError
 from parallax_docker.resources import parse_cpu, parse_memory
 
 ENV_PREFIX = "PARALLAX_"
@@ -59,23 +59,17 @@ class Settings(BaseModel):
     engine_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
 
-    @field_validator("default_memory")
+    @field_validator("default_memory", "tmpfs_size")
     @classmethod
     def _memory_parses(cls, value: str) -> str:
-        parse_memory(value)
+        _as_value_error(parse_memory, value)
         return value
 
     @field_validator("default_cpu", mode="before")
     @classmethod
     def _cpu_parses(cls, value: Any) -> str:
-        parse_cpu(value)
+        _as_value_error(parse_cpu, value)
         return str(value)
-
-    @field_validator("tmpfs_size")
-    @classmethod
-    def _tmpfs_parses(cls, value: str) -> str:
-        parse_memory(value)
-        return value
 
     @field_validator("allowed_host_paths", mode="before")
     @classmethod
@@ -108,6 +102,14 @@ class Settings(BaseModel):
 
     def image_for(self, agent_type: str) -> str:
         return f"{self.image_prefix}{agent_type}:{self.image_tag}"
+
+
+def _as_value_error(parse: Callable[[Any], int], value: Any) -> None:
+    # pydantic reports ValueErrors per field; a project error would escape it unnamed.
+    try:
+        parse(value)
+    except ParallaxError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _known_prefixed_names() -> set[str]:

@@ -14,10 +14,6 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("parallax_docker.cli.images") is None:  # TEMP until images land
-        return
     from parallax_docker.cli.images import images_app
 
     app.add_typer(images_app, name="images", help="Build and list the agent images.")

@@ -35,7 +35,7 @@ async def wait_ready(
             raise HealthCheckFailedError(f"the agent {reason} before it was ready")
         if probe is None:
             return state
-        if await _probe_passes(backend, container_id, probe):
+        if await probe_passes(backend, container_id, probe):
             return state
         if time.monotonic() + delay > deadline:
             raise HealthCheckFailedError(
@@ -47,7 +47,8 @@ async def wait_ready(
         delay = min(delay * 2, _MAX_DELAY_S)
 
 
-async def _probe_passes(backend: Backend, container_id: str, probe: tuple[str, ...]) -> bool:
+async def probe_passes(backend: Backend, container_id: str, probe: tuple[str, ...]) -> bool:
+    """Run the readiness probe once; False on any failure to run it."""
     try:
         result = await backend.exec(container_id, probe, timeout_s=_PROBE_TIMEOUT_S)
     except (ParallaxError, TimeoutError):

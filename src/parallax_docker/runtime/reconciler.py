@@ -89,8 +89,12 @@ class Reconciler:
         self._service.engine_ready(info)
         self.synced.set()
         log.info("in sync with the Docker engine: %d managed container(s)", len(states))
-        async for event in self._backend.watch_events(MANAGED_SELECTOR, since_ns=since_ns):
-            await self._apply(event)
+        confirming = asyncio.create_task(self._service.confirm_starting())
+        try:
+            async for event in self._backend.watch_events(MANAGED_SELECTOR, since_ns=since_ns):
+                await self._apply(event)
+        finally:
+            confirming.cancel()
 
     async def _apply(self, event: ContainerEvent) -> None:
         agent_id = event.labels.get(PREFIX + "id")

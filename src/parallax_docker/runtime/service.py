@@ -36,7 +36,7 @@ from parallax_docker.models import (
 from parallax_docker.runtime.events import EventBus
 from parallax_docker.runtime.labels import MANAGED, AgentLabels
 from parallax_docker.runtime.metrics import MetricsSampler
-from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.readiness import probe_passes, wait_ready
 from parallax_docker.runtime.registry import AgentRecord, Registry
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
 
@@ -316,6 +316,35 @@ class AgentService:
         return record.container_id
 
     # -- reconciliation hooks ---------------------------------------------------------------
+
+    async def confirm_starting(self) -> None:
+        """Probe adopted agents that Docker still reports as starting.
+
+        After a restart of the service, Docker's health may say "starting" for an agent that
+        passed readiness long ago (its first scheduled check has not run yet); one run of the
+        probe settles it instead of waiting for Docker's interval.
+        """
+        gate = asyncio.Semaphore(8)
+        probes: dict[str, tuple[str, ...] | None] = {}
+
+        async def confirm(record: AgentRecord) -> None:
+            container_id = record.container_id
+            if container_id is None:
+                return
+            async with gate:
+                if record.labels.image not in probes:
+                    image = await self.backend.get_image(record.labels.image)
+                    probes[record.labels.image] = health_probe(image) if image else None
+                probe = probes[record.labels.image]
+                if probe is None or not await probe_passes(self.backend, container_id, probe):
+                    return
+            if record.status == AgentStatus.STARTING and not record.transitioning:
+                record.probed_ready = True
+                record.status = AgentStatus.READY
+                self._publish("agent_ready", record)
+
+        starting = [r for r in self.registry if r.status == AgentStatus.STARTING]
+        await asyncio.gather(*(confirm(r) for r in starting), return_exceptions=True)
 
     def adopt(self, states: Iterable[ContainerState]) -> None:
         """Make the registry match the engine's managed containers (start-up and resync)."""
