@@ -112,8 +112,10 @@ def check_host_path(
     forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths
     for bad in sorted(forbidden):
         # "/" is forbidden itself; everything else also as a parent and as a child.
-        hit = resolved == bad if bad == "/" else (
-            _is_within(resolved, bad) or _is_within(bad, resolved)
+        hit = (
+            resolved == bad
+            if bad == "/"
+            else (_is_within(resolved, bad) or _is_within(bad, resolved))
         )
         if hit:
             raise VolumeForbiddenError(

@@ -26,15 +26,18 @@ PREFIX = f"ptest-{SESSION}"
 def engine() -> Iterator[Engine]:
     client = Engine()
     if not client.ping():
-        pytest.fail("no Docker engine answers on /var/run/docker.sock; run scripts/test.sh, "
-                    "which installs and starts one")
+        pytest.fail(
+            "no Docker engine answers on /var/run/docker.sock; run scripts/test.sh, "
+            "which installs and starts one"
+        )
     ensure_test_images()
     yield client
     for container in client.containers(f"test-session={SESSION}"):
         client.remove_container(container["Id"])
     for container in client.containers("parallax.managed=true"):
-        if any(PREFIX in net for net in (container.get("NetworkSettings") or {}).get(
-                "Networks", {})):
+        if any(
+            PREFIX in net for net in (container.get("NetworkSettings") or {}).get("Networks", {})
+        ):
             client.remove_container(container["Id"])
     for network in client.networks(PREFIX):
         client.remove_network(network["Name"])
@@ -45,13 +48,18 @@ def engine() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def service_env() -> dict[str, str]:
-    return {"DOCKER_NETWORK": f"{PREFIX}-net", "LOG_LEVEL": "INFO",
-            "PARALLAX_READY_TIMEOUT_S": "30", "PARALLAX_STOP_GRACE_S": "5"}
+    return {
+        "DOCKER_NETWORK": f"{PREFIX}-net",
+        "LOG_LEVEL": "INFO",
+        "PARALLAX_READY_TIMEOUT_S": "30",
+        "PARALLAX_STOP_GRACE_S": "5",
+    }
 
 
 @pytest.fixture(scope="session")
-def service(engine: Engine, service_env: dict[str, str],
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+def service(
+    engine: Engine, service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
     log_path = tmp_path_factory.mktemp("service") / "service.log"
     proc = ServiceProcess(service_env, log_path).start()
     yield proc

@@ -29,8 +29,9 @@ def test_list_filters_by_status_type_and_role(spawn: Spawn, api: httpx.Client) -
     assert body["count"] == len(body["agents"])
     only_a = api.get("/agents", params={"role": role}).json()
     assert [agent["id"] for agent in only_a["agents"]] == [a["id"]]
-    ready = api.get("/agents", params=[("status", "ready"), ("status", "error"),
-                                       ("role", role)]).json()
+    ready = api.get(
+        "/agents", params=[("status", "ready"), ("status", "error"), ("role", role)]
+    ).json()
     assert [agent["id"] for agent in ready["agents"]] == [a["id"]]
     none = api.get("/agents", params={"role": role, "status": "stopped"}).json()
     assert none == {"agents": [], "count": 0}
@@ -51,8 +52,10 @@ def test_get_unknown_agent_is_agent_not_found(api: httpx.Client) -> None:
 
 
 def test_handle_shows_env_keys_never_values(spawn: Spawn, api: httpx.Client) -> None:
-    handle = spawn(env={"MY_TOKEN": "value-1f9a"},
-                   credentials={"anthropicKey": "sk-ant-77e1", "custom": {"EXTRA": "x-42"}})
+    handle = spawn(
+        env={"MY_TOKEN": "value-1f9a"},
+        credentials={"anthropicKey": "sk-ant-77e1", "custom": {"EXTRA": "x-42"}},
+    )
     assert handle["envKeys"] == ["ANTHROPIC_API_KEY", "EXTRA", "MY_TOKEN"]
     for text in (str(handle), api.get(f"/agents/{handle['id']}").text, api.get("/agents").text):
         for secret in ("value-1f9a", "sk-ant-77e1", "x-42"):
@@ -67,10 +70,12 @@ def test_delete_stops_and_removes(spawn: Spawn, api: httpx.Client, engine: Engin
     assert api.get(f"/agents/{handle['id']}").status_code == 404
 
 
-def test_delete_kills_after_timeout_when_term_is_ignored(spawn: Spawn, api: httpx.Client,
-                                                         engine: Engine) -> None:
-    handle = spawn(command=["/bin/sh", "-c",
-                            "trap '' TERM; touch /tmp/ready; while true; do sleep 1; done"])
+def test_delete_kills_after_timeout_when_term_is_ignored(
+    spawn: Spawn, api: httpx.Client, engine: Engine
+) -> None:
+    handle = spawn(
+        command=["/bin/sh", "-c", "trap '' TERM; touch /tmp/ready; while true; do sleep 1; done"]
+    )
     started = time.monotonic()
     response = api.delete(f"/agents/{handle['id']}", params={"timeout": 1000})
     elapsed = time.monotonic() - started
@@ -79,10 +84,12 @@ def test_delete_kills_after_timeout_when_term_is_ignored(spawn: Spawn, api: http
     assert engine.inspect(handle["containerName"]) is None
 
 
-def test_force_delete_does_not_wait_for_grace(spawn: Spawn, api: httpx.Client,
-                                              engine: Engine) -> None:
-    handle = spawn(command=["/bin/sh", "-c",
-                            "trap '' TERM; touch /tmp/ready; while true; do sleep 1; done"])
+def test_force_delete_does_not_wait_for_grace(
+    spawn: Spawn, api: httpx.Client, engine: Engine
+) -> None:
+    handle = spawn(
+        command=["/bin/sh", "-c", "trap '' TERM; touch /tmp/ready; while true; do sleep 1; done"]
+    )
     started = time.monotonic()
     response = api.delete(f"/agents/{handle['id']}", params={"force": "true"})
     assert response.status_code == 204
@@ -111,8 +118,9 @@ def test_delete_unknown_agent_is_404(api: httpx.Client) -> None:
     assert response.json()["code"] == "AGENT_NOT_FOUND"
 
 
-def test_restart_brings_the_agent_back_ready(spawn: Spawn, api: httpx.Client,
-                                             engine: Engine) -> None:
+def test_restart_brings_the_agent_back_ready(
+    spawn: Spawn, api: httpx.Client, engine: Engine
+) -> None:
     handle = spawn()
     response = api.post(f"/agents/{handle['id']}/restart")
     assert response.status_code == 200, response.text
@@ -124,16 +132,16 @@ def test_restart_brings_the_agent_back_ready(spawn: Spawn, api: httpx.Client,
 
 
 def test_logs_tail_and_timestamps(spawn: Spawn, api: httpx.Client) -> None:
-    handle = spawn(command=["/bin/sh", "-c",
-                            "for i in 1 2 3 4 5; do echo line-$i; done; " + _LOOP])
+    handle = spawn(command=["/bin/sh", "-c", "for i in 1 2 3 4 5; do echo line-$i; done; " + _LOOP])
     response = api.get(f"/agents/{handle['id']}/logs", params={"tail": 2})
     assert response.status_code == 200
     assert response.json() == {"logs": ["line-4", "line-5"], "count": 2}
     stamped = api.get(f"/agents/{handle['id']}/logs", params={"timestamps": "true"}).json()
     assert stamped["count"] == 5
     assert all(line.split(" ", 1)[0].endswith("Z") for line in stamped["logs"])
-    late = api.get(f"/agents/{handle['id']}/logs",
-                   params={"since": f"{time.time() + 60:.0f}"}).json()
+    late = api.get(
+        f"/agents/{handle['id']}/logs", params={"since": f"{time.time() + 60:.0f}"}
+    ).json()
     assert late == {"logs": [], "count": 0}
 
 
@@ -145,16 +153,23 @@ def test_logs_tail_out_of_bounds_is_refused(spawn: Spawn, api: httpx.Client) -> 
         assert response.json()["code"] == "VALIDATION_ERROR"
 
 
-def test_follow_streams_new_lines_until_the_agent_stops(spawn: Spawn, api: httpx.Client,
-                                                        service: Any) -> None:
-    handle = spawn(command=["/bin/sh", "-c",
-                            "trap 'exit 0' TERM; touch /tmp/ready; "
-                            "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.2; "
-                            "done; exit 0"])
+def test_follow_streams_new_lines_until_the_agent_stops(
+    spawn: Spawn, api: httpx.Client, service: Any
+) -> None:
+    handle = spawn(
+        command=[
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; touch /tmp/ready; "
+            "i=0; while [ $i -lt 30 ]; do echo tick-$i; i=$((i+1)); sleep 0.2; "
+            "done; exit 0",
+        ]
+    )
     seen: list[str] = []
     started = time.monotonic()
-    with httpx.stream("GET", f"{service.url}/agents/{handle['id']}/logs",
-                      params={"follow": "true"}, timeout=30) as response:
+    with httpx.stream(
+        "GET", f"{service.url}/agents/{handle['id']}/logs", params={"follow": "true"}, timeout=30
+    ) as response:
         assert response.status_code == 200
         for line in response.iter_lines():
             seen.append(line)
@@ -178,8 +193,12 @@ def test_followed_logs_do_not_hold_threads(spawn: Spawn, service: Any) -> None:
     stop = threading.Event()
 
     def follow() -> None:
-        with httpx.stream("GET", f"{service.url}/agents/{handle['id']}/logs",
-                          params={"follow": "true"}, timeout=30) as response:
+        with httpx.stream(
+            "GET",
+            f"{service.url}/agents/{handle['id']}/logs",
+            params={"follow": "true"},
+            timeout=30,
+        ) as response:
             for _ in response.iter_raw():
                 if stop.is_set():
                     break
@@ -194,9 +213,10 @@ def test_followed_logs_do_not_hold_threads(spawn: Spawn, service: Any) -> None:
 
 
 def test_metrics_report_usage_within_limits(spawn: Spawn, api: httpx.Client) -> None:
-    handle = spawn(resources={"memory": "128m", "cpu": 0.5},
-                   command=["/bin/sh", "-c",
-                            "touch /tmp/ready; while true; do :; done"])
+    handle = spawn(
+        resources={"memory": "128m", "cpu": 0.5},
+        command=["/bin/sh", "-c", "touch /tmp/ready; while true; do :; done"],
+    )
     response = api.get(f"/agents/{handle['id']}/metrics")
     assert response.status_code == 200, response.text
     metrics = response.json()
@@ -213,14 +233,19 @@ def test_metrics_report_usage_within_limits(spawn: Spawn, api: httpx.Client) -> 
 
 
 def test_agents_reach_each_other_by_name(spawn: Spawn, engine: Engine) -> None:
-    server = spawn(command=["/bin/sh", "-c",
-                            "mkdir -p /tmp/www && echo hello-$HOSTNAME > /tmp/www/index.html && "
-                            "touch /tmp/ready && exec httpd -f -p 8080 -h /tmp/www"])
+    server = spawn(
+        command=[
+            "/bin/sh",
+            "-c",
+            "mkdir -p /tmp/www && echo hello-$HOSTNAME > /tmp/www/index.html && "
+            "touch /tmp/ready && exec httpd -f -p 8080 -h /tmp/www",
+        ]
+    )
     client = spawn()
     for host in (server["name"], server["containerName"]):
         # busybox wget's own -T option crashes; the timeout applet bounds it instead.
-        code, out = engine.exec(client["containerName"], "timeout", "5", "wget", "-qO-",
-                                f"http://{host}:8080/")
+        code, out = engine.exec(
+            client["containerName"], "timeout", "5", "wget", "-qO-", f"http://{host}:8080/"
+        )
         assert code == 0, out
         assert out.startswith("hello-")
-

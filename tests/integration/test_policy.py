@@ -43,21 +43,32 @@ def refused(api: httpx.Client, engine: Engine) -> Iterator[Callable[..., dict[st
 
 # -- resources ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("memory", "expected"), [
-    ("1.5g", int(1.5 * 1024**3)), ("256Mi", 256 * 1024**2), ("128M", 128 * 1000**2),
-    ("100MB", 100 * 1024**2), ("65536k", 65536 * 1024),
-])
-def test_memory_units_are_applied_exactly(spawn: Spawn, engine: Engine, memory: str,
-                                          expected: int) -> None:
+
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [
+        ("1.5g", int(1.5 * 1024**3)),
+        ("256Mi", 256 * 1024**2),
+        ("128M", 128 * 1000**2),
+        ("100MB", 100 * 1024**2),
+        ("65536k", 65536 * 1024),
+    ],
+)
+def test_memory_units_are_applied_exactly(
+    spawn: Spawn, engine: Engine, memory: str, expected: int
+) -> None:
     handle = spawn(resources={"memory": memory, "cpu": 0.1})
     host = engine.inspect(handle["containerName"])["HostConfig"]  # type: ignore[index]
     assert host["Memory"] == expected
 
 
-@pytest.mark.parametrize(("cpu", "nano"), [(1, 1_000_000_000), ("0.5", 500_000_000),
-                                           ("250m", 250_000_000), (2.0, 2_000_000_000)])
-def test_cpu_forms_are_applied_as_nano_cpus(spawn: Spawn, engine: Engine, cpu: Any,
-                                            nano: int) -> None:
+@pytest.mark.parametrize(
+    ("cpu", "nano"),
+    [(1, 1_000_000_000), ("0.5", 500_000_000), ("250m", 250_000_000), (2.0, 2_000_000_000)],
+)
+def test_cpu_forms_are_applied_as_nano_cpus(
+    spawn: Spawn, engine: Engine, cpu: Any, nano: int
+) -> None:
     handle = spawn(resources={"memory": "64m", "cpu": cpu})
     host = engine.inspect(handle["containerName"])["HostConfig"]  # type: ignore[index]
     assert host["NanoCpus"] == nano
@@ -83,6 +94,7 @@ def test_cpu_above_the_host_is_resource_limit(refused: Callable[..., Any]) -> No
 
 
 # -- volumes -----------------------------------------------------------------------------------
+
 
 def test_bind_mount_read_only(spawn: Spawn, engine: Engine, tmp_path: Path) -> None:
     (tmp_path / "data.txt").write_text("payload-7")
@@ -114,23 +126,39 @@ def test_unmanaged_named_volume_is_refused(refused: Callable[..., Any], engine: 
     refused(403, "VOLUME_FORBIDDEN", volumes=[f"{name}:/data"])
 
 
-def test_missing_host_path_is_an_error_not_a_new_folder(refused: Callable[..., Any],
-                                                        tmp_path: Path) -> None:
+def test_missing_host_path_is_an_error_not_a_new_folder(
+    refused: Callable[..., Any], tmp_path: Path
+) -> None:
     missing = tmp_path / "nope"
     refused(422, "VALIDATION_ERROR", volumes=[f"{missing}:/data"])
     assert not missing.exists()
 
 
-@pytest.mark.parametrize("source", [
-    "/var/run/docker.sock", "/run/docker.sock", "/", "/etc", "/proc", "/sys", "/dev",
-    "/boot", "/var/lib/docker", "/etc/passwd", "/var", "/proc/self", "/tmp/../etc",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        "/",
+        "/etc",
+        "/proc",
+        "/sys",
+        "/dev",
+        "/boot",
+        "/var/lib/docker",
+        "/etc/passwd",
+        "/var",
+        "/proc/self",
+        "/tmp/../etc",
+    ],
+)
 def test_forbidden_host_paths_are_refused(refused: Callable[..., Any], source: str) -> None:
     refused(403, "VOLUME_FORBIDDEN", volumes=[f"{source}:/data"])
 
 
-def test_symlink_to_the_docker_socket_is_refused(refused: Callable[..., Any],
-                                                 tmp_path: Path) -> None:
+def test_symlink_to_the_docker_socket_is_refused(
+    refused: Callable[..., Any], tmp_path: Path
+) -> None:
     link = tmp_path / "innocent"
     link.symlink_to("/var/run/docker.sock")
     refused(403, "VOLUME_FORBIDDEN", volumes=[f"{link}:/data"])
@@ -142,38 +170,52 @@ def test_symlink_into_etc_is_refused(refused: Callable[..., Any], tmp_path: Path
     refused(403, "VOLUME_FORBIDDEN", volumes=[f"{link}:/data"])
 
 
-@pytest.mark.parametrize("entry", ["relative/path:/data", "./x:/data", "/tmp:data",
-                                   "/tmp:/data:rw:z", "/tmp:/data:shared", "/tmp"])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "relative/path:/data",
+        "./x:/data",
+        "/tmp:data",
+        "/tmp:/data:rw:z",
+        "/tmp:/data:shared",
+        "/tmp",
+    ],
+)
 def test_malformed_volume_entries_are_refused(refused: Callable[..., Any], entry: str) -> None:
     refused(422, "VALIDATION_ERROR", volumes=[entry])
 
 
 @pytest.mark.parametrize("target", ["/proc", "/sys/fs", "/dev", "/run/parallax", "/"])
-def test_mount_over_protected_container_paths_is_refused(refused: Callable[..., Any],
-                                                         tmp_path: Path, target: str) -> None:
+def test_mount_over_protected_container_paths_is_refused(
+    refused: Callable[..., Any], tmp_path: Path, target: str
+) -> None:
     refused(403, "VOLUME_FORBIDDEN", volumes=[f"{tmp_path}:{target}"])
 
 
-def test_allow_list_narrows_host_mounts(start_service: Callable[..., Any], tmp_path: Path,
-                                        engine: Engine) -> None:
+def test_allow_list_narrows_host_mounts(
+    start_service: Callable[..., Any], tmp_path: Path, engine: Engine
+) -> None:
     allowed = tmp_path / "allowed"
     other = tmp_path / "other"
     allowed.mkdir()
     other.mkdir()
     proc = start_service({"PARALLAX_ALLOWED_HOST_PATHS": str(allowed)})
     before = managed_containers(engine)
-    response = httpx.post(proc.url + "/agents", json=agent_body(volumes=[f"{other}:/data"]),
-                          timeout=60)
+    response = httpx.post(
+        proc.url + "/agents", json=agent_body(volumes=[f"{other}:/data"]), timeout=60
+    )
     assert response.status_code == 403
     assert response.json()["code"] == "VOLUME_FORBIDDEN"
     assert managed_containers(engine) == before
-    response = httpx.post(proc.url + "/agents", json=agent_body(volumes=[f"{allowed}:/data"]),
-                          timeout=60)
+    response = httpx.post(
+        proc.url + "/agents", json=agent_body(volumes=[f"{allowed}:/data"]), timeout=60
+    )
     assert response.status_code == 201, response.text
     engine.remove_container(response.json()["containerName"])
 
 
 # -- env and labels ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("key", ["1BAD", "WITH-DASH", "SPACE KEY", "", "A=B"])
 def test_invalid_env_keys_are_refused(refused: Callable[..., Any], key: str) -> None:
@@ -200,6 +242,7 @@ def test_unknown_fields_are_refused(refused: Callable[..., Any]) -> None:
 
 # -- networks ----------------------------------------------------------------------------------
 
+
 def test_named_network_is_created_managed(spawn: Spawn, engine: Engine) -> None:
     name = f"{PREFIX}-custom"
     handle = spawn(network=name)
@@ -220,8 +263,7 @@ def test_network_none_has_only_loopback(spawn: Spawn, engine: Engine) -> None:
 
 
 @pytest.mark.parametrize("network", ["host", "bridge", "container:parallax-x", "default"])
-def test_isolation_breaking_networks_are_refused(refused: Callable[..., Any],
-                                                 network: str) -> None:
+def test_isolation_breaking_networks_are_refused(refused: Callable[..., Any], network: str) -> None:
     refused(403, "NETWORK_FORBIDDEN", network=network)
 
 

@@ -64,8 +64,9 @@ def test_hardening_is_applied_by_default(spawn: Spawn, engine: Engine) -> None:
     assert code == 0 and out.strip() == "1000"
     code, _ = engine.exec(handle["containerName"], "touch", "/etc/owned")
     assert code != 0, "root filesystem must be read-only"
-    code, _ = engine.exec(handle["containerName"], "touch", "/tmp/ok", "/home/agent/ok",
-                          "/workspace/ok")
+    code, _ = engine.exec(
+        handle["containerName"], "touch", "/tmp/ok", "/home/agent/ok", "/workspace/ok"
+    )
     assert code == 0, "tmp, home and workspace must be writable"
 
 
@@ -96,9 +97,13 @@ def test_defaults_come_from_settings(api: httpx.Client, spawn: Spawn, engine: En
 def test_ready_waits_for_the_image_health_check(spawn: Spawn, engine: Engine) -> None:
     # The test image's HEALTHCHECK passes once /tmp/ready exists; this command makes it late.
     started = time.monotonic()
-    handle = spawn(command=["/bin/sh", "-c",
-                            "trap 'exit 0' TERM; sleep 1.5; touch /tmp/ready; "
-                            "while true; do sleep 1; done"])
+    handle = spawn(
+        command=[
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; sleep 1.5; touch /tmp/ready; while true; do sleep 1; done",
+        ]
+    )
     elapsed = time.monotonic() - started
     assert handle["status"] == "ready"
     assert elapsed >= 1.4, "ready came before the health check could pass"
@@ -111,8 +116,9 @@ def test_image_without_healthcheck_is_ready_when_running(spawn: Spawn) -> None:
     assert handle["status"] == "ready"
 
 
-def test_agent_that_exits_before_ready_fails_and_is_removed(api: httpx.Client,
-                                                            engine: Engine) -> None:
+def test_agent_that_exits_before_ready_fails_and_is_removed(
+    api: httpx.Client, engine: Engine
+) -> None:
     before = managed_containers(engine)
     response = api.post("/agents", json=agent_body(command=["/bin/sh", "-c", "exit 3"]))
     assert response.status_code == 502
@@ -122,8 +128,9 @@ def test_agent_that_exits_before_ready_fails_and_is_removed(api: httpx.Client,
     assert managed_containers(engine) == before
 
 
-def test_agent_never_healthy_times_out_and_is_removed(start_service: Callable[..., Any],
-                                                      engine: Engine) -> None:
+def test_agent_never_healthy_times_out_and_is_removed(
+    start_service: Callable[..., Any], engine: Engine
+) -> None:
     proc = start_service({"PARALLAX_READY_TIMEOUT_S": "1.5"})
     before = managed_containers(engine)
     body = agent_body(command=["/bin/sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"])
@@ -133,8 +140,9 @@ def test_agent_never_healthy_times_out_and_is_removed(start_service: Callable[..
     assert managed_containers(engine) == before
 
 
-def test_missing_image_is_image_not_found_with_build_hint(api: httpx.Client,
-                                                          engine: Engine) -> None:
+def test_missing_image_is_image_not_found_with_build_hint(
+    api: httpx.Client, engine: Engine
+) -> None:
     before = managed_containers(engine)
     response = api.post("/agents", json=agent_body(image="parallax-test/none:latest"))
     assert response.status_code == 404
@@ -142,8 +150,9 @@ def test_missing_image_is_image_not_found_with_build_hint(api: httpx.Client,
     assert managed_containers(engine) == before
 
 
-def test_missing_agent_type_image_names_the_build_command(start_service: Callable[..., Any],
-                                                          engine: Engine) -> None:
+def test_missing_agent_type_image_names_the_build_command(
+    start_service: Callable[..., Any], engine: Engine
+) -> None:
     proc = start_service({"PARALLAX_IMAGE_PREFIX": f"ptest-{SESSION}/none-"})
     body = agent_body(type="codex")
     del body["image"]

@@ -16,8 +16,9 @@ SOCKET = os.environ.get("DOCKER_SOCKET", "/var/run/docker.sock")
 
 class Engine:
     def __init__(self, socket_path: str = SOCKET) -> None:
-        self.http = httpx.Client(transport=httpx.HTTPTransport(uds=socket_path),
-                                 base_url="http://docker", timeout=60)
+        self.http = httpx.Client(
+            transport=httpx.HTTPTransport(uds=socket_path), base_url="http://docker", timeout=60
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -55,8 +56,10 @@ class Engine:
         return [v for v in found if v["Name"].startswith(name_prefix)]
 
     def exec(self, container: str, *argv: str, user: str = "") -> tuple[int, str]:
-        created = self.http.post(f"/containers/{container}/exec", json={
-            "Cmd": list(argv), "AttachStdout": True, "AttachStderr": True, "User": user})
+        created = self.http.post(
+            f"/containers/{container}/exec",
+            json={"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True, "User": user},
+        )
         created.raise_for_status()
         exec_id = created.json()["Id"]
         started = self.http.post(f"/exec/{exec_id}/start", json={"Detach": False, "Tty": False})
@@ -78,15 +81,16 @@ class Engine:
         self.http.delete(f"/volumes/{name}", params={"force": "1"})
 
     def create_volume(self, name: str, labels: dict[str, str] | None = None) -> None:
-        self.http.post("/volumes/create", json={"Name": name, "Labels": labels or {}}
-                       ).raise_for_status()
+        self.http.post(
+            "/volumes/create", json={"Name": name, "Labels": labels or {}}
+        ).raise_for_status()
 
 
 def _demux(raw: bytes) -> bytes:
     out = bytearray()
     pos = 0
     while pos + 8 <= len(raw):
-        size = int.from_bytes(raw[pos + 4:pos + 8], "big")
-        out.extend(raw[pos + 8:pos + 8 + size])
+        size = int.from_bytes(raw[pos + 4 : pos + 8], "big")
+        out.extend(raw[pos + 8 : pos + 8 + size])
         pos += 8 + size
     return bytes(out)

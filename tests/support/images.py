@@ -20,9 +20,38 @@ AGENT_IMAGE = "parallax-test/agent:latest"
 BUSYBOX_PATH = Path("/bin/busybox")
 DOCKER = shutil.which("docker", path="/usr/bin:/usr/local/bin") or "docker"
 
-_APPLETS = ("sh", "sleep", "cat", "echo", "touch", "test", "ls", "id", "env", "ping", "wget",
-            "kill", "head", "tail", "true", "false", "mkdir", "rm", "nslookup", "ps", "yes",
-            "dd", "printf", "seq", "grep", "stat", "hostname", "timeout", "httpd", "ip")
+_APPLETS = (
+    "sh",
+    "sleep",
+    "cat",
+    "echo",
+    "touch",
+    "test",
+    "ls",
+    "id",
+    "env",
+    "ping",
+    "wget",
+    "kill",
+    "head",
+    "tail",
+    "true",
+    "false",
+    "mkdir",
+    "rm",
+    "nslookup",
+    "ps",
+    "yes",
+    "dd",
+    "printf",
+    "seq",
+    "grep",
+    "stat",
+    "hostname",
+    "timeout",
+    "httpd",
+    "ip",
+)
 
 _AGENT_DOCKERFILE = """\
 FROM {base}
@@ -40,7 +69,9 @@ _DEFINITION = hashlib.sha256(repr((_APPLETS, _AGENT_DOCKERFILE)).encode()).hexdi
 def _image_current(ref: str) -> bool:
     result = subprocess.run(
         [DOCKER, "image", "inspect", "--format", '{{index .Config.Labels "parallax.test"}}', ref],
-        capture_output=True, check=False, text=True,
+        capture_output=True,
+        check=False,
+        text=True,
     )
     return result.returncode == 0 and result.stdout.strip() == _DEFINITION
 
@@ -48,6 +79,7 @@ def _image_current(ref: str) -> bool:
 def _rootfs_tar() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
+
         def add_dir(name: str, mode: int = 0o755, uid: int = 0) -> None:
             info = tarfile.TarInfo(name)
             info.type = tarfile.DIRTYPE
@@ -70,8 +102,10 @@ def _rootfs_tar() -> bytes:
             info.type = tarfile.SYMTYPE
             info.linkname = "busybox"
             tar.addfile(info)
-        add_file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n"
-                               b"agent:x:1000:1000:agent:/home/agent:/bin/sh\n")
+        add_file(
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n",
+        )
         add_file("etc/group", b"root:x:0:\nagent:x:1000:\n")
     return buffer.getvalue()
 
@@ -79,16 +113,34 @@ def _rootfs_tar() -> bytes:
 def ensure_test_images(rebuild: bool = False) -> None:
     if rebuild or not _image_current(BUSYBOX_IMAGE):
         subprocess.run(
-            [DOCKER, "import", "--change", "USER agent", "--change", "WORKDIR /workspace",
-             "--change", "ENV PATH=/bin", "--change", 'CMD ["/bin/sh"]',
-             "--change", f"LABEL parallax.test={_DEFINITION}", "-", BUSYBOX_IMAGE],
-            input=_rootfs_tar(), check=True, capture_output=True,
+            [
+                DOCKER,
+                "import",
+                "--change",
+                "USER agent",
+                "--change",
+                "WORKDIR /workspace",
+                "--change",
+                "ENV PATH=/bin",
+                "--change",
+                'CMD ["/bin/sh"]',
+                "--change",
+                f"LABEL parallax.test={_DEFINITION}",
+                "-",
+                BUSYBOX_IMAGE,
+            ],
+            input=_rootfs_tar(),
+            check=True,
+            capture_output=True,
         )
     if rebuild or not _image_current(AGENT_IMAGE):
         with tempfile.TemporaryDirectory() as context:
-            (Path(context) / "Dockerfile").write_text(_AGENT_DOCKERFILE.format(base=BUSYBOX_IMAGE, definition=_DEFINITION))
-            subprocess.run([DOCKER, "build", "-q", "-t", AGENT_IMAGE, context], check=True,
-                           capture_output=True)
+            (Path(context) / "Dockerfile").write_text(
+                _AGENT_DOCKERFILE.format(base=BUSYBOX_IMAGE, definition=_DEFINITION)
+            )
+            subprocess.run(
+                [DOCKER, "build", "-q", "-t", AGENT_IMAGE, context], check=True, capture_output=True
+            )
 
 
 if __name__ == "__main__":

@@ -34,14 +34,17 @@ class ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "parallax_docker.cli.main", "serve"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"service exited with {self.process.returncode}: "
-                                   f"{self.logs()[-2000:]}")
+                raise RuntimeError(
+                    f"service exited with {self.process.returncode}: {self.logs()[-2000:]}"
+                )
             try:
                 response = httpx.get(self.url + "/health", timeout=2)
                 if not wait_healthy or response.status_code == 200:
