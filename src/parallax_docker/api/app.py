@@ -16,6 +16,7 @@ from parallax_docker.api.errors import install_error_handlers
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
 from parallax_docker.api.routes import agents, health
 from parallax_docker.backends.base import Backend
+from parallax_docker.backends.factory import create_backend
 from parallax_docker.config import Settings
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.service import AgentService
@@ -26,18 +27,8 @@ Every route is also served under `/api` (for example `/api/agents`). Errors are
 `{error, code, resolution}` with a stable `code`."""
 
 
-def _default_backend(settings: Settings) -> Backend:
-    from parallax_docker.backends.docker.engine import DockerBackend
-
-    return DockerBackend(
-        settings.docker_socket,
-        request_timeout_s=settings.engine_timeout_s,
-        connect_timeout_s=settings.engine_connect_timeout_s,
-    )
-
-
 def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
-    engine = backend if backend is not None else _default_backend(settings)
+    engine = backend if backend is not None else create_backend(settings)
     service = AgentService(settings, engine)
     reconciler = Reconciler(service, engine)
 
