@@ -1,0 +1,196 @@
+"""A fake Backend for unit tests: no Docker engine, every call recorded.
+
+It implements the protocol in ``parallax_docker.backends.base``. Tests set its attributes to
+shape the "engine" (containers it lists, an exception ``ping`` or ``get_image`` raises) and read
+``calls`` to see what the service asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from parallax_docker.backends.base import (
+    Backend,
+    ContainerEvent,
+    ContainerSpec,
+    ContainerState,
+    EngineInfo,
+    ExecResult,
+    ImageInfo,
+    StatsSample,
+)
+from parallax_docker.errors import AgentNotFoundError
+
+GIB = 1024**3
+
+
+def engine_info(memory_bytes: int = 8 * GIB, cpus: int = 4) -> EngineInfo:
+    return EngineInfo(
+        version="20.10.24",
+        api_version="1.41",
+        memory_bytes=memory_bytes,
+        cpus=cpus,
+        cgroup_version="2",
+    )
+
+
+def image(user: str | None = "agent", healthcheck: tuple[str, ...] | None = None) -> ImageInfo:
+    return ImageInfo(
+        id="sha256:" + "0" * 64,
+        tags=("parallax/agent-claude:latest",),
+        user=user,
+        healthcheck=healthcheck,
+        labels={},
+        size=1,
+        created=None,
+    )
+
+
+def running_state(container_id: str, labels: Mapping[str, str]) -> ContainerState:
+    return ContainerState(
+        id=container_id,
+        name="parallax-" + container_id,
+        image="parallax/agent-claude:latest",
+        labels=dict(labels),
+        status="running",
+        running=True,
+        exit_code=None,
+        oom_killed=False,
+        health=None,
+        created_at="2026-01-01T00:00:00Z",
+        started_at="2026-01-01T00:00:01Z",
+        finished_at=None,
+        error=None,
+        networks=("parallax-agents",),
+    )
+
+
+class FakeBackend:
+    """An in-memory engine. Attributes ending in ``_error`` make that call raise."""
+
+    def __init__(self) -> None:
+        self.info = engine_info()
+        self.images: dict[str, ImageInfo] = {}
+        self.containers: dict[str, ContainerState] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.ping_error: BaseException | None = None
+        self.get_image_error: BaseException | None = None
+        self.logs_error: BaseException | None = None
+        self.closed = False
+
+    def called(self, name: str) -> list[Any]:
+        return [args for call, args in self.calls if call == name]
+
+    async def ping(self) -> EngineInfo:
+        self.calls.append(("ping", None))
+        if self.ping_error is not None:
+            raise self.ping_error
+        return self.info
+
+    async def close(self) -> None:
+        self.closed = True
+
+    async def ensure_network(
+        self, name: str, labels: Mapping[str, str], internal: bool = False
+    ) -> None:
+        self.calls.append(("ensure_network", (name, dict(labels), internal)))
+
+    async def network_exists(self, name: str) -> bool:
+        return True
+
+    async def remove_network(self, name: str) -> None:
+        self.calls.append(("remove_network", name))
+
+    async def volume_labels(self, name: str) -> dict[str, str] | None:
+        return None
+
+    async def get_image(self, ref: str) -> ImageInfo | None:
+        self.calls.append(("get_image", ref))
+        if self.get_image_error is not None:
+            raise self.get_image_error
+        return self.images.get(ref)
+
+    async def create(self, spec: ContainerSpec) -> str:
+        self.calls.append(("create", spec))
+        container_id = f"c{len(self.containers):063d}"
+        self.containers[container_id] = running_state(container_id, spec.labels)
+        return container_id
+
+    async def start(self, container_id: str) -> None:
+        self.calls.append(("start", container_id))
+
+    async def stop(self, container_id: str, timeout_s: float) -> None:
+        self.calls.append(("stop", container_id))
+
+    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        self.calls.append(("kill", container_id))
+
+    async def remove(self, container_id: str, force: bool = True) -> None:
+        self.calls.append(("remove", container_id))
+        self.containers.pop(container_id, None)
+
+    async def restart(self, container_id: str, timeout_s: float) -> None:
+        self.calls.append(("restart", container_id))
+
+    async def get(self, container_id: str) -> ContainerState | None:
+        return self.containers.get(container_id)
+
+    async def inspect_raw(self, container_id: str) -> dict[str, Any]:
+        if container_id not in self.containers:
+            raise AgentNotFoundError(f"container {container_id} does not exist")
+        return {"Id": container_id}
+
+    async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]:
+        self.calls.append(("list", dict(labels)))
+        return [
+            state
+            for state in self.containers.values()
+            if all(state.labels.get(k) == v for k, v in labels.items())
+        ]
+
+    async def exec(
+        self, container_id: str, argv: tuple[str, ...], timeout_s: float, user: str | None = None
+    ) -> ExecResult:
+        return ExecResult(exit_code=0, output=b"")
+
+    async def logs(
+        self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
+    ) -> builtins.list[str]:
+        self.calls.append(("logs", container_id))
+        if self.logs_error is not None:
+            raise self.logs_error
+        return ["hello"]
+
+    async def stream_logs(
+        self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
+    ) -> AsyncIterator[str]:
+        yield "hello"
+
+    async def stats(self, container_id: str) -> StatsSample:
+        return StatsSample(
+            cpu_total_ns=0,
+            system_cpu_ns=0,
+            online_cpus=1,
+            memory_usage=0,
+            memory_limit=0,
+            pids=1,
+            rx_bytes=0,
+            tx_bytes=0,
+        )
+
+    async def watch_events(
+        self, labels: Mapping[str, str], since_ns: int | None = None
+    ) -> AsyncIterator[ContainerEvent]:
+        # The engine's stream stays open and quiet until the reconciler is cancelled.
+        self.calls.append(("watch_events", dict(labels)))
+        await asyncio.Event().wait()
+        return
+        yield  # pragma: no cover - makes this an async generator
+
+
+def as_backend(fake: FakeBackend) -> Backend:
+    """The fake, typed as the protocol (mypy checks that it conforms)."""
+    return fake
