@@ -1,0 +1,89 @@
+"""Fail closed on the real engine: what the engine does not apply is a failed spawn.
+
+The engine is real; the request body is altered on its way out (by a subclass of the backend),
+to make the engine do what a weaker host would: drop a limit with a warning, or ignore a
+setting. The backend must refuse the container and remove it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from parallax_docker.backends.base import ContainerSpec
+from parallax_docker.backends.docker.engine import DockerBackend
+from parallax_docker.errors import InsecureSpawnError
+from tests.integration.conftest import SESSION
+from tests.support.engine import Engine
+from tests.support.images import BUSYBOX_IMAGE
+
+
+class AlteringBackend(DockerBackend):
+    def __init__(self, alter: dict[str, Any], drop: tuple[str, ...] = ()) -> None:
+        super().__init__("/var/run/docker.sock")
+        self.alter = alter
+        self.drop = drop
+
+    async def _json(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        if path == "containers/create" and kwargs.get("data") is not None:
+            host = kwargs["data"]["HostConfig"]
+            host.update(self.alter)
+            for key in self.drop:
+                host.pop(key, None)
+        return await super()._json(path, method, **kwargs)
+
+
+def _spec(name: str) -> ContainerSpec:
+    return ContainerSpec(
+        name=name,
+        image=BUSYBOX_IMAGE,
+        labels={"test-session": SESSION},
+        network="none",
+        aliases=(),
+        memory_bytes=64 * 1024 * 1024,
+        nano_cpus=250_000_000,
+        pids_limit=64,
+        command=("sleep", "60"),
+    )
+
+
+async def test_engine_warnings_fail_the_create_and_remove_the_container(engine: Engine) -> None:
+    backend = AlteringBackend({"BlkioWeight": 500, "KernelMemory": 10_000_000})
+    name = f"ptest-{SESSION}-warned"
+    try:
+        with pytest.raises(InsecureSpawnError) as caught:
+            await backend.create(_spec(name))
+        assert caught.value.code == "INSECURE_SPAWN"
+        assert engine.inspect(name) is None
+    finally:
+        await backend.close()
+        engine.remove_container(name)
+
+
+@pytest.mark.parametrize(
+    "dropped", ["ReadonlyRootfs", "CapDrop", "SecurityOpt", "PidsLimit", "Init", "LogConfig"]
+)
+async def test_a_setting_the_engine_did_not_apply_fails_the_create(
+    engine: Engine, dropped: str
+) -> None:
+    backend = AlteringBackend({}, drop=(dropped,))
+    name = f"ptest-{SESSION}-drop-{dropped.lower()}"
+    try:
+        with pytest.raises(InsecureSpawnError):
+            await backend.create(_spec(name))
+        assert engine.inspect(name) is None
+    finally:
+        await backend.close()
+        engine.remove_container(name)
+
+
+async def test_unaltered_create_passes_verification(engine: Engine) -> None:
+    backend = AlteringBackend({})
+    name = f"ptest-{SESSION}-clean"
+    try:
+        container_id = await backend.create(_spec(name))
+        assert engine.inspect(container_id) is not None
+    finally:
+        await backend.close()
+        engine.remove_container(name)
