@@ -170,7 +170,8 @@ def _summary(results: list[BuildResult], plain: bool, console: Console) -> None:
             print(f"summary: {r.image} {r.outcome} {r.seconds:.0f}s {detail}")
         return
     table = Table(title="images", title_justify="left")
-    for column in ("image", "result", "time", "size"):
+    table.add_column("image", no_wrap=True)
+    for column in ("result", "time", "size"):
         table.add_column(column)
     for r in results:
         style = "green" if r.ok else "red"
@@ -198,7 +199,8 @@ def ls(
         typer.echo(json.dumps({"images": [row.to_json(now) for row in rows]}, indent=2))
         return
     table = Table()
-    for column in ("image", "type", "status", "size", "cli version", "age"):
+    table.add_column("image", no_wrap=True)
+    for column in ("type", "status", "size", "cli version", "age"):
         table.add_column(column)
     for row in rows:
         status = "[green]built[/]" if row.status == "built" else "[yellow]missing[/]"
