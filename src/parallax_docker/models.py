@@ -9,7 +9,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 MAX_ENV_ENTRIES = 128
 MAX_ENV_VALUE_BYTES = 128 * 1024
@@ -46,7 +54,7 @@ class _Strict(BaseModel):
 
 class ResourcesRequest(_Strict):
     memory: str | int | None = None
-    cpu: float | str | None = None
+    cpu: StrictFloat | StrictInt | str | None = None
     # Maximum lifetime in seconds.
     timeout: int | None = Field(None, ge=1, le=30 * 24 * 3600)
 

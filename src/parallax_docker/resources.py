@@ -1,7 +1,8 @@
 """Parsing and validation of the values a spawn request carries (pure functions, no I/O).
 
-Memory takes Docker units (b, k, m, g, any case, decimals) and Kubernetes units (Ki, Mi, Gi,
-and the decimal K, M, G); CPU takes cores as a number or string, or millicores ("500m").
+Memory takes Docker units (b, k, m, g in any case, binary as Docker reads them: 512M is 512 MiB;
+decimals allowed) and Kubernetes binary units (Ki, Mi, Gi); CPU takes cores as a number or
+string, or millicores ("500m").
 Everything that does not parse raises ValidationError: nothing is ever read as "unlimited".
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -34,11 +36,16 @@ _DOCKER_UNITS = {
     "tb": 1024**4,
 }
 _K8S_BINARY = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
-_K8S_DECIMAL = {"K": 1000, "M": 1000**2, "G": 1000**3, "T": 1000**4}
 
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Docker's own container-name rule; ids and names become parts of container names and aliases.
-NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
+
+
+def _shown(value: object) -> str:
+    """A value as it may appear in an error: quoted and short (bodies can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 42 else text[:40] + "…"
 
 
 def parse_memory(value: str | int) -> int:
@@ -51,26 +58,27 @@ def parse_memory(value: str | int) -> int:
         match = _MEMORY_RE.match(str(value))
         if not match:
             raise ValidationError(
-                f"memory {value!r} is not a size; use Docker units (512m, 1.5g) or "
+                f"memory {_shown(value)} is not a size; use Docker units (512m, 1.5g) or "
                 "Kubernetes units (256Mi, 1Gi)"
             )
         try:
             amount = Decimal(match.group(1))
         except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-            raise ValidationError(f"memory {value!r} is not a number") from None
+            raise ValidationError(f"memory {_shown(value)} is not a number") from None
         unit = match.group(2)
     if unit in _K8S_BINARY:
         factor = _K8S_BINARY[unit]
-    elif unit in _K8S_DECIMAL:
-        factor = _K8S_DECIMAL[unit]
     elif unit.lower() in _DOCKER_UNITS:
         factor = _DOCKER_UNITS[unit.lower()]
     else:
-        raise ValidationError(f"memory {value!r} has an unknown unit {unit!r}")
-    size = int(amount * factor)
+        raise ValidationError(f"memory {_shown(value)} has an unknown unit {unit[:16]!r}")
+    try:
+        size = int(amount * factor)
+    except ArithmeticError:
+        raise ValidationError(f"memory {str(value)[:40]!r} is too large") from None
     if size < MIN_MEMORY_BYTES:
         raise ValidationError(
-            f"memory {value!r} is below Docker's minimum of 6m",
+            f"memory {_shown(value)} is below Docker's minimum of 6m",
             resolution="Ask for at least 6m of memory; 512m suits most agents.",
         )
     return size
@@ -83,16 +91,19 @@ def parse_cpu(value: str | float | int) -> int:
     text = str(value).strip()
     try:
         cores = Decimal(text[:-1]) / 1000 if text.endswith("m") else Decimal(text)
-    except InvalidOperation:
+    except ArithmeticError:  # InvalidOperation, and Overflow for huge exponents
         raise ValidationError(
-            f"cpu {value!r} is not a number of cores; use 0.5, 1.0, 2 or '500m'"
+            f"cpu {_shown(value)} is not a number of cores; use 0.5, 1.0, 2 or '500m'"
         ) from None
     if not cores.is_finite() or (isinstance(value, float) and not math.isfinite(value)):
-        raise ValidationError(f"cpu {value!r} is not a finite number")
-    nano = int(cores * NANO)
+        raise ValidationError(f"cpu {_shown(value)} is not a finite number")
+    try:
+        nano = int(cores * NANO)
+    except ArithmeticError:
+        raise ValidationError(f"cpu {str(value)[:40]!r} is too large") from None
     if nano < MIN_NANO_CPUS:
         raise ValidationError(
-            f"cpu {value!r} is below the minimum of 0.01 cores",
+            f"cpu {_shown(value)} is below the minimum of 0.01 cores",
             resolution="Ask for at least 0.01 cores; 0.5 suits most agents.",
         )
     return nano
@@ -154,7 +165,7 @@ def parse_volume(entry: str) -> VolumeRequest:
     """Parse "/host:/container[:ro|rw]" or "name:/container[:ro|rw]"."""
     if not isinstance(entry, str) or not entry:
         raise ValidationError("a volume entry must be a non-empty string")
-    if "\x00" in entry or "\n" in entry:
+    if any(unicodedata.category(char) == "Cc" for char in entry):
         raise ValidationError("a volume entry cannot contain control characters")
     parts = entry.split(":")
     if len(parts) not in (2, 3):

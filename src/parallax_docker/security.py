@@ -133,7 +133,7 @@ def check_host_path(
 def check_target(target: str, taken: set[str]) -> str:
     if "\\" in target or any(part == ".." for part in PurePosixPath(target).parts):
         raise VolumeForbiddenError(f"container path {target[:200]!r} may not contain '..'")
-    normal = posixpath.normpath(target)
+    normal = posixpath.normpath("/" + target.lstrip("/"))
     for reserved in RESERVED_TARGETS:
         if normal == reserved or (reserved != "/" and _is_within(normal, reserved)):
             raise VolumeForbiddenError(

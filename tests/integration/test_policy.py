@@ -49,7 +49,7 @@ def refused(api: httpx.Client, engine: Engine) -> Iterator[Callable[..., dict[st
     [
         ("1.5g", int(1.5 * 1024**3)),
         ("256Mi", 256 * 1024**2),
-        ("128M", 128 * 1000**2),
+        ("128M", 128 * 1024**2),
         ("100MB", 100 * 1024**2),
         ("65536k", 65536 * 1024),
     ],
@@ -265,6 +265,12 @@ def test_network_none_has_only_loopback(spawn: Spawn, engine: Engine) -> None:
 @pytest.mark.parametrize("network", ["host", "bridge", "container:parallax-x", "default"])
 def test_isolation_breaking_networks_are_refused(refused: Callable[..., Any], network: str) -> None:
     refused(403, "NETWORK_FORBIDDEN", network=network)
+
+
+def test_unmanaged_existing_network_is_refused(refused: Callable[..., Any], engine: Engine) -> None:
+    name = f"{PREFIX}-foreign-net"
+    engine.http.post("/networks/create", json={"Name": name}).raise_for_status()
+    refused(403, "NETWORK_FORBIDDEN", network=name)
 
 
 def test_invalid_network_name_is_refused(refused: Callable[..., Any]) -> None:

@@ -95,8 +95,9 @@ class FakeBackend:
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
-    ) -> None:
+    ) -> dict[str, str]:
         self.calls.append(("ensure_network", (name, dict(labels), internal)))
+        return dict(labels)
 
     async def network_exists(self, name: str) -> bool:
         return True

@@ -199,11 +199,6 @@ async def test_memory_above_the_host_is_refused_with_422_resource_limit(
     assert_error(response, 422, "RESOURCE_LIMIT")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ResourcesRequest.cpu is 'float | str', so pydantic turns true into 1.0 cores "
-    "before parse_cpu can refuse the boolean",
-)
 async def test_a_boolean_cpu_is_refused_with_422(ready: httpx.AsyncClient) -> None:
     response = await ready.post("/agents", json=spawn_body(resources={"cpu": True}))
     assert_error(response, 422, "VALIDATION_ERROR")
@@ -269,11 +264,6 @@ async def _chunks(total: int, size: int = 1000) -> AsyncIterator[bytes]:
         yield chunk
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: BodyLimitMiddleware raises from receive(); FastAPI wraps that in a 400 "
-    "'error parsing the body', so a chunked body over the limit gets 400 BAD_REQUEST",
-)
 async def test_a_chunked_body_over_the_limit_is_413(ready: httpx.AsyncClient) -> None:
     response = await ready.post(
         "/agents", content=_chunks(MAX_BODY * 2), headers={"content-type": "application/json"}

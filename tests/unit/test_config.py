@@ -145,11 +145,6 @@ def test_load_settings_refuses_an_unparseable_resource_default_with_a_config_err
         load_settings(environ={name: value})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_cpu lets decimal.Overflow out, which is neither a ParallaxError nor a "
-    "ValueError, so it escapes load_settings",
-)
 def test_load_settings_refuses_a_cpu_too_large_to_compute_with_a_config_error() -> None:
     with pytest.raises(ConfigError, match="DEFAULT_CPU"):
         load_settings(environ={"DEFAULT_CPU": "1e999999999"})

@@ -17,8 +17,9 @@ def _documented() -> dict[str, str]:
 
 def test_every_setting_is_documented() -> None:
     documented = _documented()
-    missing = [_env_name(field) for field in Settings.model_fields
-               if _env_name(field) not in documented]
+    missing = [
+        _env_name(field) for field in Settings.model_fields if _env_name(field) not in documented
+    ]
     assert missing == []
 
 

@@ -93,9 +93,6 @@ def test_choose_network_refuses_invalid_names(network: str) -> None:
         choose_network(network, DEFAULT)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: NAME_RE ends in '$', which also matches before a trailing newline"
-)
 def test_choose_network_refuses_a_name_with_a_trailing_newline() -> None:
     with pytest.raises(ValidationError):
         choose_network("team-net\n", DEFAULT)
@@ -328,10 +325,6 @@ def test_check_target_refuses_reserved_paths_and_their_children(target: str) -> 
     assert info.value.code == "VOLUME_FORBIDDEN"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: posixpath.normpath keeps a leading '//', so '//proc' slips past the check",
-)
 @pytest.mark.parametrize("target", ["//proc", "//tmp", "//run/parallax", "//"])
 def test_check_target_refuses_reserved_paths_written_with_a_double_slash(target: str) -> None:
     with pytest.raises(VolumeForbiddenError):

@@ -136,7 +136,6 @@ def test_security_problems_finds_a_missing_log_size_limit() -> None:
     assert "log rotation is not applied" in problems_with(SPEC, LogConfig=log_config)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: security_problems does not compare max-file")
 def test_security_problems_finds_a_different_log_file_count() -> None:
     log_config = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "1000"}}
     assert problems_with(SPEC, LogConfig=log_config) != []
@@ -165,9 +164,6 @@ def test_security_problems_finds_a_mount_of_another_kind_on_the_target() -> None
     assert security_problems(SPEC, inspect) == ["mount /cache is missing"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: security_problems does not compare a mount's ReadOnly flag"
-)
 def test_security_problems_finds_a_read_only_mount_made_writable() -> None:
     inspect = matching_inspect(SPEC)
     inspect["HostConfig"]["Mounts"][0]["ReadOnly"] = False

@@ -49,20 +49,26 @@ class BodyLimitMiddleware:
                 if declared > self.max_bytes:
                     await self._refuse(send)
                     return
+        # Read the whole body (it is small: max_bytes bounds it) before the app sees any of
+        # it, so a chunked body over the limit is refused here with 413, not inside FastAPI.
+        messages: list[Message] = []
         received = 0
-
-        async def limited_receive() -> Message:
-            # A chunked body has no length header; count it as it arrives. The error handler
-            # renders the raise as 413.
-            nonlocal received
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self._error()
-            return message
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                await self._refuse(send)
+                return
+            if not message.get("more_body", False):
+                break
 
-        await self.app(scope, limited_receive, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     def _error(self) -> PayloadTooLargeError:
         return PayloadTooLargeError(f"the request body is larger than {self.max_bytes} bytes")

@@ -150,7 +150,9 @@ class Backend(Protocol):
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
-    ) -> None: ...
+    ) -> dict[str, str]:
+        """Create network ``name`` with ``labels`` unless it exists; return its labels."""
+        ...
 
     async def network_exists(self, name: str) -> bool: ...
 

@@ -112,11 +112,14 @@ class Registry:
         """Claim the id and name for a spawn; ConflictError if either is taken."""
         if labels.id in self._by_id:
             raise ConflictError(f"an agent with id {labels.id!r} already exists")
+        # Ids and names are both network aliases: none may stand for two agents.
         for record in self._by_id.values():
-            if record.labels.name == labels.name:
+            if labels.name in (record.labels.name, record.id):
                 raise ConflictError(
                     f"an agent named {labels.name!r} already exists (id {record.id})"
                 )
+            if labels.id == record.labels.name:
+                raise ConflictError(f"another agent is named {labels.id!r}; choose another id")
         record = AgentRecord(labels=labels, status=AgentStatus.PENDING, transitioning=True)
         self._by_id[labels.id] = record
         return record

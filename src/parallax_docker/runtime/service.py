@@ -20,6 +20,7 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import (
     AgentStateError,
     ImageNotFoundError,
+    NetworkForbiddenError,
     ParallaxError,
     SocketError,
     ValidationError,
@@ -111,7 +112,17 @@ class AgentService:
             return
         async with self._network_lock:
             if name not in self._networks_ready:
-                await self.backend.ensure_network(name, {MANAGED: "true"}, internal=internal)
+                labels = await self.backend.ensure_network(
+                    name, {MANAGED: "true"}, internal=internal
+                )
+                # The default network may be made by hand, as the spec shows; any other
+                # network an agent joins must be the runtime's, or the agent could be put next
+                # to containers that are not agents.
+                if name != self.settings.docker_network and labels.get(MANAGED) != "true":
+                    raise NetworkForbiddenError(
+                        f"network {name!r} exists but is not managed by the runtime",
+                        resolution="Choose a new network name; the runtime creates and labels it.",
+                    )
                 self._networks_ready.add(name)
 
     # -- spawn ------------------------------------------------------------------------------

@@ -127,9 +127,10 @@ class DockerBackend:
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
-    ) -> None:
-        if await self._find_network(name) is not None:
-            return
+    ) -> dict[str, str]:
+        found = await self._find_network(name)
+        if found is not None:
+            return dict(found.get("Labels") or {})
         body = {
             "Name": name,
             "CheckDuplicate": True,
@@ -143,8 +144,11 @@ class DockerBackend:
                 await self._json("networks/create", "POST", data=body)
         except Exception:
             # Another creator may have won the race; that is success for us.
-            if await self._find_network(name) is None:
+            raced = await self._find_network(name)
+            if raced is None:
                 raise
+            return dict(raced.get("Labels") or {})
+        return dict(labels)
 
     async def remove_network(self, name: str) -> None:
         async with engine_call("network", name):

@@ -57,14 +57,19 @@ def security_problems(spec: ContainerSpec, inspect: Mapping[str, Any]) -> list[s
     if (
         log_config.get("Type") != "json-file"
         or (log_config.get("Config") or {}).get("max-size") != spec.log_max_size
+        or (log_config.get("Config") or {}).get("max-file") != str(spec.log_max_files)
     ):
         problems.append("log rotation is not applied")
     if spec.runtime and host.get("Runtime") != spec.runtime:
         problems.append(f"runtime is {host.get('Runtime')!r}, wanted {spec.runtime!r}")
-    mounted = {(m.get("Type"), m.get("Target")) for m in host.get("Mounts") or ()}
+    mounted = {
+        (m.get("Type"), m.get("Target")): bool(m.get("ReadOnly")) for m in host.get("Mounts") or ()
+    }
     for mount in spec.mounts:
         if (mount.kind, mount.target) not in mounted:
             problems.append(f"mount {mount.target} is missing")
+        elif mount.read_only and not mounted[(mount.kind, mount.target)]:
+            problems.append(f"mount {mount.target} is writable, wanted read-only")
     return problems
 
 
