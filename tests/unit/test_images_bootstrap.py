@@ -95,21 +95,21 @@ def source(engine: FakeEngine, runner: FakeRunner, tmp_path: Path) -> DebianSour
 async def test_a_present_debian_image_is_used_as_is(tmp_path: Path) -> None:
     engine = FakeEngine(images={"debian:bookworm-slim": image("debian")})
     runner = FakeRunner()
-    assert await source(engine, runner, tmp_path).ensure(print) == "debian:bookworm-slim"
+    assert await source(engine, runner, tmp_path).ensure(print, print) == "debian:bookworm-slim"
     assert engine.pulled == [] and runner.commands == []
 
 
 async def test_a_cached_rootfs_is_reused_without_pulling_or_debootstrap(tmp_path: Path) -> None:
     engine = FakeEngine(images={"parallax/debian-rootfs:bookworm": image("rootfs")})
     runner = FakeRunner()
-    ref = await source(engine, runner, tmp_path).ensure(print)
+    ref = await source(engine, runner, tmp_path).ensure(print, print)
     assert ref == "parallax/debian-rootfs:bookworm"
     assert engine.pulled == [] and runner.commands == []
 
 
 async def test_a_pullable_debian_image_is_pulled(tmp_path: Path) -> None:
     engine = FakeEngine(pull_error=None)
-    ref = await source(engine, FakeRunner(), tmp_path).ensure(print)
+    ref = await source(engine, FakeRunner(), tmp_path).ensure(print, print)
     assert ref == "debian:bookworm-slim"
     assert engine.pulled == ["debian:bookworm-slim"]
 
@@ -118,7 +118,8 @@ async def test_without_a_registry_debian_is_bootstrapped_and_imported(tmp_path: 
     engine = FakeEngine()
     runner = FakeRunner()
     said: list[str] = []
-    ref = await source(engine, runner, tmp_path).ensure(said.append)
+    logged: list[str] = []
+    ref = await source(engine, runner, tmp_path).ensure(said.append, logged.append)
     assert ref == "parallax/debian-rootfs:bookworm"
     debootstrap = runner.commands[0]
     assert debootstrap[:3] == ["debootstrap", "--variant=minbase", "bookworm"]
@@ -127,6 +128,7 @@ async def test_without_a_registry_debian_is_bootstrapped_and_imported(tmp_path: 
     assert (imported_ref, data) == ("parallax/debian-rootfs:bookworm", b"tar-bytes")
     assert 'CMD ["/bin/bash"]' in changes
     assert any("cannot pull" in line for line in said)
+    assert logged == ["I: Base system installed successfully."]
 
 
 async def test_the_bootstrapped_rootfs_is_trimmed_before_import(tmp_path: Path) -> None:
@@ -141,7 +143,7 @@ async def test_the_bootstrapped_rootfs_is_trimmed_before_import(tmp_path: Path) 
             seen["caches"] = list((target / "var/cache/apt").glob("*.bin"))
             yield b"tar"
 
-    await source(FakeEngine(), Inspecting(), tmp_path).ensure(print)
+    await source(FakeEngine(), Inspecting(), tmp_path).ensure(print, print)
     assert "bookworm-security" in str(seen["sources"])
     assert seen["old_list"] is False
     assert seen["lists"] == []
@@ -153,7 +155,7 @@ async def test_the_scratch_directory_is_removed_even_when_debootstrap_fails(
 ) -> None:
     runner = FakeRunner(fail_debootstrap=True)
     with pytest.raises(EngineError, match="debootstrap"):
-        await source(FakeEngine(), runner, tmp_path).ensure(print)
+        await source(FakeEngine(), runner, tmp_path).ensure(print, print)
     assert list(tmp_path.iterdir()) == []
     rm = runner.commands[-1]
     assert rm[:3] == ["rm", "-rf", "--one-file-system"]
@@ -165,7 +167,7 @@ async def test_a_host_that_cannot_debootstrap_says_why(tmp_path: Path) -> None:
         engine, runner=FakeRunner(), work_dir=tmp_path, can_bootstrap=lambda: "no debootstrap"
     )
     with pytest.raises(EngineError, match="no debootstrap") as caught:
-        await debian.ensure(print)
+        await debian.ensure(print, print)
     assert "apt-get install -y debootstrap" in caught.value.resolution
 
 
@@ -175,7 +177,7 @@ async def test_an_unreachable_engine_is_not_mistaken_for_a_missing_registry(
     engine = FakeEngine(pull_error=SocketError("cannot connect to the Docker engine"))
     runner = FakeRunner()
     with pytest.raises(SocketError):
-        await source(engine, runner, tmp_path).ensure(print)
+        await source(engine, runner, tmp_path).ensure(print, print)
     assert runner.commands == []
 
 
@@ -183,7 +185,7 @@ async def test_a_chosen_base_image_is_pulled_and_never_bootstrapped(tmp_path: Pa
     engine = FakeEngine()
     runner = FakeRunner()
     with pytest.raises(EngineError):
-        await source(engine, runner, tmp_path).ensure(print, "mirror.local/debian:12")
+        await source(engine, runner, tmp_path).ensure(print, print, "mirror.local/debian:12")
     assert engine.pulled == ["mirror.local/debian:12"]
     assert runner.commands == []
 

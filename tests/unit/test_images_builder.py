@@ -76,7 +76,9 @@ class FakeDebian:
     error: Exception | None = None
     asked: list[str | None] = field(default_factory=list)
 
-    async def ensure(self, say: Callable[[str], None], override: str | None = None) -> str:
+    async def ensure(
+        self, say: Callable[[str], None], log: Callable[[str], None], override: str | None = None
+    ) -> str:
         self.asked.append(override)
         say("using the fake Debian")
         if self.error is not None:

@@ -65,37 +65,40 @@ class DebianSource:
         self._rootfs_ref = rootfs_ref
         self._can_bootstrap = can_bootstrap or bootstrap_problem
 
-    async def ensure(self, say: Say, override: str | None = None) -> str:
-        """The image ref to build the base FROM, pulling or bootstrapping it if needed."""
+    async def ensure(self, say: Say, log: Say, override: str | None = None) -> str:
+        """The image ref to build the base FROM, pulling or bootstrapping it if needed.
+
+        ``say`` gets the milestones, ``log`` the commands' own output lines.
+        """
         if override is not None:
-            return await self._ensure_named(override, say)
+            return await self._ensure_named(override, say, log)
         for ref in (self._preferred, self._rootfs_ref):
             if await self._engine.get_image(ref) is not None:
                 say(f"using {ref} (present)")
                 return ref
         try:
-            await self._pull(self._preferred, say)
+            await self._pull(self._preferred, say, log)
             return self._preferred
         except SocketError:
             raise
         except ParallaxError as exc:
             say(f"cannot pull {self._preferred}; bootstrapping Debian instead ({exc.message})")
-        await self.bootstrap(say)
+        await self.bootstrap(say, log)
         return self._rootfs_ref
 
-    async def _ensure_named(self, ref: str, say: Say) -> str:
+    async def _ensure_named(self, ref: str, say: Say, log: Say) -> str:
         if await self._engine.get_image(ref) is not None:
             say(f"using {ref} (present)")
             return ref
-        await self._pull(ref, say)
+        await self._pull(ref, say, log)
         return ref
 
-    async def _pull(self, ref: str, say: Say) -> None:
+    async def _pull(self, ref: str, say: Say, log: Say) -> None:
         say(f"pulling {ref}")
         async for line in self._engine.stream_pull(ref):
-            say(line)
+            log(line)
 
-    async def bootstrap(self, say: Say) -> str:
+    async def bootstrap(self, say: Say, log: Say) -> str:
         """debootstrap a minimal Debian into a scratch dir, import it, remove the dir."""
         problem = self._can_bootstrap()
         if problem is not None:
@@ -110,7 +113,7 @@ class DebianSource:
             say(f"debootstrap --variant=minbase {self._suite} from {self._mirror}")
             argv = ["debootstrap", "--variant=minbase", self._suite, str(target), self._mirror]
             async for line in self._runner.lines(argv):
-                say(line)
+                log(line)
             await asyncio.to_thread(self._make_slim, target)
             say(f"importing the rootfs as {self._rootfs_ref}")
             image_id = await self._engine.import_rootfs(

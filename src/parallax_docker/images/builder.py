@@ -25,7 +25,9 @@ Outcome = Literal["built", "present", "failed", "blocked"]
 
 
 class BaseSource(Protocol):
-    async def ensure(self, say: Callable[[str], None], override: str | None = None) -> str: ...
+    async def ensure(
+        self, say: Callable[[str], None], log: Callable[[str], None], override: str | None = None
+    ) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,14 @@ class ImageBuilder:
         started = self._clock()
         name = catalog.image_name(self._settings, "base")
 
-        def say(line: str) -> None:
-            self._emit("base", "note", line)
+        def say(text: str) -> None:
+            self._emit("base", "note", text)
+
+        def log(line: str) -> None:
+            self._emit("base", "line", line)
 
         try:
-            debian = await self._base_source.ensure(say, request.base_image)
+            debian = await self._base_source.ensure(say, log, request.base_image)
         except ParallaxError as exc:
             if isinstance(exc, SocketError):
                 raise
