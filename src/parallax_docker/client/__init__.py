@@ -1,0 +1,80 @@
+"""Python client of the parallax-docker API: ``Client`` (blocking) and ``AsyncClient``.
+
+    from parallax_docker.client import Client
+
+    with Client() as client:               # PARALLAX_URL / PARALLAX_API_TOKEN, or arguments
+        agent = client.spawn(name="helper", type="claude")
+        print(client.logs(agent.id, tail=20))
+        client.stop(agent.id)
+
+Errors are the project's own classes (``AgentNotFoundError``, ``ConflictError``, ...), mapped
+back from the ``code`` the service sends.
+"""
+
+from __future__ import annotations
+
+from parallax_docker.client.async_client import AsyncClient
+from parallax_docker.client.calls import DEFAULT_URL, TOKEN_ENV, URL_ENV
+from parallax_docker.client.errors import (
+    BadResponseError,
+    ClientError,
+    RequestTimeoutError,
+    ServiceUnreachableError,
+    code_of,
+    error_class,
+)
+from parallax_docker.client.frames import EventFrame, GcReport, SendResult
+from parallax_docker.client.sync import Client
+from parallax_docker.errors import (
+    AgentNotFoundError,
+    AgentStateError,
+    CapacityExceededError,
+    ConflictError,
+    EngineError,
+    HealthCheckFailedError,
+    ImageNotFoundError,
+    InsecureSpawnError,
+    NetworkError,
+    NetworkForbiddenError,
+    ParallaxError,
+    PayloadTooLargeError,
+    ResourceLimitError,
+    SocketError,
+    UnauthorizedError,
+    ValidationError,
+    VolumeForbiddenError,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "TOKEN_ENV",
+    "URL_ENV",
+    "AgentNotFoundError",
+    "AgentStateError",
+    "AsyncClient",
+    "BadResponseError",
+    "CapacityExceededError",
+    "Client",
+    "ClientError",
+    "ConflictError",
+    "EngineError",
+    "EventFrame",
+    "GcReport",
+    "HealthCheckFailedError",
+    "ImageNotFoundError",
+    "InsecureSpawnError",
+    "NetworkError",
+    "NetworkForbiddenError",
+    "ParallaxError",
+    "PayloadTooLargeError",
+    "RequestTimeoutError",
+    "ResourceLimitError",
+    "SendResult",
+    "ServiceUnreachableError",
+    "SocketError",
+    "UnauthorizedError",
+    "ValidationError",
+    "VolumeForbiddenError",
+    "code_of",
+    "error_class",
+]
