@@ -9,16 +9,29 @@ shows them; every other setting carries the ``PARALLAX_`` prefix so that a typo 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from parallax_docker.errors import ConfigError, ParallaxError
 from parallax_docker.resources import parse_cpu, parse_memory
 
 ENV_PREFIX = "PARALLAX_"
+# A container runtime's name as the engine registers it (runc, runsc, io.containerd.runc.v2).
+RUNTIME_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+MIN_TOKEN_LENGTH = 16
+_TOKEN_RE = re.compile(rf"^[\x21-\x7e]{{{MIN_TOKEN_LENGTH},512}}\Z")
 
 # Bare names from the product spec; everything else is PARALLAX_<FIELD>.
 _BARE_NAMES: dict[str, str] = {
@@ -58,6 +71,23 @@ class Settings(BaseModel):
     engine_timeout_s: float = Field(30.0, gt=0, le=600)
     engine_connect_timeout_s: float = Field(3.0, gt=0, le=60)
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Admission: how far committed limits may exceed the host (1.0 = never more than it has).
+    memory_overcommit: float = Field(1.0, gt=0, le=100)
+    cpu_overcommit: float = Field(4.0, gt=0, le=1000)
+    # Lifecycle housekeeping.
+    janitor_interval_s: float = Field(1.0, gt=0, le=3600)
+    orphan_grace_s: float = Field(30.0, ge=0, le=86400)
+    exited_retention_s: float = Field(300.0, ge=0, le=30 * 86400)
+    auto_restart_max: int = Field(5, ge=0, le=1000)
+    auto_restart_window_s: float = Field(600.0, gt=0, le=86400)
+    auto_restart_backoff_max_s: float = Field(60.0, ge=0, le=3600)
+    stop_agents_on_exit: bool = False
+    # Security (docs/security.md): the API token, where secret env files live, the container
+    # runtime every agent gets and the ones a request may pick.
+    api_token: SecretStr | None = Field(None)
+    secrets_dir: Path = Field(Path("/run/parallax-docker/secrets"))
+    runtime: str | None = Field(None, pattern=RUNTIME_NAME_PATTERN)
+    allowed_runtimes: tuple[str, ...] = Field(())
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod
@@ -70,6 +100,40 @@ class Settings(BaseModel):
     def _cpu_parses(cls, value: Any) -> str:
         _as_value_error(parse_cpu, value)
         return str(value)
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token_is_strong(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not _TOKEN_RE.match(text):
+            # Never the value itself: it is a secret.
+            raise ValueError(
+                f"the API token must be {MIN_TOKEN_LENGTH} to 512 printable ASCII characters "
+                "without spaces"
+            )
+        return value
+
+    @field_validator("secrets_dir")
+    @classmethod
+    def _secrets_dir_absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
+            raise ValueError(f"{value} is not an absolute path")
+        return value
+
+    @field_validator("allowed_runtimes", mode="before")
+    @classmethod
+    def _split_runtimes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_runtimes")
+    @classmethod
+    def _runtime_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.match(RUNTIME_NAME_PATTERN, name):
+                raise ValueError(f"{name[:64]!r} is not a runtime name")
+        return value
 
     @field_validator("allowed_host_paths", mode="before")
     @classmethod

@@ -25,16 +25,27 @@ MAX_VOLUMES = 32
 MAX_LABELS = 64
 MAX_CAPABILITIES = 64
 MAX_COMMAND_ARGS = 256
+MAX_COMMAND_ARG_CHARS = 64 * 1024
 NAME_MAX = 63
+SHORT_TEXT_MAX = 256
+LABEL_KEY_MAX = 128
+LABEL_VALUE_MAX = 1024
+WORKDIR_MAX = 4096
+IMAGE_MAX = 512
+RUNTIME_MAX = 128
+VOLUME_ENTRY_MAX = 8192
 
 AgentType = Literal["claude", "codex", "gemini", "aider", "custom"]
 AGENT_TYPES: tuple[str, ...] = ("claude", "codex", "gemini", "aider", "custom")
 
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+ShortText = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX)]
 LabelKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=LABEL_KEY_MAX, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.\-/]*$"
+    ),
 ]
-LabelValue = Annotated[str, StringConstraints(max_length=1024)]
+LabelValue = Annotated[str, StringConstraints(max_length=LABEL_VALUE_MAX)]
 Secret = Annotated[SecretStr, Field(max_length=MAX_ENV_VALUE_BYTES)]
 
 
@@ -88,19 +99,27 @@ class SpawnRequest(_Strict):
     capabilities: list[ShortText] = Field(default_factory=list, max_length=MAX_CAPABILITIES)
     role: ShortText | None = None
     reports_to: ShortText | None = Field(None, alias="reportsTo")
-    workdir: str | None = Field(None, max_length=4096)
+    workdir: str | None = Field(None, max_length=WORKDIR_MAX)
     env: dict[str, Secret] = Field(default_factory=dict, max_length=MAX_ENV_ENTRIES)
     credentials: CredentialsRequest | None = None
     resources: ResourcesRequest | None = None
     auto_restart: bool = Field(False, alias="autoRestart")
     idle_timeout: int | None = Field(None, alias="idleTimeout", ge=1, le=30 * 24 * 3600)
     execution_id: str | None = Field(None, alias="executionId", max_length=NAME_MAX)
-    volumes: list[str] = Field(default_factory=list, max_length=MAX_VOLUMES)
-    network: str | None = Field(None, max_length=NAME_MAX)
-    command: list[Annotated[str, StringConstraints(max_length=64 * 1024)]] | str | None = Field(
-        None, max_length=MAX_COMMAND_ARGS
+    volumes: list[Annotated[str, StringConstraints(max_length=VOLUME_ENTRY_MAX)]] = Field(
+        default_factory=list, max_length=MAX_VOLUMES
     )
-    image: str | None = Field(None, max_length=512)
+    network: str | None = Field(None, max_length=NAME_MAX)
+    command: (
+        list[Annotated[str, StringConstraints(max_length=MAX_COMMAND_ARG_CHARS)]] | str | None
+    ) = Field(None, max_length=MAX_COMMAND_ARGS)
+    image: str | None = Field(None, max_length=IMAGE_MAX)
+    runtime: str | None = Field(
+        None,
+        max_length=RUNTIME_MAX,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="Container runtime (e.g. runsc); only those in PARALLAX_ALLOWED_RUNTIMES",
+    )
     labels: dict[LabelKey, LabelValue] = Field(default_factory=dict, max_length=MAX_LABELS)
 
     def secret_env(self) -> dict[str, SecretStr]:
@@ -153,6 +172,7 @@ class AgentHandle(BaseModel):
     error: str | None = None
     error_code: str | None = Field(None, alias="errorCode")
     health: str | None = None
+    restart_count: int = Field(0, alias="restartCount")
     stale: bool = False
 
 
@@ -216,3 +236,13 @@ class ErrorResponse(BaseModel):
     code: str
     resolution: str
     details: dict[str, Any] | None = None
+
+
+class GcReport(BaseModel):
+    """What garbage collection found and (unless a dry run) removed."""
+
+    containers: list[str]
+    networks: list[str]
+    volumes: list[str]
+    removed: bool
+    failed: list[str] = Field(default_factory=list)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import httpx
@@ -76,8 +77,15 @@ def test_sigterm_leaves_agents_running_and_restart_adopts_them(
         info = engine.inspect(handle["containerName"])
         assert info is not None and info["State"]["Running"]
         again = start_service()
-        adopted = httpx.get(f"{again.url}/agents/{handle['id']}", timeout=10)
-        assert adopted.status_code == 200
+        # Docker's own health check has not run yet (its interval is long): the service
+        # settles the adopted agent with one probe of its own, right after the sync.
+        deadline = time.monotonic() + 3
+        while True:
+            adopted = httpx.get(f"{again.url}/agents/{handle['id']}", timeout=10)
+            assert adopted.status_code == 200
+            if adopted.json()["status"] != "starting" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         assert adopted.json()["status"] == "ready"
         assert adopted.json()["containerId"] == handle["containerId"]
     finally:

@@ -20,7 +20,9 @@ from parallax_docker.backends.base import (
     EngineInfo,
     ExecResult,
     ImageInfo,
+    NetworkInfo,
     StatsSample,
+    VolumeInfo,
 )
 from parallax_docker.errors import AgentNotFoundError
 
@@ -104,6 +106,19 @@ class FakeBackend:
 
     async def remove_network(self, name: str) -> None:
         self.calls.append(("remove_network", name))
+
+    async def list_networks(self, labels: Mapping[str, str]) -> list[NetworkInfo]:
+        self.calls.append(("list_networks", dict(labels)))
+        return []
+
+    async def list_volumes(
+        self, labels: Mapping[str, str], unused_only: bool = False
+    ) -> list[VolumeInfo]:
+        self.calls.append(("list_volumes", (dict(labels), unused_only)))
+        return []
+
+    async def remove_volume(self, name: str) -> None:
+        self.calls.append(("remove_volume", name))
 
     async def volume_labels(self, name: str) -> dict[str, str] | None:
         return None

@@ -14,12 +14,15 @@ from fastapi import FastAPI
 from parallax_docker import __version__
 from parallax_docker.api.errors import install_error_handlers
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
-from parallax_docker.api.routes import agents, health
+from parallax_docker.api.request_log import RequestLogMiddleware
+from parallax_docker.api.routes import agents, gc, health, prometheus
 from parallax_docker.backends.base import Backend
 from parallax_docker.backends.factory import create_backend
 from parallax_docker.config import Settings
+from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.telemetry import PrometheusTelemetry
 
 DESCRIPTION = """Runs CLI AI coding agents as isolated, hardened Docker containers.
 
@@ -29,15 +32,25 @@ Every route is also served under `/api` (for example `/api/agents`). Errors are
 
 def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     engine = backend if backend is not None else create_backend(settings)
-    service = AgentService(settings, engine)
+    telemetry = PrometheusTelemetry()
+    service = AgentService(settings, engine, telemetry=telemetry)
     reconciler = Reconciler(service, engine)
+    telemetry.watch(
+        agents=lambda: [(r.status.value, r.labels.type) for r in service.registry],
+        reconnects=lambda: reconciler.reconnects,
+    )
+    janitor = Janitor(service, engine, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         reconciler.start()
+        janitor.start()
         try:
             yield
         finally:
+            await janitor.stop()
+            if settings.stop_agents_on_exit:
+                await service.stop_all(reason="service-exit")
             await reconciler.stop()
             await engine.close()
 
@@ -50,9 +63,14 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.service = service
     app.state.reconciler = reconciler
+    app.state.telemetry = telemetry
+    app.state.janitor = janitor
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(agents.router)
+    app.include_router(prometheus.router)
+    app.include_router(gc.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ApiPrefixMiddleware)
+    app.add_middleware(RequestLogMiddleware)
     return app

@@ -101,6 +101,26 @@ class ImageInfo:
     labels: Mapping[str, str]
     size: int
     created: str | None
+    # The image's own ENTRYPOINT and CMD: needed to wrap them when the service must set its own
+    # entrypoint (custom images that do not load the secret env file themselves).
+    entrypoint: tuple[str, ...] | None = None
+    cmd: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class NetworkInfo:
+    name: str
+    labels: Mapping[str, str]
+    containers: int
+    created: str | None
+    internal: bool = False
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    name: str
+    labels: Mapping[str, str]
+    created: str | None
 
 
 @dataclass(frozen=True)
@@ -111,6 +131,8 @@ class EngineInfo:
     cpus: int
     cgroup_version: str
     warnings: tuple[str, ...] = ()
+    # Container runtimes the engine has registered (runc, runsc, ...); empty when unknown.
+    runtimes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,6 +179,18 @@ class Backend(Protocol):
     async def network_exists(self, name: str) -> bool: ...
 
     async def remove_network(self, name: str) -> None: ...
+
+    async def list_networks(self, labels: Mapping[str, str]) -> builtins.list[NetworkInfo]:
+        """Networks carrying all ``labels``, with how many containers are attached."""
+        ...
+
+    async def list_volumes(
+        self, labels: Mapping[str, str], unused_only: bool = False
+    ) -> builtins.list[VolumeInfo]:
+        """Volumes carrying all ``labels``; with ``unused_only``, those no container uses."""
+        ...
+
+    async def remove_volume(self, name: str) -> None: ...
 
     async def volume_labels(self, name: str) -> dict[str, str] | None:
         """The labels of volume ``name``, or None when there is no such volume."""

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from parallax_docker.backends.base import Backend, StatsSample
 from parallax_docker.models import MetricsResponse, NetworkUsage
 from parallax_docker.resources import NANO
+from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.registry import AgentRecord
 
 _FIRST_GAP_S = 0.1
@@ -78,15 +79,7 @@ def _metrics(record: AgentRecord, before: _Kept, after: _Kept, host_cpus: int) -
 
 
 def _uptime(started_at: str | None) -> float:
-    if not started_at:
+    started = parse_engine_time(started_at)
+    if started is None:
         return 0.0
-    try:
-        # The engine gives nanoseconds; Python parses up to microseconds.
-        text = started_at.rstrip("Z")
-        main, _, frac = text.partition(".")
-        started = datetime.fromisoformat(main + (("." + frac[:6]) if frac else "")).replace(
-            tzinfo=UTC
-        )
-    except ValueError:
-        return 0.0
-    return round(max(0.0, (datetime.now(UTC) - started).total_seconds()), 3)
+    return round(max(0.0, time.time() - started), 3)

@@ -17,6 +17,7 @@ from parallax_docker.backends.base import Backend, ContainerEvent
 from parallax_docker.errors import ParallaxError
 from parallax_docker.runtime.labels import MANAGED_SELECTOR, PREFIX
 from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.telemetry import outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Reconciler:
                     log.warning("lost the Docker engine's event stream: %s", _describe(exc))
                 first = False
                 self._service.engine_lost()
+                self._service.telemetry.error(outcome_of(exc), "reconciler")
                 self.reconnects += 1
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_S)
@@ -89,12 +91,8 @@ class Reconciler:
         self._service.engine_ready(info)
         self.synced.set()
         log.info("in sync with the Docker engine: %d managed container(s)", len(states))
-        confirming = asyncio.create_task(self._service.confirm_starting())
-        try:
-            async for event in self._backend.watch_events(MANAGED_SELECTOR, since_ns=since_ns):
-                await self._apply(event)
-        finally:
-            confirming.cancel()
+        async for event in self._backend.watch_events(MANAGED_SELECTOR, since_ns=since_ns):
+            await self._apply(event)
 
     async def _apply(self, event: ContainerEvent) -> None:
         agent_id = event.labels.get(PREFIX + "id")

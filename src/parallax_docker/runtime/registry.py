@@ -6,8 +6,10 @@ here, before any await, so that two concurrent spawns of one name cannot both pa
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from parallax_docker.backends.base import ContainerState
 from parallax_docker.errors import AgentNotFoundError, ConflictError
@@ -33,6 +35,18 @@ class AgentRecord:
     # Set once the runtime's own readiness probe passed for the current run of the container;
     # Docker's health stays "starting" until its first scheduled check, which may be later.
     probed_ready: bool = False
+    # Set when a spawn has finished one way or the other; a retried spawn with the same id and
+    # body waits on it and answers with the same agent.
+    settled: asyncio.Event = field(default_factory=asyncio.Event)
+    # Wall-clock time of the last activity (spawn, a turn, a log read); drives idleTimeout.
+    last_activity: float = field(default_factory=time.time)
+    restart_count: int = 0
+    # Times of recent auto-restarts, for the cap and the back-off.
+    restart_times: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.transitioning:
+            self.settled.set()
 
     @property
     def id(self) -> str:
@@ -44,6 +58,7 @@ class AgentRecord:
 
     def handle(self, stale: bool = False) -> AgentHandle:
         handle = self.labels.handle(self.status, self.state, self.error, self.error_code)
+        handle.restart_count = self.restart_count
         if stale:
             handle.stale = True
         return handle

@@ -19,6 +19,7 @@ from parallax_docker.backends.base import Backend, ContainerState, EngineInfo, I
 from parallax_docker.config import Settings
 from parallax_docker.errors import (
     AgentStateError,
+    HealthCheckFailedError,
     ImageNotFoundError,
     NetworkForbiddenError,
     ParallaxError,
@@ -34,12 +35,16 @@ from parallax_docker.models import (
     RuntimeInfo,
     SpawnRequest,
 )
+from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.events import EventBus
 from parallax_docker.runtime.labels import MANAGED, AgentLabels
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.readiness import probe_passes, wait_ready
 from parallax_docker.runtime.registry import AgentRecord, Registry
+from parallax_docker.runtime.secrets import SecretStore
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
+from parallax_docker.runtime.telemetry import Telemetry
+from parallax_docker.security import check_runtime_available, image_uid
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +52,19 @@ MAX_LOG_TAIL = 10_000
 
 
 class AgentService:
-    def __init__(self, settings: Settings, backend: Backend, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        backend: Backend,
+        bus: EventBus | None = None,
+        telemetry: Telemetry | None = None,
+        secrets: SecretStore | None = None,
+    ) -> None:
         self.settings = settings
         self.backend = backend
+        self.secrets = secrets or SecretStore(settings.secrets_dir)
         self.bus = bus or EventBus()
+        self.telemetry = telemetry or Telemetry()
         self.registry = Registry()
         self.engine: EngineInfo | None = None
         self._network_lock = asyncio.Lock()
@@ -102,7 +116,7 @@ class AgentService:
             ),
         )
 
-    def _require_engine(self) -> EngineInfo:
+    def require_engine(self) -> EngineInfo:
         if self.engine is None:
             raise SocketError("the Docker engine is not reachable")
         return self.engine
@@ -128,17 +142,38 @@ class AgentService:
     # -- spawn ------------------------------------------------------------------------------
 
     async def spawn(self, request: SpawnRequest) -> AgentHandle:
-        engine = self._require_engine()
+        engine = self.require_engine()
         plan = plan_agent(
             request, self.settings, host_memory=engine.memory_bytes, host_cpus=engine.cpus
+        )
+        existing = self.registry.find(plan.labels.id) if request.id else None
+        if existing is not None and existing.labels.spec_hash == plan.labels.spec_hash:
+            return await self._same_spawn(existing)
+        # No await between the capacity check and the reservation: two spawns cannot both
+        # take the last of the host.
+        admit(
+            plan.labels.memory_bytes,
+            plan.labels.nano_cpus,
+            committed(self.registry),
+            capacity(
+                engine.memory_bytes,
+                engine.cpus,
+                self.settings.memory_overcommit,
+                self.settings.cpu_overcommit,
+            ),
         )
         record = self.registry.reserve(plan.labels)
         started = time.monotonic()
         try:
             handle = await self._spawn_reserved(record, plan)
-        except BaseException:
+        except BaseException as exc:
+            self.telemetry.spawn_finished(record.labels.type, time.monotonic() - started, exc)
             self.registry.drop(record.id)
+            self.secrets.remove(record.id)
             raise
+        finally:
+            record.settled.set()
+        self.telemetry.spawn_finished(record.labels.type, time.monotonic() - started, None)
         log.info(
             "agent spawned",
             extra={
@@ -149,16 +184,39 @@ class AgentService:
         )
         return handle
 
+    async def _same_spawn(self, record: AgentRecord) -> AgentHandle:
+        """A retried spawn with the same id and body: the same agent, once it is settled."""
+        await record.settled.wait()
+        current = self.registry.find(record.id)
+        if current is None:
+            raise HealthCheckFailedError(
+                f"the first spawn of agent {record.id!r} failed; retry it",
+                resolution="Send the request again: nothing of the failed spawn is left.",
+            )
+        if current.stopping:
+            raise AgentStateError(f"agent {record.id!r} is being stopped")
+        return current.handle()
+
     async def _spawn_reserved(self, record: AgentRecord, plan: PlannedAgent) -> AgentHandle:
         image = await self._image(plan.image, record.labels.type)
         if not plan.network.is_none:
             await self._ensure_network(plan.network.name, plan.network.internal)
         await self._check_named_volumes(plan.named_volumes)
-        spec = container_spec(plan, image, self.settings)
+        if self.engine is not None:
+            check_runtime_available(plan.runtime, self.engine.runtimes)
+        delivery = self.secrets.deliver(
+            record.id,
+            plan.env,
+            image,
+            image_ref=plan.image,
+            command=plan.command,
+            uid=image_uid(image.user),
+        )
+        spec = container_spec(plan, image, self.settings, delivery)
         container_id = await self.backend.create(spec)
         try:
             record.status = AgentStatus.STARTING
-            await self.backend.start(container_id)
+            await self._start(container_id, wrapped=spec.entrypoint is not None, image=plan.image)
             self._publish("agent_started", record)
             state = await wait_ready(
                 self.backend,
@@ -175,6 +233,19 @@ class AgentService:
         record.status = AgentStatus.READY
         self._publish("agent_ready", record)
         return record.handle()
+
+    async def _start(self, container_id: str, *, wrapped: bool, image: str) -> None:
+        try:
+            await self.backend.start(container_id)
+        except ValidationError as exc:
+            if not wrapped:
+                raise
+            # The engine could not exec the env wrapper: the image has no /bin/sh.
+            raise ValidationError(
+                f"the agent could not start; image {image[:120]} needs /bin/sh to receive its "
+                "env values (they are never put in the container's Env)",
+                resolution="Build the image FROM parallax/agent-base, or add /bin/sh to it.",
+            ) from exc
 
     async def _discard(self, container_id: str) -> None:
         # Shielded: a client that hangs up mid-spawn must not leave the container behind.
@@ -233,15 +304,25 @@ class AgentService:
     # -- stop, restart ----------------------------------------------------------------------
 
     async def stop(
-        self, agent_id: str, *, force: bool = False, timeout_s: float | None = None
+        self,
+        agent_id: str,
+        *,
+        force: bool = False,
+        timeout_s: float | None = None,
+        reason: str = "deleted",
     ) -> None:
         """Graceful stop (SIGTERM, then SIGKILL after the grace period), then remove."""
-        self._require_engine()
+        self.require_engine()
         record = self.registry.get(agent_id)
+        if record.transitioning:
+            raise AgentStateError(f"agent {agent_id!r} is being spawned or restarted")
+        if record.stopping:
+            raise AgentStateError(f"agent {agent_id!r} is already being stopped")
         grace = self.settings.stop_grace_s if timeout_s is None else timeout_s
         record.stopping = True
         record.status = AgentStatus.STOPPING
         container_id = record.container_id
+        started = time.monotonic()
         try:
             if container_id is not None:
                 if force:
@@ -252,23 +333,38 @@ class AgentService:
                 await self.backend.remove(container_id, force=True)
                 if final is not None:
                     record.state = final
-        except BaseException:
+        except BaseException as exc:
+            self.telemetry.stop_finished(time.monotonic() - started, exc)
             record.stopping = False
             if record.state is not None:
                 record.observe(record.state)
             raise
+        self.telemetry.stop_finished(time.monotonic() - started, None)
         record.status = AgentStatus.STOPPED
         self.registry.drop(agent_id)
+        self.secrets.remove(agent_id)
         self._sampler.forget(agent_id)
         self._publish(
             "agent_stopped",
             record,
-            reason="deleted",
+            reason=reason,
             exitCode=record.state.exit_code if record.state else None,
         )
 
+    async def stop_all(self, reason: str) -> None:
+        """Stop every agent (the service is going away and was told to take them along)."""
+        if self.engine is None:
+            return
+        ids = [r.id for r in self.registry if not r.transitioning and not r.stopping]
+        results = await asyncio.gather(
+            *(self.stop(agent_id, reason=reason) for agent_id in ids), return_exceptions=True
+        )
+        failed = [i for i, r in zip(ids, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            log.warning("could not stop %d agent(s) on exit: %s", len(failed), failed[:10])
+
     async def restart(self, agent_id: str) -> AgentHandle:
-        self._require_engine()
+        self.require_engine()
         record = self.registry.get(agent_id)
         container_id = record.container_id
         if container_id is None or record.transitioning:
@@ -316,46 +412,17 @@ class AgentService:
         record = self.registry.get(agent_id)
         container_id = self._container_of(agent_id)
         return await self._sampler.sample(
-            record, container_id, host_cpus=self._require_engine().cpus
+            record, container_id, host_cpus=self.require_engine().cpus
         )
 
     def _container_of(self, agent_id: str) -> str:
-        self._require_engine()
+        self.require_engine()
         record = self.registry.get(agent_id)
         if record.container_id is None:
             raise ValidationError(f"agent {agent_id!r} has no container yet")
         return record.container_id
 
     # -- reconciliation hooks ---------------------------------------------------------------
-
-    async def confirm_starting(self) -> None:
-        """Probe adopted agents that Docker still reports as starting.
-
-        After a restart of the service, Docker's health may say "starting" for an agent that
-        passed readiness long ago (its first scheduled check has not run yet); one run of the
-        probe settles it instead of waiting for Docker's interval.
-        """
-        gate = asyncio.Semaphore(8)
-        probes: dict[str, tuple[str, ...] | None] = {}
-
-        async def confirm(record: AgentRecord) -> None:
-            container_id = record.container_id
-            if container_id is None:
-                return
-            async with gate:
-                if record.labels.image not in probes:
-                    image = await self.backend.get_image(record.labels.image)
-                    probes[record.labels.image] = health_probe(image) if image else None
-                probe = probes[record.labels.image]
-                if probe is None or not await probe_passes(self.backend, container_id, probe):
-                    return
-            if record.status == AgentStatus.STARTING and not record.transitioning:
-                record.probed_ready = True
-                record.status = AgentStatus.READY
-                self._publish("agent_ready", record)
-
-        starting = [r for r in self.registry if r.status == AgentStatus.STARTING]
-        await asyncio.gather(*(confirm(r) for r in starting), return_exceptions=True)
 
     def adopt(self, states: Iterable[ContainerState]) -> None:
         """Make the registry match the engine's managed containers (start-up and resync)."""
@@ -377,7 +444,10 @@ class AgentService:
         for record in self.registry:
             if record.id not in seen and not record.transitioning and not record.stopping:
                 self.registry.drop(record.id)
+                self.secrets.remove(record.id)
                 self._publish("agent_stopped", record, reason="removed", exitCode=None)
+        # Secret files of agents whose containers are gone (removed while the service was down).
+        self.secrets.prune(keep=[record.id for record in self.registry])
 
     def observe(self, state: ContainerState) -> None:
         labels = AgentLabels.decode(state.labels)
@@ -400,8 +470,86 @@ class AgentService:
         if record is None or record.transitioning or record.stopping:
             return
         self.registry.drop(agent_id)
+        self.secrets.remove(agent_id)
         self._sampler.forget(agent_id)
-        self._publish("agent_stopped", record, reason="removed", exitCode=record.handle().exit_code)
+        # An agent that already exited was reported then; only a live one is news.
+        if record.status not in (AgentStatus.STOPPED, AgentStatus.ERROR):
+            self._publish(
+                "agent_stopped", record, reason="removed", exitCode=record.handle().exit_code
+            )
+
+    def touch(self, agent_id: str) -> None:
+        """Note activity on an agent (it resets the idle timer)."""
+        record = self.registry.find(agent_id)
+        if record is not None:
+            record.last_activity = time.time()
+
+    async def remove_container(self, record: AgentRecord, reason: str) -> None:
+        """Remove the container of an agent that is no longer wanted (janitor, gc)."""
+        container_id = record.container_id
+        if container_id is None or record.transitioning or record.stopping:
+            return
+        record.stopping = True
+        try:
+            await self.backend.remove(container_id, force=True)
+        finally:
+            record.stopping = False
+        self.registry.drop(record.id)
+        self.secrets.remove(record.id)
+        self._sampler.forget(record.id)
+        if record.status not in (AgentStatus.STOPPED, AgentStatus.ERROR):
+            record.status = AgentStatus.ERROR
+            self._publish("agent_error", record, error=reason)
+        log.info("removed container of agent %s: %s", record.id, reason)
+
+    async def auto_restart(self, record: AgentRecord) -> None:
+        """Start a crashed agent's container again and wait until it is ready."""
+        container_id = record.container_id
+        if container_id is None or record.transitioning or record.stopping:
+            return
+        image = await self._image(record.labels.image, record.labels.type)
+        record.transitioning = True
+        record.restart_count += 1
+        record.status = AgentStatus.STARTING
+        try:
+            if record.state is not None and record.state.running:  # running but unhealthy
+                await self.backend.restart(container_id, self.settings.stop_grace_s)
+            else:
+                await self.backend.start(container_id)
+            self._publish(
+                "agent_started", record, reason="auto-restart", restartCount=record.restart_count
+            )
+            state = await wait_ready(
+                self.backend,
+                container_id,
+                health_probe(image),
+                timeout_s=self.settings.ready_timeout_s,
+            )
+        except ParallaxError:
+            record.transitioning = False
+            current = await self.backend.get(container_id)
+            if current is not None:
+                record.observe(current)
+            raise
+        finally:
+            record.transitioning = False
+        record.probed_ready = True
+        record.observe(state)
+        self._publish("agent_ready", record)
+
+    async def probe_starting(self, record: AgentRecord) -> None:
+        """One readiness probe for an agent Docker still calls starting."""
+        container_id = record.container_id
+        if container_id is None:
+            return
+        image = await self.backend.get_image(record.labels.image)
+        probe = health_probe(image) if image else None
+        if probe is None or not await probe_passes(self.backend, container_id, probe):
+            return
+        if record.status == AgentStatus.STARTING and not record.transitioning:
+            record.probed_ready = True
+            record.status = AgentStatus.READY
+            self._publish("agent_ready", record)
 
     def _publish_transition(self, record: AgentRecord, before: AgentStatus) -> None:
         if record.status == before:

@@ -24,12 +24,14 @@ from parallax_docker.backends.base import (
     EngineInfo,
     ExecResult,
     ImageInfo,
+    NetworkInfo,
     StatsSample,
+    VolumeInfo,
 )
 from parallax_docker.backends.docker import translate
 from parallax_docker.backends.docker.errors import engine_call
 from parallax_docker.backends.docker.verify import verify_created
-from parallax_docker.errors import InsecureSpawnError
+from parallax_docker.errors import InsecureSpawnError, NetworkForbiddenError
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +110,7 @@ class DockerBackend:
             cpus=int(info.get("NCPU") or 0),
             cgroup_version=str(info.get("CgroupVersion") or "1"),
             warnings=tuple(info.get("Warnings") or ()),
+            runtimes=tuple(sorted((info.get("Runtimes") or {}).keys())),
         )
 
     # -- networks and volumes ---------------------------------------------------------------
@@ -130,6 +133,7 @@ class DockerBackend:
     ) -> dict[str, str]:
         found = await self._find_network(name)
         if found is not None:
+            _check_internal(found, internal)
             return dict(found.get("Labels") or {})
         body = {
             "Name": name,
@@ -147,12 +151,39 @@ class DockerBackend:
             raced = await self._find_network(name)
             if raced is None:
                 raise
+            _check_internal(raced, internal)
             return dict(raced.get("Labels") or {})
         return dict(labels)
 
     async def remove_network(self, name: str) -> None:
         async with engine_call("network", name):
             await self._json(f"networks/{name}", "DELETE")
+
+    async def list_networks(self, labels: Mapping[str, str]) -> builtins.list[NetworkInfo]:
+        filters = json.dumps({"label": [f"{k}={v}" for k, v in labels.items()]})
+        async with engine_call("network"):
+            found = await self._json("networks", params={"filters": filters})
+            # The list endpoint leaves Containers empty; inspect each to count endpoints.
+            details = [await self._json_or_none(f"networks/{net['Id']}") for net in found]
+        return [translate.network_info(d) for d in details if d is not None]
+
+    async def list_volumes(
+        self, labels: Mapping[str, str], unused_only: bool = False
+    ) -> builtins.list[VolumeInfo]:
+        wanted: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        if unused_only:
+            wanted["dangling"] = ["true"]
+        async with engine_call("volume"):
+            found = await self._json("volumes", params={"filters": json.dumps(wanted)})
+        return [translate.volume_info(v) for v in found.get("Volumes") or ()]
+
+    async def remove_volume(self, name: str) -> None:
+        async with engine_call("volume", name):
+            try:
+                await self._json(f"volumes/{name}", "DELETE")
+            except aiodocker.DockerError as exc:
+                if exc.status != 404:
+                    raise
 
     async def volume_labels(self, name: str) -> dict[str, str] | None:
         async with engine_call("volume", name):
@@ -346,6 +377,17 @@ class DockerBackend:
                     event = translate.container_event(json.loads(line))
                     if event is not None:
                         yield event
+
+
+def _check_internal(network: Mapping[str, Any], internal: bool) -> None:
+    """Fail closed: an agent asked for no egress must not join a routed network."""
+    if internal and not network.get("Internal"):
+        name = str(network.get("Name", ""))
+        raise NetworkForbiddenError(
+            f"network {name!r} exists but is not internal",
+            resolution=f"Remove it (docker network rm {name}); the runtime re-creates it with "
+            "Internal set.",
+        )
 
 
 def _log_params(

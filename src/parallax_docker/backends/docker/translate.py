@@ -10,7 +10,9 @@ from parallax_docker.backends.base import (
     ContainerSpec,
     ContainerState,
     ImageInfo,
+    NetworkInfo,
     StatsSample,
+    VolumeInfo,
 )
 
 _NS = 1_000_000_000
@@ -190,7 +192,18 @@ def image_info(data: Mapping[str, Any]) -> ImageInfo:
         labels=dict(config.get("Labels") or {}),
         size=int(data.get("Size") or 0),
         created=data.get("Created"),
+        entrypoint=_argv(config.get("Entrypoint")),
+        cmd=_argv(config.get("Cmd")),
     )
+
+
+def _argv(value: Any) -> tuple[str, ...] | None:
+    """An image's Entrypoint or Cmd: a list, a legacy shell-form string, or nothing."""
+    if not value:
+        return None
+    if isinstance(value, str):
+        return ("/bin/sh", "-c", value)
+    return tuple(str(part) for part in value)
 
 
 def container_event(data: Mapping[str, Any]) -> ContainerEvent | None:
@@ -232,4 +245,22 @@ def stats_sample(data: Mapping[str, Any]) -> StatsSample:
         rx_bytes=sum(int(n.get("rx_bytes") or 0) for n in networks.values()),
         tx_bytes=sum(int(n.get("tx_bytes") or 0) for n in networks.values()),
         raw=data,
+    )
+
+
+def network_info(data: Mapping[str, Any]) -> NetworkInfo:
+    return NetworkInfo(
+        name=str(data.get("Name", "")),
+        labels=dict(data.get("Labels") or {}),
+        containers=len(data.get("Containers") or {}),
+        created=data.get("Created"),
+        internal=bool(data.get("Internal", False)),
+    )
+
+
+def volume_info(data: Mapping[str, Any]) -> VolumeInfo:
+    return VolumeInfo(
+        name=str(data.get("Name", "")),
+        labels=dict(data.get("Labels") or {}),
+        created=data.get("CreatedAt"),
     )

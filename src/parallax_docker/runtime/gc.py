@@ -1,0 +1,74 @@
+"""Garbage collection on request: find, and remove, what agents left behind.
+
+Leftovers are managed containers that no longer run an agent (exited, or created by a spawn
+that never finished), managed networks no agent uses (never the default network), and managed
+volumes no container uses. ``dry_run`` reports without removing.
+"""
+
+from __future__ import annotations
+
+import time
+
+from parallax_docker.backends.base import Backend
+from parallax_docker.config import Settings
+from parallax_docker.errors import ParallaxError
+from parallax_docker.models import AgentStatus, GcReport
+from parallax_docker.runtime.clock import parse_engine_time
+from parallax_docker.runtime.janitor import NETWORK_GRACE_S
+from parallax_docker.runtime.labels import MANAGED, container_name
+from parallax_docker.runtime.service import AgentService
+
+_SELECTOR = {MANAGED: "true"}
+
+
+async def collect_garbage(
+    service: AgentService, backend: Backend, settings: Settings, *, dry_run: bool
+) -> GcReport:
+    now = time.time()
+    leftovers = [
+        record
+        for record in service.registry
+        if not record.transitioning
+        and not record.stopping
+        and record.state is not None
+        and (
+            record.state.status == "created"
+            or record.status in (AgentStatus.STOPPED, AgentStatus.ERROR)
+        )
+    ]
+    in_use = {record.labels.network for record in service.registry}
+    networks = [
+        net.name
+        for net in await backend.list_networks(_SELECTOR)
+        if net.name != settings.docker_network
+        and net.name not in in_use
+        and not net.containers
+        and now - (parse_engine_time(net.created) or now) >= NETWORK_GRACE_S
+    ]
+    volumes = [vol.name for vol in await backend.list_volumes(_SELECTOR, unused_only=True)]
+    report = GcReport(
+        containers=sorted(container_name(r.id) for r in leftovers),
+        networks=sorted(networks),
+        volumes=sorted(volumes),
+        removed=not dry_run,
+    )
+    if dry_run:
+        return report
+    failed: list[str] = []
+    for record in leftovers:
+        try:
+            await service.remove_container(record, "removed by gc")
+        except ParallaxError:
+            failed.append(container_name(record.id))
+    for name in networks:
+        try:
+            await backend.remove_network(name)
+        except ParallaxError:
+            failed.append(name)
+    for name in volumes:
+        try:
+            await backend.remove_volume(name)
+        except ParallaxError:
+            failed.append(name)
+    report.failed = failed
+    return report
