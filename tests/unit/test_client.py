@@ -210,7 +210,9 @@ def test_send_body_uses_the_api_names() -> None:
 
 
 def test_gc_sends_dry_run() -> None:
-    client, rec = client_for(ok({"containers": ["c"], "networks": [], "volumes": []}))
+    client, rec = client_for(
+        ok({"containers": ["c"], "networks": [], "volumes": [], "removed": False})
+    )
     report = client.gc(dry_run=True)
     assert rec.last.method == "POST"
     assert rec.last.url.params["dryRun"] == "true"

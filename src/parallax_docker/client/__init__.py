@@ -23,7 +23,7 @@ from parallax_docker.client.errors import (
     code_of,
     error_class,
 )
-from parallax_docker.client.frames import EventFrame, GcReport, SendResult
+from parallax_docker.client.frames import EventFrame, SendResult
 from parallax_docker.client.sync import Client
 from parallax_docker.errors import (
     AgentNotFoundError,
@@ -44,6 +44,7 @@ from parallax_docker.errors import (
     ValidationError,
     VolumeForbiddenError,
 )
+from parallax_docker.models import GcReport
 
 __all__ = [
     "DEFAULT_URL",

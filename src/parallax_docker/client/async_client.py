@@ -16,11 +16,12 @@ from websockets.exceptions import ConnectionClosedOK, InvalidStatus, InvalidURI,
 
 from parallax_docker.client import calls
 from parallax_docker.client.errors import ServiceUnreachableError, map_transport_errors
-from parallax_docker.client.frames import EventFrame, GcReport, SendResult
+from parallax_docker.client.frames import EventFrame, SendResult
 from parallax_docker.client.sync import _frame, _handshake_error
 from parallax_docker.models import (
     AgentHandle,
     AgentListResponse,
+    GcReport,
     HealthResponse,
     LogsResponse,
     MetricsResponse,

@@ -1,7 +1,7 @@
-"""Answers the client reads that have no server model yet: event frames, send and gc results.
+"""Answers the client reads that have no server model yet: event frames and send results.
 
 The agent handle, list, logs, metrics and health come from ``parallax_docker.models``, the
-server's own schemas. These three are lenient (unknown fields are kept) so that a service
+server's own schemas. These two are lenient (unknown fields are kept) so that a service
 that grows a field does not break an older client.
 """
 
@@ -45,14 +45,3 @@ class SendResult(BaseModel):
             return None
         content = self.response.get("content")
         return content if isinstance(content, str) else None
-
-
-class GcReport(BaseModel):
-    """``POST /gc``: the leftovers found (and, unless a dry run, removed)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    containers: list[Any] = Field(default_factory=list)
-    networks: list[Any] = Field(default_factory=list)
-    volumes: list[Any] = Field(default_factory=list)
-    removed: bool = False

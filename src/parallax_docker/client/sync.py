@@ -19,10 +19,11 @@ from parallax_docker.client.errors import (
     error_from_body,
     map_transport_errors,
 )
-from parallax_docker.client.frames import EventFrame, GcReport, SendResult
+from parallax_docker.client.frames import EventFrame, SendResult
 from parallax_docker.models import (
     AgentHandle,
     AgentListResponse,
+    GcReport,
     HealthResponse,
     LogsResponse,
     MetricsResponse,
