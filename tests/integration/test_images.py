@@ -8,10 +8,13 @@ checked from outside through the Engine API.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,6 +24,7 @@ import pytest
 
 from parallax_docker.config import load_settings
 from parallax_docker.images import catalog
+from parallax_docker.images.ca import HOST_CA_BUNDLE
 from tests.integration.conftest import SESSION
 from tests.support.engine import Engine
 
@@ -41,13 +45,16 @@ TMPFS = {
 }
 
 
-def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "parallax_docker.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -304,15 +311,89 @@ def test_echo_answers_with_exactly_the_message(
     assert done.stdout == message
 
 
-def test_extra_ca_is_not_left_in_the_images(
+class _ResponseReader(io.RawIOBase):
+    """A readable file over an httpx byte stream, for tarfile's streaming mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            self._buffer = next(self._chunks, b"")
+            if not self._buffer:
+                return 0
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+def layer_paths(engine: Engine, image: str) -> Iterator[str]:
+    """Every path in every layer of ``image`` (``docker save``), deleted ones included."""
+    with engine.http.stream("GET", f"/images/{image}/get", timeout=300) as response:
+        response.raise_for_status()
+        reader = io.BufferedReader(_ResponseReader(response.iter_bytes(1 << 20)), 1 << 20)
+        with tarfile.open(fileobj=reader, mode="r|") as saved:
+            for member in saved:
+                if not member.name.endswith("/layer.tar"):
+                    continue
+                layer = saved.extractfile(member)
+                assert layer is not None
+                with tarfile.open(fileobj=layer, mode="r|") as files:
+                    yield from (entry.name for entry in files)
+
+
+@pytest.mark.parametrize("image_type", ["base", "claude", "aider"])
+def test_no_layer_of_an_image_holds_the_extra_ca(
+    image_type: str, images: dict[str, str], engine: Engine
+) -> None:
+    leftovers = [
+        path
+        for path in layer_paths(engine, images[image_type])
+        if "parallax-ca" in path or "parallax-build-ca" in path or "parallax-extra" in path
+    ]
+    assert leftovers == []
+
+
+def _image_ids(engine: Engine, *, dangling: bool) -> set[str]:
+    params = {"filters": json.dumps({"dangling": ["true"]})} if dangling else {"all": "1"}
+    return {image["Id"] for image in engine.http.get("/images/json", params=params).json()}
+
+
+@pytest.mark.timeout(900)
+def test_keep_ca_leaves_the_extra_ca_in_the_trust_store(
     images: dict[str, str], engine: Engine, run_agent: Callable[..., str]
 ) -> None:
-    name = run_agent(images["claude"])
-    _, output = engine.exec(
-        name,
-        "bash",
-        "-c",
-        "ls /tmp/parallax-ca /etc/apt/apt.conf.d/99parallax-build-ca "
-        "/usr/local/share/ca-certificates/parallax-extra-1.crt 2>&1; true",
-    )
-    assert output.count("No such file or directory") == 3, output
+    if not HOST_CA_BUNDLE.is_file():
+        pytest.skip("no host CA bundle to use as the extra CA")
+    before = _image_ids(engine, dangling=False)
+    prefix = f"ptest-{SESSION}/agent-"
+    name = f"{prefix}base:latest"
+    container = ""
+    try:
+        done = cli(
+            *("images", "build", "base", "--keep-ca", "--host-ca", "--plain"),
+            timeout=900,
+            env={"PARALLAX_IMAGE_PREFIX": prefix},
+        )
+        assert done.returncode == 0, done.stdout[-4000:]
+        container = run_agent(name)
+        code, output = engine.exec(container, "ls", "/usr/local/share/ca-certificates")
+        assert (code, output) == (0, "parallax-extra-1.crt\n")
+        code, output = engine.exec(
+            container, "grep", "-c", "BEGIN CERTIFICATE", "/etc/ssl/certs/ca-certificates.crt"
+        )
+        extra = HOST_CA_BUNDLE.read_bytes().count(b"BEGIN CERTIFICATE")
+        assert code == 0 and int(output) > extra
+        assert engine.exec(container, "test", "-e", "/etc/apt/apt.conf.d/99parallax-build-ca")[0]
+    finally:
+        if container:
+            engine.remove_container(container)
+        engine.http.delete(f"/images/{name}", params={"force": "1"})
+        # The stage images this build added (its cache) go too; nothing built before is touched.
+        for image_id in _image_ids(engine, dangling=True) - before:
+            engine.http.delete(f"/images/{image_id}")
