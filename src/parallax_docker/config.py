@@ -8,6 +8,7 @@ shows them; every other setting carries the ``PARALLAX_`` prefix so that a typo 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -77,11 +78,15 @@ class Settings(BaseModel):
     # Lifecycle housekeeping.
     janitor_interval_s: float = Field(1.0, gt=0, le=3600)
     orphan_grace_s: float = Field(30.0, ge=0, le=86400)
+    network_grace_s: float = Field(60.0, ge=0, le=86400)
     exited_retention_s: float = Field(300.0, ge=0, le=30 * 86400)
     auto_restart_max: int = Field(5, ge=0, le=1000)
     auto_restart_window_s: float = Field(600.0, gt=0, le=86400)
     auto_restart_backoff_max_s: float = Field(60.0, ge=0, le=3600)
     stop_agents_on_exit: bool = False
+    # Several runtimes may share one engine; each manages only containers, networks and
+    # volumes labelled with its own instance name.
+    instance: str = Field("default", pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
     # Security (docs/security.md): the API token, where secret env files live, the container
     # runtime every agent gets and the ones a request may pick.
     api_token: SecretStr | None = Field(None)
@@ -216,3 +221,43 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
 def _env_name(field: str) -> str:
     return _BARE_NAMES.get(field, ENV_PREFIX + field.upper())
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` can only be reached from this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        # A host name other than localhost may resolve to anything: not provably loopback.
+        return False
+
+
+def check_exposure(settings: Settings, *, insecure: bool) -> None:
+    """Refuse to serve a non-loopback address without an API token, unless told to."""
+    if settings.api_token is None and not insecure and not is_loopback_host(settings.host):
+        raise ConfigError(
+            f"refusing to listen on {settings.host} without an API token: anyone who can reach "
+            "it could run containers on this host",
+            resolution="Set PARALLAX_API_TOKEN (or --token-file), bind to 127.0.0.1, or pass "
+            "--insecure if another layer guards the port.",
+        )
+
+
+def read_token_file(path: Path) -> str:
+    """The API token from a file (one line; surrounding whitespace ignored)."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not ASCII text"
+        raise ConfigError(
+            f"cannot read the token file {path} ({reason})",
+            resolution="Point --token-file at a readable file holding the token.",
+        ) from None
+    if not text:
+        raise ConfigError(
+            f"the token file {path} is empty",
+            resolution="Write the token into the file (16 or more printable characters).",
+        )
+    return text

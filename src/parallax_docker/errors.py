@@ -152,6 +152,28 @@ class InsecureSpawnError(ParallaxError):
     )
 
 
+class RuntimeForbiddenError(ParallaxError):
+    """A request named a container runtime the service does not allow."""
+
+    code = "RUNTIME_FORBIDDEN"
+    http_status = 403
+    default_resolution = (
+        "Leave 'runtime' out (the service's PARALLAX_RUNTIME applies) or pick one of "
+        "PARALLAX_ALLOWED_RUNTIMES."
+    )
+
+
+class RuntimeUnavailableError(ParallaxError):
+    """The configured or allowed container runtime is not registered with the engine."""
+
+    code = "RUNTIME_UNAVAILABLE"
+    http_status = 503
+    default_resolution = (
+        "Install the runtime (runsc for gVisor) and register it in the engine's daemon.json "
+        "'runtimes', or change PARALLAX_RUNTIME / PARALLAX_ALLOWED_RUNTIMES."
+    )
+
+
 class AgentStateError(ParallaxError):
     code = "AGENT_STATE"
     http_status = 409

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from parallax_docker.backends.base import MountSpec
-from parallax_docker.errors import NetworkForbiddenError, ValidationError, VolumeForbiddenError
+from parallax_docker.errors import (
+    NetworkForbiddenError,
+    RuntimeForbiddenError,
+    RuntimeUnavailableError,
+    ValidationError,
+    VolumeForbiddenError,
+)
 from parallax_docker.resources import NAME_RE, VolumeRequest
 
 # Host paths that give a way out of the container: never mounted, nor anything under them, nor
@@ -66,8 +73,11 @@ def choose_network(requested: str | None, default_network: str) -> NetworkChoice
         return NetworkChoice(default_network)
     if requested == NETWORK_NONE:
         return NetworkChoice(NETWORK_NONE, managed=False)
-    if requested == NETWORK_INTERNAL:
-        return NetworkChoice(f"{default_network}-internal", internal=True)
+    internal_name = f"{default_network}-internal"
+    # The internal network's own name means the internal network: were it made as a plain
+    # named network first, later 'internal' agents would join a network with a route out.
+    if requested in (NETWORK_INTERNAL, internal_name):
+        return NetworkChoice(internal_name, internal=True)
     lowered = requested.lower()
     if lowered in FORBIDDEN_NETWORKS or ":" in requested:
         raise NetworkForbiddenError(f"network {requested!r} is not allowed for agents")
@@ -170,6 +180,57 @@ def volume_mounts(
                 )
             )
     return mounts
+
+
+# A Docker image reference: [registry[:port]/]path[:tag][@sha256:digest], or a full image id.
+# Checked before it is put into an Engine API path, so that '..' or '?' cannot reach another
+# endpoint.
+_HOST_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REF_RE = re.compile(
+    rf"^(?:{_HOST_PART}(?:\.{_HOST_PART})*(?::[0-9]{{1,5}})?/)?"
+    rf"{_PATH_PART}(?:/{_PATH_PART})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@sha256:[0-9a-f]{64})?\Z"
+)
+_IMAGE_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}\Z")
+IMAGE_REF_MAX = 255
+
+
+def check_image_ref(ref: str) -> str:
+    """Refuse anything that is not a plain image reference (before any engine call)."""
+    if len(ref) > IMAGE_REF_MAX or not (_IMAGE_REF_RE.match(ref) or _IMAGE_ID_RE.match(ref)):
+        raise ValidationError(
+            f"image {ref[:80]!r} is not a valid image reference",
+            resolution="Use a reference such as 'registry.example/team/agent:1.0'.",
+        )
+    return ref
+
+
+def choose_runtime(
+    requested: str | None, default: str | None, allowed: Iterable[str]
+) -> str | None:
+    """The container runtime for an agent: the service's, or one the request may pick."""
+    if requested is None or requested == default:
+        return default
+    if requested in set(allowed):
+        return requested
+    raise RuntimeForbiddenError(f"runtime {requested[:64]!r} is not allowed for agents")
+
+
+def check_runtime_available(runtime: str | None, engine_runtimes: Iterable[str]) -> None:
+    """Refuse a runtime the engine does not have, before anything is created."""
+    known = set(engine_runtimes)
+    if runtime is not None and known and runtime not in known:
+        offered = ", ".join(sorted(known))
+        raise RuntimeUnavailableError(
+            f"the Docker engine has no runtime {runtime[:64]!r} (it has: {offered})"
+        )
+
+
+def image_uid(user: str | None) -> int | None:
+    """The uid an image's USER runs as, when it can be known without the image's passwd."""
+    return _uid_of(user)
 
 
 def runtime_tmpfs(user: str | None, size: str) -> dict[str, str]:

@@ -6,6 +6,8 @@ network and volume name starts with ``ptest-<id>``; whatever carries them is rem
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +22,8 @@ from tests.support.server import ServiceProcess
 
 SESSION = uuid.uuid4().hex[:8]
 PREFIX = f"ptest-{SESSION}"
+# Every service of the session writes its agents' secret env files here (removed at the end).
+SECRETS_DIR = Path(tempfile.gettempdir()) / f"{PREFIX}-secrets"
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +47,7 @@ def engine() -> Iterator[Engine]:
         client.remove_network(network["Name"])
     for volume in client.volumes(PREFIX):
         client.remove_volume(volume["Name"])
+    shutil.rmtree(SECRETS_DIR, ignore_errors=True)
     client.close()
 
 
@@ -50,9 +55,11 @@ def engine() -> Iterator[Engine]:
 def service_env() -> dict[str, str]:
     return {
         "DOCKER_NETWORK": f"{PREFIX}-net",
+        "PARALLAX_INSTANCE": PREFIX,
         "LOG_LEVEL": "INFO",
         "PARALLAX_READY_TIMEOUT_S": "30",
         "PARALLAX_STOP_GRACE_S": "5",
+        "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
     }
 
 
@@ -74,11 +81,21 @@ def api(service: ServiceProcess) -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def start_service(engine: Engine, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Start an extra service with its own settings (stopped at the end of the test)."""
+    """Start an extra service with its own settings (stopped at the end of the test).
+
+    Each gets its own instance name, so that it neither adopts nor cleans up the agents of the
+    session's service or of other tests; pass PARALLAX_INSTANCE to share one on purpose.
+    """
     started: list[ServiceProcess] = []
+    instance = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
 
     def start(env: dict[str, str] | None = None, wait_healthy: bool = True) -> ServiceProcess:
-        merged = {"DOCKER_NETWORK": f"{PREFIX}-net", **(env or {})}
+        merged = {
+            "DOCKER_NETWORK": f"{PREFIX}-net",
+            "PARALLAX_INSTANCE": f"{instance}-{len(started)}",
+            "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
+            **(env or {}),
+        }
         proc = ServiceProcess(merged, tmp_path / f"service-{len(started)}.log")
         started.append(proc)
         return proc.start(wait_healthy=wait_healthy)
@@ -120,3 +137,37 @@ def spawn(api: httpx.Client, engine: Engine) -> Iterator[Callable[..., dict[str,
 
 def managed_containers(engine: Engine) -> set[str]:
     return {c["Id"] for c in engine.containers(f"test-session={SESSION}")}
+
+
+def session_objects(engine: Engine) -> tuple[set[str], set[str], set[str]]:
+    """This session's containers, networks and volumes (others' tests run alongside)."""
+    containers = {c["Id"] for c in engine.containers(f"test-session={SESSION}")}
+    containers |= {
+        c["Id"]
+        for c in engine.containers("parallax.managed=true")
+        if any(SESSION in name for name in c.get("Names") or ())
+    }
+    networks = {n["Name"] for n in engine.networks() if SESSION in n["Name"]}
+    volumes = {v["Name"] for v in engine.volumes() if SESSION in v["Name"]}
+    return containers, networks, volumes
+
+
+@pytest.fixture
+def refused(api: httpx.Client, engine: Engine) -> Callable[..., dict[str, Any]]:
+    """Post a spawn that must be refused; check the status, the code and that nothing appeared.
+
+    Names the request could create things under carry the session id, so that what other test
+    sessions create meanwhile does not count.
+    """
+
+    def check(status: int, code: str, **fields: Any) -> dict[str, Any]:
+        before = session_objects(engine)
+        response = api.post("/agents", json=agent_body(**fields))
+        assert response.status_code == status, response.text
+        body: dict[str, Any] = response.json()
+        assert body["code"] == code, body
+        assert body["error"] and body["resolution"]
+        assert session_objects(engine) == before
+        return body
+
+    return check

@@ -7,7 +7,7 @@ volume behind.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +18,6 @@ from tests.integration.conftest import PREFIX, agent_body, managed_containers
 from tests.support.engine import Engine
 
 Spawn = Callable[..., dict[str, Any]]
-
-
-@pytest.fixture
-def refused(api: httpx.Client, engine: Engine) -> Iterator[Callable[..., dict[str, Any]]]:
-    """Post a spawn that must be refused; check the status, the code and that nothing appeared."""
-
-    def check(status: int, code: str, **fields: Any) -> dict[str, Any]:
-        containers = managed_containers(engine)
-        networks = {n["Name"] for n in engine.networks()}
-        volumes = {v["Name"] for v in engine.volumes()}
-        response = api.post("/agents", json=agent_body(**fields))
-        assert response.status_code == status, response.text
-        body: dict[str, Any] = response.json()
-        assert body["code"] == code
-        assert body["error"] and body["resolution"]
-        assert managed_containers(engine) == containers
-        assert {n["Name"] for n in engine.networks()} == networks
-        assert {v["Name"] for v in engine.volumes()} == volumes
-        return body
-
-    yield check
 
 
 # -- resources ---------------------------------------------------------------------------------
@@ -224,8 +203,18 @@ def test_invalid_env_keys_are_refused(refused: Callable[..., Any], key: str) -> 
 
 
 def test_env_reaches_the_agent(spawn: Spawn, engine: Engine) -> None:
-    handle = spawn(env={"GREETING": "hello there"}, credentials={"githubToken": "ghp_test"})
-    code, out = engine.exec(handle["containerName"], "env")
+    # The agent's own process environment (env values come through a file, not Env).
+    handle = spawn(
+        env={"GREETING": "hello there"},
+        credentials={"githubToken": "ghp_test"},
+        command=[
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; env > /tmp/agent-env; touch /tmp/ready; "
+            "while true; do sleep 1; done",
+        ],
+    )
+    code, out = engine.exec(handle["containerName"], "cat", "/tmp/agent-env")
     assert code == 0
     assert "GREETING=hello there" in out
     assert "GITHUB_TOKEN=ghp_test" in out

@@ -45,9 +45,12 @@ def image(user: str | None = "agent", healthcheck: tuple[str, ...] | None = None
         tags=("parallax/agent-claude:latest",),
         user=user,
         healthcheck=healthcheck,
-        labels={},
+        # Shaped like the project's images, whose entrypoint loads the secret env file.
+        labels={"parallax.image.type": "claude"},
         size=1,
         created=None,
+        entrypoint=("/usr/local/bin/parallax-entrypoint",),
+        cmd=("/usr/local/bin/parallax-idle",),
     )
 
 

@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from parallax_docker import __version__
-from parallax_docker.api.errors import install_error_handlers
+from parallax_docker.api.auth import BearerAuthMiddleware, document_bearer_auth
+from parallax_docker.api.errors import ContainErrorsMiddleware, install_error_handlers
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
 from parallax_docker.api.request_log import RequestLogMiddleware
 from parallax_docker.api.routes import agents, gc, health, prometheus
@@ -28,6 +30,12 @@ DESCRIPTION = """Runs CLI AI coding agents as isolated, hardened Docker containe
 
 Every route is also served under `/api` (for example `/api/agents`). Errors are
 `{error, code, resolution}` with a stable `code`."""
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outside Starlette's own error middleware, which re-raises what it has answered.
+        return ContainErrorsMiddleware(super().build_middleware_stack())
 
 
 def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
@@ -54,7 +62,7 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
             await reconciler.stop()
             await engine.close()
 
-    app = FastAPI(
+    app = _App(
         title="Parallax Docker Runtime",
         version=__version__,
         description=DESCRIPTION,
@@ -71,6 +79,10 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     app.include_router(prometheus.router)
     app.include_router(gc.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.api_token is not None:
+        # Outside the body limit: an unauthenticated body is never read.
+        app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
+        document_bearer_auth(app)
     app.add_middleware(ApiPrefixMiddleware)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -26,12 +27,26 @@ def serve(
     human_logs: Annotated[
         bool, typer.Option("--human-logs", help="Plain text logs instead of JSON lines.")
     ] = False,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="Read the API token from this file (instead of env PARALLAX_API_TOKEN).",
+        ),
+    ] = None,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Allow a non-loopback HOST without an API token (only behind another guard).",
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP + WebSocket API (port 3200 by default)."""
     import uvicorn
 
     from parallax_docker.api.app import create_app
-    from parallax_docker.config import load_settings
+    from parallax_docker.config import check_exposure, load_settings, read_token_file
     from parallax_docker.logging_setup import configure_logging
 
     overrides: dict[str, object] = {}
@@ -40,7 +55,10 @@ def serve(
     if port is not None:
         overrides["port"] = port
     try:
+        if token_file is not None:
+            overrides["api_token"] = read_token_file(token_file)
         settings = load_settings(None, **overrides)
+        check_exposure(settings, insecure=insecure)
     except ConfigError as exc:
         typer.echo(f"error [{exc.code}]: {exc.message}\nhint: {exc.resolution}", err=True)
         raise typer.Exit(2) from None

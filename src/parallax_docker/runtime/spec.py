@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from parallax_docker.backends.base import ContainerSpec, ImageInfo, MountSpec
 from parallax_docker.config import Settings
 from parallax_docker.errors import ValidationError
-from parallax_docker.models import SpawnRequest
+from parallax_docker.models import MAX_ENV_ENTRIES, SpawnRequest
 from parallax_docker.resources import (
     check_within_host,
     parse_cpu,
@@ -30,11 +30,15 @@ from parallax_docker.runtime.labels import (
     RESERVED_PREFIX,
     AgentLabels,
     container_name,
+    selector,
 )
+from parallax_docker.runtime.secrets import SecretDelivery
 from parallax_docker.security import (
     AGENT_WORKSPACE,
     NetworkChoice,
+    check_image_ref,
     choose_network,
+    choose_runtime,
     runtime_tmpfs,
     volume_mounts,
 )
@@ -54,7 +58,9 @@ class PlannedAgent:
     mounts: tuple[MountSpec, ...]
     named_volumes: tuple[str, ...]
     command: tuple[str, ...] | None
+    # Secret values: delivered through a file (runtime/secrets.py), never the container's Env.
     env: dict[str, str]
+    runtime: str | None = None
 
 
 def plan_agent(
@@ -68,8 +74,15 @@ def plan_agent(
         validate_name("executionId", request.execution_id)
 
     secret_env = request.secret_env()
-    for key in secret_env:
+    if len(secret_env) > MAX_ENV_ENTRIES:
+        raise ValidationError(
+            f"env and credentials hold {len(secret_env)} variables; at most {MAX_ENV_ENTRIES}"
+        )
+    for key, value in secret_env.items():
         validate_env_key(key)
+        if "\x00" in value.get_secret_value():
+            # Names only in the message: the value is a secret.
+            raise ValidationError(f"env {key[:64]!r}: values cannot contain NUL bytes")
 
     for key in request.labels:
         if key.startswith(RESERVED_PREFIX) or key == MANAGED:
@@ -93,7 +106,7 @@ def plan_agent(
 
     network = choose_network(request.network, settings.docker_network)
     parsed_volumes = [parse_volume(v) for v in request.volumes]
-    volume_labels = {MANAGED: "true"}
+    volume_labels = selector(settings.instance)
     if request.execution_id:
         volume_labels["parallax.execution.id"] = request.execution_id
     mounts = volume_mounts(
@@ -106,9 +119,12 @@ def plan_agent(
     if request.workdir is not None and not request.workdir.startswith("/"):
         raise ValidationError("workdir must be an absolute path inside the container")
 
+    if request.image is not None:
+        check_image_ref(request.image)
     image = request.image or settings.image_for(
         "base" if request.type == "custom" else request.type
     )
+    runtime = choose_runtime(request.runtime, settings.runtime, settings.allowed_runtimes)
     command = _command(request.command)
 
     labels = AgentLabels(
@@ -133,6 +149,7 @@ def plan_agent(
         timeout=resources.timeout if resources else None,
         user_labels=tuple(sorted(request.labels.items())),
         spec_hash=spec_hash(request),
+        instance=settings.instance,
     )
     return PlannedAgent(
         labels=labels,
@@ -142,6 +159,7 @@ def plan_agent(
         named_volumes=tuple(m.source for m in mounts if m.kind == "volume"),
         command=command,
         env={key: value.get_secret_value() for key, value in secret_env.items()},
+        runtime=runtime,
     )
 
 
@@ -183,10 +201,28 @@ def health_probe(image: ImageInfo) -> tuple[str, ...] | None:
     return None
 
 
-def container_spec(plan: PlannedAgent, image: ImageInfo, settings: Settings) -> ContainerSpec:
+def container_spec(
+    plan: PlannedAgent,
+    image: ImageInfo,
+    settings: Settings,
+    secrets: SecretDelivery | None = None,
+) -> ContainerSpec:
+    """The container for ``plan``; secret env arrives only through ``secrets``' mounts."""
     aliases = tuple(
         dict.fromkeys((plan.labels.name, container_name(plan.labels.id), plan.labels.id))
     )
+    # A request's mount at /workspace or the home directory replaces the runtime's tmpfs there
+    # (Docker would mount the tmpfs over it and hide it).
+    targets = {mount.target for mount in plan.mounts}
+    tmpfs = {
+        path: options
+        for path, options in runtime_tmpfs(image.user, settings.tmpfs_size).items()
+        if path not in targets
+    }
+    command = plan.command
+    entrypoint = None
+    if secrets is not None and secrets.entrypoint is not None:
+        entrypoint, command = secrets.entrypoint, secrets.command
     return ContainerSpec(
         name=container_name(plan.labels.id),
         image=plan.image,
@@ -196,11 +232,12 @@ def container_spec(plan: PlannedAgent, image: ImageInfo, settings: Settings) -> 
         memory_bytes=plan.labels.memory_bytes,
         nano_cpus=plan.labels.nano_cpus,
         pids_limit=plan.labels.pids_limit,
-        command=plan.command,
-        env=plan.env,
+        command=command,
+        entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
-        mounts=plan.mounts,
-        tmpfs=runtime_tmpfs(image.user, settings.tmpfs_size),
+        mounts=plan.mounts + (secrets.mounts if secrets is not None else ()),
+        tmpfs=tmpfs,
+        runtime=plan.runtime,
         log_max_size=settings.log_max_size,
         log_max_files=settings.log_max_files,
         stop_timeout_s=int(settings.stop_grace_s),
