@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.integration.conftest import agent_body
+from tests.integration.conftest import PREFIX, agent_body
 from tests.support.engine import Engine
 from tests.support.server import ServiceProcess
 
@@ -68,7 +68,8 @@ def test_health_reports_the_docker_runtime(api: httpx.Client) -> None:
 def test_sigterm_leaves_agents_running_and_restart_adopts_them(
     start_service: Callable[..., ServiceProcess], engine: Engine
 ) -> None:
-    proc = start_service()
+    shared = {"PARALLAX_INSTANCE": f"{PREFIX}-adopt"}
+    proc = start_service(shared)
     handle = httpx.post(proc.url + "/agents", json=agent_body(), timeout=60).json()
     try:
         # uvicorn re-raises the signal after a graceful shutdown, so -SIGTERM is a clean exit.
@@ -76,7 +77,7 @@ def test_sigterm_leaves_agents_running_and_restart_adopts_them(
         assert "Application shutdown complete" in proc.logs()
         info = engine.inspect(handle["containerName"])
         assert info is not None and info["State"]["Running"]
-        again = start_service()
+        again = start_service(shared)
         # Docker's own health check has not run yet (its interval is long): the service
         # settles the adopted agent with one probe of its own, right after the sync.
         deadline = time.monotonic() + 3

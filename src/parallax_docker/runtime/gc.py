@@ -14,11 +14,8 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus, GcReport
 from parallax_docker.runtime.clock import parse_engine_time
-from parallax_docker.runtime.janitor import NETWORK_GRACE_S
-from parallax_docker.runtime.labels import MANAGED, container_name
+from parallax_docker.runtime.labels import container_name
 from parallax_docker.runtime.service import AgentService
-
-_SELECTOR = {MANAGED: "true"}
 
 
 async def collect_garbage(
@@ -39,13 +36,13 @@ async def collect_garbage(
     in_use = {record.labels.network for record in service.registry}
     networks = [
         net.name
-        for net in await backend.list_networks(_SELECTOR)
+        for net in await backend.list_networks(service.selector)
         if net.name != settings.docker_network
         and net.name not in in_use
         and not net.containers
-        and now - (parse_engine_time(net.created) or now) >= NETWORK_GRACE_S
+        and now - (parse_engine_time(net.created) or now) >= settings.network_grace_s
     ]
-    volumes = [vol.name for vol in await backend.list_volumes(_SELECTOR, unused_only=True)]
+    volumes = [vol.name for vol in await backend.list_volumes(service.selector, unused_only=True)]
     report = GcReport(
         containers=sorted(container_name(r.id) for r in leftovers),
         networks=sorted(networks),

@@ -23,15 +23,13 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime.clock import parse_engine_time
-from parallax_docker.runtime.labels import MANAGED
 from parallax_docker.runtime.registry import AgentRecord
 from parallax_docker.runtime.service import AgentService
 
 log = logging.getLogger(__name__)
 
-# A network younger than this may belong to a spawn that has not created its container yet.
-NETWORK_GRACE_S = 60.0
-_NETWORK_SWEEP_EVERY_S = 30.0
+# Networks are listed with one engine call per network; no need to do it every pass.
+_NETWORK_SWEEP_MAX_EVERY_S = 30.0
 
 
 class Janitor:
@@ -79,7 +77,8 @@ class Janitor:
                 task = asyncio.create_task(self._act(record, action), name=f"janitor-{record.id}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-        if now - self._last_network_sweep >= _NETWORK_SWEEP_EVERY_S:
+        every = min(_NETWORK_SWEEP_MAX_EVERY_S, max(1.0, self._settings.network_grace_s))
+        if now - self._last_network_sweep >= every:
             self._last_network_sweep = now
             await self.sweep_networks(now)
 
@@ -148,12 +147,13 @@ class Janitor:
         """Remove managed networks that no agent uses (never the default network)."""
         in_use = {record.labels.network for record in self._service.registry}
         removed = []
-        for network in await self._backend.list_networks({MANAGED: "true"}):
+        for network in await self._backend.list_networks(self._service.selector):
             if network.name == self._settings.docker_network or network.name in in_use:
                 continue
             if (
                 network.containers
-                or now - (parse_engine_time(network.created) or now) < NETWORK_GRACE_S
+                or now - (parse_engine_time(network.created) or now)
+                < self._settings.network_grace_s
             ):
                 continue
             try:

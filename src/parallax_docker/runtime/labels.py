@@ -16,10 +16,15 @@ from parallax_docker.models import AgentHandle, AgentStatus, AppliedResources
 from parallax_docker.resources import NANO, format_bytes
 
 MANAGED = "parallax.managed"
-MANAGED_SELECTOR: Mapping[str, str] = {MANAGED: "true"}
+INSTANCE = "parallax.instance"
 PREFIX = "parallax.agent."
 RESERVED_PREFIX = "parallax."
 SCHEMA_VERSION = "1"
+
+
+def selector(instance: str) -> dict[str, str]:
+    """The labels that mark what one runtime instance manages."""
+    return {MANAGED: "true", INSTANCE: instance}
 
 
 def container_name(agent_id: str) -> str:
@@ -51,12 +56,14 @@ class AgentLabels:
     timeout: int | None = None
     user_labels: tuple[tuple[str, str], ...] = ()
     spec_hash: str = ""
+    instance: str = "default"
 
     def encode(self) -> dict[str, str]:
         labels = dict(self.user_labels)
         labels.update(
             {
                 MANAGED: "true",
+                INSTANCE: self.instance,
                 PREFIX + "schema": SCHEMA_VERSION,
                 PREFIX + "id": self.id,
                 PREFIX + "name": self.name,
@@ -115,6 +122,7 @@ class AgentLabels:
                 timeout=_int_or_none(labels.get(PREFIX + "timeout")),
                 user_labels=tuple((k, labels[k]) for k in user_keys if k in labels),
                 spec_hash=labels.get(PREFIX + "spec-hash", ""),
+                instance=labels.get(INSTANCE, "default"),
             )
         except (ValueError, TypeError):
             return None

@@ -15,7 +15,7 @@ import time
 
 from parallax_docker.backends.base import Backend, ContainerEvent
 from parallax_docker.errors import ParallaxError
-from parallax_docker.runtime.labels import MANAGED_SELECTOR, PREFIX
+from parallax_docker.runtime.labels import PREFIX
 from parallax_docker.runtime.service import AgentService
 from parallax_docker.runtime.telemetry import outcome_of
 
@@ -86,12 +86,12 @@ class Reconciler:
     async def _sync_and_follow(self) -> None:
         info = await self._service.connect()
         since_ns = time.time_ns() - 1_000_000_000
-        states = await self._backend.list(MANAGED_SELECTOR)
+        states = await self._backend.list(self._service.selector)
         self._service.adopt(states)
         self._service.engine_ready(info)
         self.synced.set()
         log.info("in sync with the Docker engine: %d managed container(s)", len(states))
-        async for event in self._backend.watch_events(MANAGED_SELECTOR, since_ns=since_ns):
+        async for event in self._backend.watch_events(self._service.selector, since_ns=since_ns):
             await self._apply(event)
 
     async def _apply(self, event: ContainerEvent) -> None:

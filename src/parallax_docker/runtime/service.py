@@ -37,7 +37,7 @@ from parallax_docker.models import (
 )
 from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.events import EventBus
-from parallax_docker.runtime.labels import MANAGED, AgentLabels
+from parallax_docker.runtime.labels import MANAGED, AgentLabels, selector
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.readiness import probe_passes, wait_ready
 from parallax_docker.runtime.registry import AgentRecord, Registry
@@ -70,6 +70,7 @@ class AgentService:
         self._network_lock = asyncio.Lock()
         self._networks_ready: set[str] = set()
         self._sampler = MetricsSampler(backend)
+        self.selector = selector(settings.instance)
 
     # -- engine state -----------------------------------------------------------------------
 
@@ -126,9 +127,7 @@ class AgentService:
             return
         async with self._network_lock:
             if name not in self._networks_ready:
-                labels = await self.backend.ensure_network(
-                    name, {MANAGED: "true"}, internal=internal
-                )
+                labels = await self.backend.ensure_network(name, self.selector, internal=internal)
                 # The default network may be made by hand, as the spec shows; any other
                 # network an agent joins must be the runtime's, or the agent could be put next
                 # to containers that are not agents.
