@@ -15,9 +15,20 @@ app = typer.Typer(
 
 
 def _register_subcommands() -> None:
+    if any(group.name == "images" for group in app.registered_groups):
+        return  # already done (tests build the app more than once)
+    from parallax_docker.cli import agents, doctor
     from parallax_docker.cli.images import images_app
 
     app.add_typer(images_app, name="images", help="Build and list the agent images.")
+    agents.register(app)
+    doctor.register(app)
+
+
+def build_app() -> typer.Typer:
+    """The whole command with every subcommand registered (what ``main`` runs)."""
+    _register_subcommands()
+    return app
 
 
 @app.command()

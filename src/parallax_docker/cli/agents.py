@@ -1,0 +1,551 @@
+"""The agent commands: spawn, ls, get, logs, metrics, send, stop, restart, and gc.
+
+Every one of them talks to the service only through ``parallax_docker.client``. Errors print
+``error [CODE]: message`` and ``hint: resolution`` to stderr and exit with the code
+``cli/output.py`` assigns to the API's error code.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.live import Live
+
+from parallax_docker.cli import output
+from parallax_docker.cli.spawn_options import (
+    parse_credentials,
+    parse_env,
+    parse_labels,
+    read_env_file,
+    spawn_fields,
+)
+from parallax_docker.client import Client
+from parallax_docker.errors import ParallaxError, ValidationError
+from parallax_docker.models import MetricsResponse
+
+
+class AgentTypeChoice(StrEnum):
+    claude = "claude"
+    codex = "codex"
+    gemini = "gemini"
+    aider = "aider"
+    custom = "custom"
+
+
+class StatusChoice(StrEnum):
+    """The agent statuses (a unit test keeps them equal to models.AgentStatus)."""
+
+    pending = "pending"
+    starting = "starting"
+    ready = "ready"
+    busy = "busy"
+    stopping = "stopping"
+    stopped = "stopped"
+    error = "error"
+
+
+@dataclass
+class Connection:
+    """The global ``--url`` and ``--token`` options."""
+
+    url: str | None = None
+    token: str | None = None
+
+    def client(self, timeout_s: float = 120.0) -> Client:
+        return Client(self.url, token=self.token, timeout_s=timeout_s)
+
+
+def global_options(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="PARALLAX_URL",
+            help="The service's URL (default http://127.0.0.1:3200).",
+            show_default=False,
+        ),
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            envvar="PARALLAX_API_TOKEN",
+            help="API token sent as 'Authorization: Bearer' (prefer the environment variable).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run CLI AI coding agents in hardened Docker containers."""
+    ctx.obj = Connection(url, token)
+
+
+def _connection(ctx: typer.Context) -> Connection:
+    return _as_connection(ctx.obj)
+
+
+def _as_connection(obj: object) -> Connection:
+    return obj if isinstance(obj, Connection) else Connection()
+
+
+def fail(exc: ParallaxError) -> NoReturn:
+    typer.echo(output.error_text(exc), err=True)
+    raise typer.Exit(output.exit_code_for(exc))
+
+
+@contextmanager
+def reporting() -> Iterator[None]:
+    """Project errors -> message and exit code; Ctrl-C -> exit 130 without a traceback."""
+    try:
+        yield
+    except ParallaxError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        raise typer.Exit(output.EXIT_INTERRUPTED) from None
+
+
+def complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Shell completion of agent ids, asked of the service (quietly empty on error)."""
+    connection = _as_connection(ctx.find_root().obj)
+    try:
+        with connection.client(timeout_s=2) as client:
+            agents = client.list()
+    except (ParallaxError, OSError):
+        return []
+    return [agent.id for agent in agents if agent.id.startswith(incomplete)]
+
+
+AgentArg = Annotated[
+    str, typer.Argument(help="Agent id.", autocompletion=complete_agent, show_default=False)
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the API's form) instead.")]
+
+
+# -- spawn ----------------------------------------------------------------------------------------
+
+
+def spawn(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Option("--name", "-n", help="Agent name (unique).")],
+    agent_type: Annotated[
+        AgentTypeChoice,
+        typer.Option("--type", "-t", help="Agent CLI; selects the image parallax/agent-<type>."),
+    ],
+    command_args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Command and arguments to run instead of the image's (after --).",
+            show_default=False,
+        ),
+    ] = None,
+    agent_id: Annotated[
+        str | None, typer.Option("--id", help="Agent id (default: agent-<random>).")
+    ] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Role in the team.")] = None,
+    reports_to: Annotated[
+        str | None, typer.Option("--reports-to", help="Id of the agent this one reports to.")
+    ] = None,
+    capability: Annotated[
+        list[str] | None,
+        typer.Option("--capability", help="A capability (repeat for several)."),
+    ] = None,
+    workdir: Annotated[
+        str | None, typer.Option("--workdir", "-w", help="Working directory in the agent.")
+    ] = None,
+    env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--env",
+            "-e",
+            help="KEY=VALUE for the agent, or KEY to pass this shell's value (repeat). "
+            "Values are secret: never shown.",
+        ),
+    ] = None,
+    env_file: Annotated[
+        list[Path] | None,
+        typer.Option("--env-file", help="File of KEY=VALUE lines (repeat); --env wins."),
+    ] = None,
+    credential: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--credential",
+            help="NAME=VALUE credential (anthropicKey, openaiKey, googleKey, githubToken, or any "
+            "variable name); VALUE may be env:VAR, file:PATH or - (stdin). Repeat.",
+        ),
+    ] = None,
+    anthropic_key: Annotated[
+        str | None,
+        typer.Option(
+            "--anthropic-key",
+            help="ANTHROPIC_API_KEY for the agent: VALUE, env:VAR, file:PATH or -.",
+            show_default=False,
+        ),
+    ] = None,
+    openai_key: Annotated[
+        str | None,
+        typer.Option(
+            "--openai-key",
+            help="OPENAI_API_KEY for the agent: VALUE, env:VAR, file:PATH or -.",
+            show_default=False,
+        ),
+    ] = None,
+    google_key: Annotated[
+        str | None,
+        typer.Option(
+            "--google-key",
+            help="GOOGLE_API_KEY for the agent: VALUE, env:VAR, file:PATH or -.",
+            show_default=False,
+        ),
+    ] = None,
+    github_token: Annotated[
+        str | None,
+        typer.Option(
+            "--github-token",
+            help="GITHUB_TOKEN for the agent: VALUE, env:VAR, file:PATH or -.",
+            show_default=False,
+        ),
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option("--memory", "-m", help="Memory limit: 512m, 1.5g, 256Mi, 1Gi.")
+    ] = None,
+    cpu: Annotated[
+        str | None, typer.Option("--cpu", help="CPU limit in cores: 0.5, 2, 500m.")
+    ] = None,
+    timeout: Annotated[
+        int | None, typer.Option("--timeout", help="Maximum lifetime in seconds.", min=1)
+    ] = None,
+    auto_restart: Annotated[
+        bool, typer.Option("--auto-restart", help="Restart the agent when it crashes.")
+    ] = False,
+    idle_timeout: Annotated[
+        int | None,
+        typer.Option("--idle-timeout", help="Stop the agent after this many idle seconds.", min=1),
+    ] = None,
+    execution_id: Annotated[
+        str | None,
+        typer.Option("--execution-id", help="Execution the agent belongs to (shared login state)."),
+    ] = None,
+    volume: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--volume", "-v", help="/host/path:/path[:ro|rw] or volume:/path[:ro|rw] (repeat)."
+        ),
+    ] = None,
+    network: Annotated[
+        str | None, typer.Option("--network", help="Network: a name, 'internal' or 'none'.")
+    ] = None,
+    command: Annotated[
+        str | None,
+        typer.Option("--command", help="Command string to run instead of the image's."),
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Image to run (custom agents).")
+    ] = None,
+    label: Annotated[
+        list[str] | None, typer.Option("--label", "-l", help="KEY=VALUE label (repeat).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the agent id.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Spawn an agent and wait until it is ready.
+
+    Example: parallax-docker spawn -n helper -t claude --anthropic-key env:ANTHROPIC_API_KEY
+    """
+    with reporting():
+        if command is not None and command_args:
+            raise ValidationError("give --command or a command after --, not both")
+        merged_env: dict[str, str] = {}
+        for path in env_file or ():
+            merged_env.update(read_env_file(path))
+        merged_env.update(parse_env(env or ()))
+        credentials = parse_credentials(
+            credential or (),
+            {
+                "anthropicKey": anthropic_key,
+                "openaiKey": openai_key,
+                "googleKey": google_key,
+                "githubToken": github_token,
+            },
+        )
+        fields = spawn_fields(
+            name=name,
+            agent_type=agent_type.value,
+            agent_id=agent_id,
+            role=role,
+            reports_to=reports_to,
+            capabilities=capability or (),
+            workdir=workdir,
+            env=merged_env,
+            credentials=credentials,
+            memory=memory,
+            cpu=cpu,
+            timeout_s=timeout,
+            auto_restart=auto_restart,
+            idle_timeout_s=idle_timeout,
+            execution_id=execution_id,
+            volumes=volume or (),
+            network=network,
+            command=command if command is not None else command_args,
+            image=image,
+            labels=parse_labels(label or ()),
+        )
+        with _connection(ctx).client() as client:
+            agent = client.spawn(**fields)
+        if as_json:
+            typer.echo(output.to_json(agent))
+        elif quiet:
+            typer.echo(agent.id)
+        else:
+            output.console().print(output.agent_detail(agent))
+
+
+# -- reads ----------------------------------------------------------------------------------------
+
+
+def ls(
+    ctx: typer.Context,
+    status: Annotated[
+        list[StatusChoice] | None,
+        typer.Option("--status", "-s", help="Only agents in this status (repeat)."),
+    ] = None,
+    agent_type: Annotated[
+        list[AgentTypeChoice] | None,
+        typer.Option("--type", "-t", help="Only agents of this type (repeat)."),
+    ] = None,
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="Only agents with this role (repeat).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the ids.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List agents as a table."""
+    with reporting(), _connection(ctx).client() as client:
+        agents = client.list(
+            status=[s.value for s in status or ()] or None,
+            type=[t.value for t in agent_type or ()] or None,
+            role=role or None,
+        )
+    if as_json:
+        typer.echo(output.to_json({"agents": agents, "count": len(agents)}))
+    elif quiet:
+        for agent in agents:
+            typer.echo(agent.id)
+    elif not agents:
+        typer.echo("no agents")
+    else:
+        output.console().print(output.agents_table(agents))
+
+
+def get(ctx: typer.Context, agent: AgentArg, as_json: JsonOpt = False) -> None:
+    """Show one agent: status, container, limits, env keys (never values)."""
+    with reporting(), _connection(ctx).client() as client:
+        handle = client.get(agent)
+    if as_json:
+        typer.echo(output.to_json(handle))
+    else:
+        output.console().print(output.agent_detail(handle))
+
+
+def logs(
+    ctx: typer.Context,
+    agent: AgentArg,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines until the agent stops.")
+    ] = False,
+    tail: Annotated[
+        int | None, typer.Option("--tail", "-n", help="Only the last N lines.", min=0)
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only lines after this time: Unix seconds or ISO 8601."),
+    ] = None,
+    timestamps: Annotated[
+        bool, typer.Option("--timestamps", help="Prefix each line with its time.")
+    ] = False,
+) -> None:
+    """Print an agent's output."""
+    with reporting(), _connection(ctx).client() as client:
+        if follow:
+            for line in client.stream_logs(agent, tail=tail, since=since, timestamps=timestamps):
+                typer.echo(line)
+        else:
+            for line in client.logs(agent, tail=tail, since=since, timestamps=timestamps):
+                typer.echo(line)
+
+
+def metrics(
+    ctx: typer.Context,
+    agents: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Agent ids (default: every running agent).",
+            autocompletion=complete_agent,
+            show_default=False,
+        ),
+    ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Keep the table up to date until Ctrl-C.")
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", help="Seconds between updates with --watch.", min=0.1)
+    ] = 2.0,
+    count: Annotated[
+        int | None,
+        typer.Option("--count", help="With --watch: stop after this many updates.", min=1),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show CPU, memory, PIDs, network and uptime of agents (a live table with --watch)."""
+    with reporting(), _connection(ctx).client() as client:
+        sample = _sampler(client, agents or [])
+        if as_json and not watch:
+            typer.echo(output.to_json(sample()[0]))
+            return
+        if not watch:
+            samples, names = sample()
+            output.console().print(output.metrics_table(samples, names))
+            return
+        updates = 0
+        with Live(
+            output.metrics_table(*sample()), console=output.console(), auto_refresh=False
+        ) as live:
+            updates = 1
+            while count is None or updates < count:
+                time.sleep(interval)
+                live.update(output.metrics_table(*sample()), refresh=True)
+                updates += 1
+
+
+def _sampler(
+    client: Client, wanted: list[str]
+) -> Callable[[], tuple[list[MetricsResponse], dict[str, str]]]:
+    def sample() -> tuple[list[MetricsResponse], dict[str, str]]:
+        if wanted:
+            targets = [(agent, agent) for agent in wanted]
+        else:
+            running = client.list(status=["ready", "busy", "starting"])
+            targets = [(a.id, a.name) for a in running]
+        samples: list[MetricsResponse] = []
+        names: dict[str, str] = {}
+        for ref, name in targets:
+            try:
+                metric = client.metrics(ref)
+            except ParallaxError:
+                if wanted:
+                    raise
+                continue  # stopped between the list and the sample
+            samples.append(metric)
+            names[metric.agent_id] = name
+        return samples, names
+
+    return sample
+
+
+# -- writes ---------------------------------------------------------------------------------------
+
+
+def send(
+    ctx: typer.Context,
+    agent: AgentArg,
+    message: Annotated[str, typer.Argument(help="The message; '-' reads it from standard input.")],
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", "--expect-response", help="Wait for the agent's answer and print it."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="With --wait: seconds to wait for the answer.", min=0.001),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give an agent a message (a task); with --wait, print its answer."""
+    text = sys.stdin.read() if message == "-" else message
+    timeout_ms = None if timeout is None else int(timeout * 1000)
+    with reporting(), _connection(ctx).client() as client:
+        result = client.send(agent, text, expect_response=wait, timeout_ms=timeout_ms)
+    if as_json:
+        typer.echo(output.to_json(result))
+    elif result.content is not None:
+        typer.echo(result.content)
+    elif not wait:
+        typer.echo("sent" if result.sent else "not sent")
+
+
+def stop(
+    ctx: typer.Context,
+    agents: Annotated[
+        list[str],
+        typer.Argument(help="Agent ids.", autocompletion=complete_agent, show_default=False),
+    ],
+    force: Annotated[
+        bool, typer.Option("--force", help="Kill at once (SIGKILL) instead of SIGTERM first.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", help="Seconds between SIGTERM and SIGKILL.", min=0),
+    ] = None,
+) -> None:
+    """Stop agents and remove their containers."""
+    timeout_ms = None if timeout is None else int(timeout * 1000)
+    with reporting(), _connection(ctx).client() as client:
+        for agent in agents:
+            client.stop(agent, force=force, timeout_ms=timeout_ms)
+            typer.echo(f"stopped {agent}")
+
+
+def restart(ctx: typer.Context, agent: AgentArg, as_json: JsonOpt = False) -> None:
+    """Restart an agent's container and wait until it is ready again."""
+    with reporting(), _connection(ctx).client() as client:
+        handle = client.restart(agent)
+    if as_json:
+        typer.echo(output.to_json(handle))
+    else:
+        typer.echo(f"{handle.id} {handle.status.value}")
+
+
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would be removed.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find and remove what agents left behind: containers, networks, volumes."""
+    with reporting(), _connection(ctx).client() as client:
+        report = client.gc(dry_run=dry_run)
+    if as_json:
+        typer.echo(output.to_json(report))
+        return
+    verb = "would remove" if dry_run else "removed"
+    found = False
+    for kind, items in (
+        ("container", report.containers),
+        ("network", report.networks),
+        ("volume", report.volumes),
+    ):
+        for item in items:
+            found = True
+            typer.echo(f"{verb} {kind} {item}")
+    for item in report.failed:
+        typer.echo(f"could not remove {item}", err=True)
+    if not found:
+        typer.echo("nothing to remove")
+    if report.failed:
+        raise typer.Exit(output.EXIT_ERROR)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the global options and these commands to the main app."""
+    app.callback()(global_options)
+    for command in (spawn, ls, get, logs, metrics, send, stop, restart, gc):
+        app.command()(command)
