@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from starlette.types import ASGIApp, Message
 from starlette.websockets import WebSocket
 
 from parallax_docker.api.app import create_app
-from parallax_docker.api.auth import BearerAuthMiddleware
+from parallax_docker.api.auth import BearerAuthMiddleware, RedactQueryTokenFilter
 from parallax_docker.config import (
     check_exposure,
     is_loopback_host,
@@ -306,3 +307,18 @@ def test_an_empty_token_file_is_a_config_error(tmp_path: Path) -> None:
     path.write_text("\n")
     with pytest.raises(ConfigError):
         read_token_file(path)
+
+
+def test_query_tokens_are_redacted_from_log_records() -> None:
+    record = logging.LogRecord(
+        "uvicorn.error",
+        logging.INFO,
+        "x",
+        1,
+        '%s - "WebSocket %s" 403',
+        ("1.2.3.4", f"/ws?a=1&token={TOKEN}&b=2"),
+        None,
+    )
+    assert RedactQueryTokenFilter().filter(record)
+    assert TOKEN not in record.getMessage()
+    assert "/ws?a=1&token=[redacted]&b=2" in record.getMessage()

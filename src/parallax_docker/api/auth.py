@@ -19,6 +19,8 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
+import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -183,3 +185,24 @@ def document_bearer_auth(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_QUERY_TOKEN = re.compile(r"([?&]" + QUERY_PARAM + r"=)[^&\s\"']*")
+
+
+class RedactQueryTokenFilter(logging.Filter):
+    """Blank ``?token=`` values in log records: the server logs WebSocket request lines whole."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if QUERY_PARAM + "=" in message:
+            record.msg = _QUERY_TOKEN.sub(r"\1[redacted]", message)
+            record.args = None
+        return True
+
+
+def redact_query_tokens_in_logs() -> None:
+    """Add the filter to every handler of the root logger (records of all loggers pass there)."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactQueryTokenFilter) for f in handler.filters):
+            handler.addFilter(RedactQueryTokenFilter())

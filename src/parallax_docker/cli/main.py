@@ -57,6 +57,7 @@ def serve(
     import uvicorn
 
     from parallax_docker.api.app import create_app
+    from parallax_docker.api.auth import redact_query_tokens_in_logs
     from parallax_docker.config import check_exposure, load_settings, read_token_file
     from parallax_docker.logging_setup import configure_logging
 
@@ -74,6 +75,7 @@ def serve(
         typer.echo(f"error [{exc.code}]: {exc.message}\nhint: {exc.resolution}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, json_lines=not human_logs)
+    redact_query_tokens_in_logs()
     uvicorn.run(
         create_app(settings),
         host=settings.host,
