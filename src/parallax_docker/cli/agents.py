@@ -114,7 +114,11 @@ def reporting() -> Iterator[None]:
 
 def complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
     """Shell completion of agent ids, asked of the service (quietly empty on error)."""
-    connection = _as_connection(ctx.find_root().obj)
+    root = ctx.find_root()
+    # While completing, Click parses the options but runs no callback: read them here.
+    connection = _as_connection(root.obj)
+    if root.obj is None:
+        connection = Connection(root.params.get("url"), root.params.get("token"))
     try:
         with connection.client(timeout_s=2) as client:
             agents = client.list()

@@ -185,7 +185,7 @@ def status_text(status: str) -> Text:
 def agents_table(agents: Iterable[AgentHandle], now: datetime | None = None) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ID", "NAME", "TYPE", "STATUS", "ROLE", "IMAGE", "UP", "MEMORY", "CPU"):
-        table.add_column(column, no_wrap=column in ("ID", "STATUS"))
+        table.add_column(column, no_wrap=column in ("ID", "NAME", "STATUS", "IMAGE"))
     for agent in agents:
         running = agent.status.value in ("ready", "busy", "starting")
         table.add_row(
@@ -280,6 +280,12 @@ def metrics_table(samples: Sequence[MetricsResponse], names: dict[str, str] | No
     return table
 
 
+PIPE_WIDTH = 250
+
+
 def console(stderr: bool = False) -> Console:
-    """A console that does not wrap long ids into the next line when piped."""
-    return Console(stderr=stderr, soft_wrap=False, highlight=False)
+    """A console for tables: the terminal's width, or wide enough to cut nothing when piped."""
+    made = Console(stderr=stderr, highlight=False)
+    if not made.is_terminal:
+        made = Console(stderr=stderr, highlight=False, width=PIPE_WIDTH)
+    return made
