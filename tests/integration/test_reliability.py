@@ -31,14 +31,18 @@ def _poll(fetch: Callable[[], Any], until: Callable[[Any], bool], timeout_s: flo
     return value
 
 
-def test_killed_agent_is_reported_within_a_second(spawn: Spawn, api: httpx.Client,
-                                                  engine: Engine) -> None:
+def test_killed_agent_is_reported_within_a_second(
+    spawn: Spawn, api: httpx.Client, engine: Engine
+) -> None:
     handle = spawn()
     # Injected: SIGKILL to the agent's container. Counted: time until the API says so.
     killed_at = time.monotonic()
     engine.kill(handle["containerName"])
-    agent = _poll(lambda: api.get(f"/agents/{handle['id']}").json(),
-                  lambda a: a["status"] == "error", timeout_s=5)
+    agent = _poll(
+        lambda: api.get(f"/agents/{handle['id']}").json(),
+        lambda a: a["status"] == "error",
+        timeout_s=5,
+    )
     assert time.monotonic() - killed_at < 1.0
     assert agent["exitCode"] == 137
     assert agent["errorCode"] == "AGENT_EXITED"
@@ -46,35 +50,44 @@ def test_killed_agent_is_reported_within_a_second(spawn: Spawn, api: httpx.Clien
 
 def test_oom_kill_is_reported_as_resource_limit(spawn: Spawn, api: httpx.Client) -> None:
     # Injected: a process that eats memory under a 16m limit (tail buffers /dev/zero forever).
-    handle = spawn(resources={"memory": "16m", "cpu": 0.5},
-                   command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.3; tail /dev/zero"])
-    agent = _poll(lambda: api.get(f"/agents/{handle['id']}").json(),
-                  lambda a: a["status"] == "error", timeout_s=15)
+    handle = spawn(
+        resources={"memory": "16m", "cpu": 0.5},
+        command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.3; tail /dev/zero"],
+    )
+    agent = _poll(
+        lambda: api.get(f"/agents/{handle['id']}").json(),
+        lambda a: a["status"] == "error",
+        timeout_s=15,
+    )
     assert agent["errorCode"] == "RESOURCE_LIMIT"
     assert "memory" in agent["error"]
 
 
-def test_container_removed_behind_the_service_is_forgotten(spawn: Spawn, api: httpx.Client,
-                                                           engine: Engine) -> None:
+def test_container_removed_behind_the_service_is_forgotten(
+    spawn: Spawn, api: httpx.Client, engine: Engine
+) -> None:
     handle = spawn()
     # Injected: `docker rm -f` of the agent's container. Counted: the agent leaves the list.
     engine.remove_container(handle["containerName"])
-    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404,
-          timeout_s=2)
+    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=2)
     ids = {a["id"] for a in api.get("/agents").json()["agents"]}
     assert handle["id"] not in ids
 
 
 def test_agent_exiting_cleanly_is_stopped(spawn: Spawn, api: httpx.Client) -> None:
     handle = spawn(command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.5; exit 0"])
-    agent = _poll(lambda: api.get(f"/agents/{handle['id']}").json(),
-                  lambda a: a["status"] != "ready", timeout_s=5)
+    agent = _poll(
+        lambda: api.get(f"/agents/{handle['id']}").json(),
+        lambda a: a["status"] != "ready",
+        timeout_s=5,
+    )
     assert agent["status"] == "stopped"
     assert agent["exitCode"] == 0
 
 
-def test_retried_spawn_with_same_id_and_body_is_the_same_agent(api: httpx.Client,
-                                                               engine: Engine) -> None:
+def test_retried_spawn_with_same_id_and_body_is_the_same_agent(
+    api: httpx.Client, engine: Engine
+) -> None:
     body = agent_body(id=f"idem-{SESSION}")
     first = api.post("/agents", json=body)
     try:
@@ -91,26 +104,23 @@ def test_retried_spawn_with_same_id_and_body_is_the_same_agent(api: httpx.Client
         engine.remove_container(f"parallax-{body['id']}")
 
 
-def test_lifetime_timeout_stops_the_agent(spawn: Spawn, api: httpx.Client,
-                                          engine: Engine) -> None:
+def test_lifetime_timeout_stops_the_agent(spawn: Spawn, api: httpx.Client, engine: Engine) -> None:
     handle = spawn(resources={"memory": "64m", "cpu": 0.25, "timeout": 2})
     started = time.monotonic()
-    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404,
-          timeout_s=10)
+    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=10)
     assert time.monotonic() - started >= 1.5
     assert engine.inspect(handle["containerName"]) is None
 
 
-def test_idle_timeout_stops_an_idle_agent(spawn: Spawn, api: httpx.Client,
-                                          engine: Engine) -> None:
+def test_idle_timeout_stops_an_idle_agent(spawn: Spawn, api: httpx.Client, engine: Engine) -> None:
     handle = spawn(idleTimeout=2)
-    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404,
-          timeout_s=10)
+    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=10)
     assert engine.inspect(handle["containerName"]) is None
 
 
-def test_lifetime_holds_across_a_service_restart(start_service: StartService,
-                                                 engine: Engine) -> None:
+def test_lifetime_holds_across_a_service_restart(
+    start_service: StartService, engine: Engine
+) -> None:
     shared = {"PARALLAX_INSTANCE": f"{PREFIX}-lifetime"}
     first = start_service(shared)
     body = agent_body(resources={"memory": "64m", "cpu": 0.25, "timeout": 4})
@@ -119,24 +129,32 @@ def test_lifetime_holds_across_a_service_restart(start_service: StartService,
         first.stop()
         assert engine.inspect(handle["containerName"]) is not None
         second = start_service(shared)
-        _poll(lambda: httpx.get(f"{second.url}/agents/{handle['id']}", timeout=5).status_code,
-              lambda s: s == 404, timeout_s=15)
+        _poll(
+            lambda: httpx.get(f"{second.url}/agents/{handle['id']}", timeout=5).status_code,
+            lambda s: s == 404,
+            timeout_s=15,
+        )
         assert engine.inspect(handle["containerName"]) is None
     finally:
         engine.remove_container(handle["containerName"])
 
 
-def test_auto_restart_restarts_with_back_off_up_to_the_cap(start_service: StartService,
-                                                           engine: Engine) -> None:
+def test_auto_restart_restarts_with_back_off_up_to_the_cap(
+    start_service: StartService, engine: Engine
+) -> None:
     proc = start_service({"PARALLAX_AUTO_RESTART_MAX": "2", "PARALLAX_JANITOR_INTERVAL_S": "0.2"})
     # Injected: an agent that crashes (exit 3) a moment after each start.
-    body = agent_body(autoRestart=True,
-                      command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.5; exit 3"])
+    body = agent_body(
+        autoRestart=True, command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.5; exit 3"]
+    )
     handle = httpx.post(proc.url + "/agents", json=body, timeout=60).json()
     url = f"{proc.url}/agents/{handle['id']}"
     try:
-        seen = _poll(lambda: httpx.get(url, timeout=5).json(),
-                     lambda a: a["restartCount"] >= 2 and a["status"] == "error", timeout_s=30)
+        seen = _poll(
+            lambda: httpx.get(url, timeout=5).json(),
+            lambda a: a["restartCount"] >= 2 and a["status"] == "error",
+            timeout_s=30,
+        )
         # The cap holds: no third restart comes after the second crash.
         time.sleep(3)
         final = httpx.get(url, timeout=5).json()
@@ -146,8 +164,9 @@ def test_auto_restart_restarts_with_back_off_up_to_the_cap(start_service: StartS
         engine.remove_container(handle["containerName"])
 
 
-def test_admission_refuses_beyond_host_capacity(start_service: StartService,
-                                                engine: Engine) -> None:
+def test_admission_refuses_beyond_host_capacity(
+    start_service: StartService, engine: Engine
+) -> None:
     info = engine.http.get("/info").json()
     # Capacity for two 64m agents and a bit: overcommit set from the host's real memory.
     overcommit = (150 * 1024 * 1024) / info["MemTotal"]
@@ -170,8 +189,7 @@ def test_admission_refuses_beyond_host_capacity(start_service: StartService,
             engine.remove_container(name)
 
 
-def test_stop_agents_on_exit_takes_them_along(start_service: StartService,
-                                              engine: Engine) -> None:
+def test_stop_agents_on_exit_takes_them_along(start_service: StartService, engine: Engine) -> None:
     proc = start_service({"PARALLAX_STOP_AGENTS_ON_EXIT": "true"})
     handle = httpx.post(proc.url + "/agents", json=agent_body(), timeout=60).json()
     try:
@@ -181,17 +199,22 @@ def test_stop_agents_on_exit_takes_them_along(start_service: StartService,
         engine.remove_container(handle["containerName"])
 
 
-def test_gc_reports_then_removes_leftovers(start_service: StartService,
-                                           engine: Engine) -> None:
+def test_gc_reports_then_removes_leftovers(start_service: StartService, engine: Engine) -> None:
     proc = start_service({"PARALLAX_NETWORK_GRACE_S": "0"})
     network = f"{PREFIX}-gcnet"
     volume = f"{PREFIX}-gcvol"
-    body = agent_body(network=network, volumes=[f"{volume}:/data"],
-                      command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.3; exit 1"])
+    body = agent_body(
+        network=network,
+        volumes=[f"{volume}:/data"],
+        command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.3; exit 1"],
+    )
     handle = httpx.post(proc.url + "/agents", json=body, timeout=60).json()
     try:
-        _poll(lambda: httpx.get(f"{proc.url}/agents/{handle['id']}", timeout=5).json(),
-              lambda a: a["status"] == "error", timeout_s=10)
+        _poll(
+            lambda: httpx.get(f"{proc.url}/agents/{handle['id']}", timeout=5).json(),
+            lambda a: a["status"] == "error",
+            timeout_s=10,
+        )
         report = httpx.post(proc.url + "/gc", params={"dryRun": "true"}, timeout=30).json()
         assert handle["containerName"] in report["containers"]
         assert report["removed"] is False
@@ -202,8 +225,9 @@ def test_gc_reports_then_removes_leftovers(start_service: StartService,
         # The volume is free once the container is gone: a second pass takes it.
         second = httpx.post(proc.url + "/gc", timeout=30).json()
         assert volume in removed["volumes"] + second["volumes"]
-        assert network in removed["networks"] + second["networks"] or engine.network(
-            network) is None
+        assert (
+            network in removed["networks"] + second["networks"] or engine.network(network) is None
+        )
         assert not engine.volumes(volume)
         assert engine.network(network) is None
     finally:

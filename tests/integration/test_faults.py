@@ -1,0 +1,224 @@
+"""Fault injection: the service killed with SIGKILL, and the engine restarted under load.
+
+Each test names what it injects and what it counts afterwards: agents lost, duplicated, or
+left behind as orphans must all be zero.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import PREFIX, SESSION, agent_body
+from tests.support.dockerd import PrivateDockerd
+from tests.support.engine import Engine
+from tests.support.images import AGENT_IMAGE, BUSYBOX_IMAGE
+from tests.support.server import ServiceProcess
+
+StartService = Callable[..., ServiceProcess]
+
+
+def _poll(fetch: Callable[[], Any], until: Callable[[Any], bool], timeout_s: float) -> Any:
+    deadline = time.monotonic() + timeout_s
+    value = fetch()
+    while not until(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {timeout_s}s; last value: {value!r}")
+        time.sleep(0.05)
+        value = fetch()
+    return value
+
+
+def _containers(engine: Engine, instance: str) -> list[dict[str, Any]]:
+    return engine.containers(f"parallax.instance={instance}")
+
+
+def test_sigkill_during_spawns_leaves_no_orphan_and_retries_are_idempotent(
+    start_service: StartService, engine: Engine
+) -> None:
+    instance = f"{PREFIX}-kill-spawn"
+    env = {
+        "PARALLAX_INSTANCE": instance,
+        "PARALLAX_ORPHAN_GRACE_S": "1",
+        "PARALLAX_READY_TIMEOUT_S": "10",
+        "PARALLAX_JANITOR_INTERVAL_S": "0.2",
+    }
+    first = start_service(env)
+    bodies = [agent_body(id=f"ks-{SESSION}-{i}") for i in range(8)]
+    results: list[int] = []
+
+    def post(body: dict[str, Any]) -> None:
+        try:
+            results.append(httpx.post(first.url + "/agents", json=body, timeout=30).status_code)
+        except httpx.TransportError:
+            results.append(-1)
+
+    threads = [threading.Thread(target=post, args=(b,)) for b in bodies]
+    for thread in threads:
+        thread.start()
+    # Injected: SIGKILL while the spawns are under way.
+    time.sleep(0.25)
+    first.stop(signal.SIGKILL)
+    for thread in threads:
+        thread.join(30)
+    second = start_service(env)
+    try:
+        # Counted: every container left is a ready agent; half-made ones are removed.
+        def settled() -> bool:
+            listed = {
+                a["id"]: a for a in httpx.get(second.url + "/agents", timeout=5).json()["agents"]
+            }
+            states = _containers(engine, instance)
+            return all(c["State"] == "running" for c in states) and all(
+                listed.get(c["Labels"]["parallax.agent.id"], {}).get("status") == "ready"
+                for c in states
+            )
+
+        _poll(settled, bool, timeout_s=30)
+        # Retried with the same ids and bodies: one agent per id, never two.
+        for body in bodies:
+            response = httpx.post(second.url + "/agents", json=body, timeout=60)
+            assert response.status_code == 201, response.text
+        per_id: dict[str, int] = {}
+        for container in _containers(engine, instance):
+            agent_id = container["Labels"]["parallax.agent.id"]
+            per_id[agent_id] = per_id.get(agent_id, 0) + 1
+        assert per_id == {body["id"]: 1 for body in bodies}
+    finally:
+        for container in _containers(engine, instance):
+            engine.remove_container(container["Id"])
+
+
+def test_sigkill_in_steady_state_loses_and_duplicates_nothing(
+    start_service: StartService, engine: Engine
+) -> None:
+    instance = f"{PREFIX}-kill-steady"
+    env = {"PARALLAX_INSTANCE": instance}
+    first = start_service(env)
+    made = [
+        httpx.post(first.url + "/agents", json=agent_body(), timeout=60).json() for _ in range(5)
+    ]
+    try:
+        # Injected: SIGKILL of the service with five agents running.
+        first.stop(signal.SIGKILL)
+        second = start_service(env)
+        listed = _poll(
+            lambda: httpx.get(second.url + "/agents", timeout=5).json()["agents"],
+            lambda agents: all(a["status"] == "ready" for a in agents),
+            timeout_s=10,
+        )
+        # Counted: the same five agents, the same containers, nothing more.
+        assert sorted((a["id"], a["containerId"]) for a in listed) == sorted(
+            (m["id"], m["containerId"]) for m in made
+        )
+        assert len(_containers(engine, instance)) == 5
+    finally:
+        for container in _containers(engine, instance):
+            engine.remove_container(container["Id"])
+
+
+@pytest.fixture(scope="module")
+def private_dockerd(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine
+) -> Iterator[PrivateDockerd]:
+    root = Path(tmp_path_factory.mktemp("dockerd", numbered=True))
+    daemon = PrivateDockerd(root)
+    daemon.start()
+    try:
+        daemon.load_images(AGENT_IMAGE, BUSYBOX_IMAGE)
+        yield daemon
+    finally:
+        daemon.destroy()
+
+
+def test_engine_restart_under_load_is_reconciled(
+    private_dockerd: PrivateDockerd, start_service: StartService
+) -> None:
+    env = {
+        "DOCKER_SOCKET": str(private_dockerd.socket),
+        "DOCKER_NETWORK": f"{PREFIX}-restart",
+        "PARALLAX_JANITOR_INTERVAL_S": "0.2",
+    }
+    proc = start_service(env)
+    plain = [
+        httpx.post(proc.url + "/agents", json=agent_body(), timeout=60).json() for _ in range(3)
+    ]
+    # No TERM trap: the engine's shutdown kills it (143), a crash that autoRestart answers.
+    restarting = httpx.post(
+        proc.url + "/agents",
+        json=agent_body(
+            autoRestart=True, command=["/bin/sh", "-c", "touch /tmp/ready; exec sleep 100000"]
+        ),
+        timeout=60,
+    ).json()
+    slowest_read = 0.0
+    stop_reading = threading.Event()
+    read_errors: list[str] = []
+
+    def read_load() -> None:
+        nonlocal slowest_read
+        while not stop_reading.is_set():
+            started = time.monotonic()
+            try:
+                response = httpx.get(proc.url + "/agents", timeout=10)
+                if response.status_code != 200:
+                    read_errors.append(str(response.status_code))
+            except httpx.TransportError as exc:
+                read_errors.append(type(exc).__name__)
+            slowest_read = max(slowest_read, time.monotonic() - started)
+            time.sleep(0.05)
+
+    reader = threading.Thread(target=read_load)
+    reader.start()
+    try:
+        # Injected: the engine stops (taking its containers down) and comes back.
+        private_dockerd.stop()
+        _poll(
+            lambda: httpx.get(proc.url + "/health", timeout=5).status_code,
+            lambda s: s == 503,
+            timeout_s=10,
+        )
+        write_started = time.monotonic()
+        refused = httpx.post(proc.url + "/agents", json=agent_body(), timeout=10)
+        assert refused.status_code == 503 and refused.json()["code"] == "SOCKET_ERROR"
+        assert time.monotonic() - write_started < 2
+        stale = httpx.get(f"{proc.url}/agents/{plain[0]['id']}", timeout=5).json()
+        assert stale["stale"] is True
+        private_dockerd.start()
+        _poll(
+            lambda: httpx.get(proc.url + "/health", timeout=5).json()["runtime"]["synced"],
+            bool,
+            timeout_s=30,
+        )
+
+        def agent(agent_id: str) -> dict[str, Any]:
+            return dict(httpx.get(f"{proc.url}/agents/{agent_id}", timeout=5).json())
+
+        # Counted: each plain agent is reported as exited, not as still ready.
+        for made in plain:
+            state = _poll(
+                lambda m=made: agent(m["id"]),  # type: ignore[misc]
+                lambda a: a["status"] in ("stopped", "error"),
+                timeout_s=15,
+            )
+            assert state["stale"] is False
+        back = _poll(
+            lambda: agent(restarting["id"]),
+            lambda a: a["status"] == "ready" and a["restartCount"] >= 1,
+            timeout_s=30,
+        )
+        assert back["containerId"] == restarting["containerId"]
+        listed = httpx.get(proc.url + "/agents", timeout=5).json()
+        assert listed["count"] == 4
+    finally:
+        stop_reading.set()
+        reader.join(15)
+    assert not read_errors, read_errors[:5]
+    assert slowest_read < 2.0, f"a read took {slowest_read:.2f}s during the outage"

@@ -1,0 +1,114 @@
+"""A private Docker daemon for tests that restart or stop the engine.
+
+It has its own socket, data and exec roots and cgroup parent, and no bridge or iptables rules
+of its own, so restarting it disturbs nothing else on the machine (the main engine keeps serving
+the rest of the suite). Images are copied in from the main engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from tests.support.images import DOCKER
+
+
+class PrivateDockerd:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.pidfile = root / "docker.pid"
+        self.log = root / "dockerd.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def _answers(self) -> bool:
+        # A plain socket, closed on every path: the daemon is often not listening yet.
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                sock.connect(str(self.socket))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                return b" 200 " in sock.recv(64)
+        except OSError:
+            return False
+
+    def start(self, timeout_s: float = 60) -> None:
+        dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    dockerd,
+                    "-H",
+                    f"unix://{self.socket}",
+                    "--data-root",
+                    str(self.root / "data"),
+                    "--exec-root",
+                    str(self.root / "exec"),
+                    "--pidfile",
+                    str(self.pidfile),
+                    "--bridge=none",
+                    "--iptables=false",
+                    "--ip-masq=false",
+                    f"--cgroup-parent=parallax-test-{os.getpid()}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"private dockerd did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+    def stop(self, timeout_s: float = 60) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def load_images(self, *refs: str) -> None:
+        save = subprocess.Popen([DOCKER, "save", *refs], stdout=subprocess.PIPE)
+        subprocess.run(
+            [DOCKER, "-H", f"unix://{self.socket}", "load", "-q"],
+            stdin=save.stdout,
+            check=True,
+            capture_output=True,
+        )
+        assert save.stdout is not None
+        save.stdout.close()
+        if save.wait() != 0:
+            raise RuntimeError(f"docker save {refs} failed")
+
+    def destroy(self) -> None:
+        """Remove every container and stop the daemon; then remove its files."""
+        if self.process is not None:
+            with contextlib.suppress(subprocess.CalledProcessError):
+                ids = subprocess.run(
+                    [DOCKER, "-H", f"unix://{self.socket}", "ps", "-aq"],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                if ids:
+                    subprocess.run(
+                        [DOCKER, "-H", f"unix://{self.socket}", "rm", "-f", *ids],
+                        capture_output=True,
+                        check=False,
+                    )
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
