@@ -1,0 +1,140 @@
+"""The command line itself: complete help, completion script, doctor's checks (fake backend)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from parallax_docker.backends.base import EngineInfo
+from parallax_docker.cli import doctor
+from parallax_docker.cli.agents import StatusChoice
+from parallax_docker.cli.main import build_app
+from parallax_docker.config import load_settings
+from parallax_docker.errors import SocketError
+from parallax_docker.models import AgentStatus
+from tests.unit.fakes import FakeBackend, engine_info, image
+
+
+@pytest.fixture(scope="module")
+def app() -> typer.Typer:
+    return build_app()
+
+
+def all_commands(app: typer.Typer) -> list[tuple[list[str], Any]]:
+    # Typer may carry its own copy of Click: recognise groups and params by their attributes.
+    found: list[tuple[list[str], Any]] = []
+
+    def walk(path: list[str], command: Any) -> None:
+        found.append((path, command))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk([*path, name], sub)
+
+    walk([], get_command(app))
+    return found
+
+
+def found_params(app: typer.Typer) -> list[Any]:
+    return [param for _, command in all_commands(app) for param in command.params]
+
+
+def test_every_command_answers_help(app: typer.Typer) -> None:
+    runner = CliRunner()
+    for path, _ in all_commands(app):
+        result = runner.invoke(app, [*path, "--help"], prog_name="parallax-docker")
+        assert result.exit_code == 0, (path, result.output)
+        assert "Usage: parallax-docker" in result.output
+
+
+def test_every_command_and_option_has_help_text(app: typer.Typer) -> None:
+    missing = []
+    for path, command in all_commands(app):
+        if path and not (command.help or command.short_help):
+            missing.append(" ".join(path))
+        for param in command.params:
+            kind = param.param_type_name
+            if kind == "option" and not param.help and param.name != "help":
+                missing.append(f"{' '.join(path)} {param.opts[0]}")
+            if kind == "argument" and not getattr(param, "help", None):
+                missing.append(f"{' '.join(path)} <{param.name}>")
+    assert missing == []
+    assert len(found_params(app)) > 60
+
+
+def test_the_issue_commands_are_all_there(app: typer.Typer) -> None:
+    names = {" ".join(path) for path, _ in all_commands(app)}
+    wanted = {"serve", "spawn", "ls", "get", "logs", "metrics", "send", "stop", "restart"}
+    wanted |= {"images build", "images ls", "doctor", "gc"}
+    assert wanted <= names
+
+
+def test_bash_completion_script_names_the_command(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="parallax-docker")
+    assert result.exit_code == 0
+    assert "_PARALLAX_DOCKER_COMPLETE=complete_bash" in result.output
+    assert "complete -o default -F _parallax_docker_completion parallax-docker" in result.output
+
+
+def test_status_choices_match_the_model() -> None:
+    assert [s.value for s in StatusChoice] == [s.value for s in AgentStatus]
+
+
+def test_a_usage_error_exits_2(app: typer.Typer) -> None:
+    result = CliRunner().invoke(app, ["spawn", "--name", "x", "--type", "nope"])
+    assert result.exit_code == 2
+
+
+# -- doctor ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "parsed"),
+    [("20.10.24+dfsg1", (20, 10)), ("26.1.5", (26, 1)), ("v19.03.1", (19, 3)), ("dev", None)],
+)
+def test_engine_version_is_parsed(version: str, parsed: tuple[int, int] | None) -> None:
+    assert doctor.engine_version(version) == parsed
+
+
+def test_an_old_engine_fails_with_the_install_hint() -> None:
+    old = EngineInfo("19.03.15", "1.40", 1, 1, "1")
+    checks = {c.name: c for c in doctor.check_engine(old, None, "/s")}
+    assert checks["engine version"].outcome == "fail"
+    assert "20.10" in checks["engine version"].fix
+
+
+def test_available_memory_reads_meminfo(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 100 kB\nMemAvailable:   2048 kB\n")
+    assert doctor.available_memory(meminfo) == 2048 * 1024
+    assert doctor.available_memory(tmp_path / "none") is None
+
+
+def test_too_little_memory_fails() -> None:
+    settings = load_settings({})
+    assert doctor.check_memory(1024, settings).outcome == "fail"
+    assert doctor.check_memory(8 * 1024**3, settings).outcome == "ok"
+
+
+async def test_an_unreachable_engine_fails_and_skips_network_and_images() -> None:
+    backend = FakeBackend()
+    backend.ping_error = SocketError("no engine")
+    checks = await doctor.run_checks(load_settings({}), backend, memory=lambda: 8 * 1024**3)
+    by_name = {c.name: c for c in checks}
+    assert by_name["engine answers"].outcome == "fail"
+    assert "agent network" not in by_name and "agent images" not in by_name
+
+
+async def test_missing_images_are_a_warning_naming_the_build_command() -> None:
+    backend = FakeBackend()
+    backend.info = engine_info()
+    settings = load_settings({})
+    backend.images[settings.image_for("claude")] = image()
+    checks = await doctor.run_checks(settings, backend, memory=lambda: 8 * 1024**3)
+    images = next(c for c in checks if c.name == "agent images")
+    assert images.outcome == "warn"
+    assert "claude" in images.detail.split(";")[0]
+    assert images.fix.startswith("parallax-docker images build")
