@@ -89,14 +89,16 @@ def start_service(engine: Engine, tmp_path: Path) -> Iterator[Callable[..., Serv
     started: list[ServiceProcess] = []
     instance = f"{PREFIX}-{uuid.uuid4().hex[:6]}"
 
-    def start(env: dict[str, str] | None = None, wait_healthy: bool = True) -> ServiceProcess:
+    def start(
+        env: dict[str, str] | None = None, wait_healthy: bool = True, args: tuple[str, ...] = ()
+    ) -> ServiceProcess:
         merged = {
             "DOCKER_NETWORK": f"{PREFIX}-net",
             "PARALLAX_INSTANCE": f"{instance}-{len(started)}",
             "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
             **(env or {}),
         }
-        proc = ServiceProcess(merged, tmp_path / f"service-{len(started)}.log")
+        proc = ServiceProcess(merged, tmp_path / f"service-{len(started)}.log", args)
         started.append(proc)
         return proc.start(wait_healthy=wait_healthy)
 

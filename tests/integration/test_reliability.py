@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.conftest import PREFIX, SESSION, agent_body, managed_containers
 from tests.support.engine import Engine
@@ -189,8 +190,14 @@ def test_admission_refuses_beyond_host_capacity(
             engine.remove_container(name)
 
 
-def test_stop_agents_on_exit_takes_them_along(start_service: StartService, engine: Engine) -> None:
-    proc = start_service({"PARALLAX_STOP_AGENTS_ON_EXIT": "true"})
+@pytest.mark.parametrize(
+    ("env", "args"),
+    [({"PARALLAX_STOP_AGENTS_ON_EXIT": "true"}, ()), ({}, ("--stop-agents-on-exit",))],
+)
+def test_stop_agents_on_exit_takes_them_along(
+    start_service: StartService, engine: Engine, env: dict[str, str], args: tuple[str, ...]
+) -> None:
+    proc = start_service(env, args=args)
     handle = httpx.post(proc.url + "/agents", json=agent_body(), timeout=60).json()
     try:
         proc.stop()

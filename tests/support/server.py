@@ -23,7 +23,8 @@ def free_port() -> int:
 class ServiceProcess:
     """One service process with its own port, network name and log file."""
 
-    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log_path: Path, args: tuple[str, ...] = ()) -> None:
+        self.args = args
         self.port = free_port()
         self.env = {**os.environ, **env, "PORT": str(self.port), "HOST": "127.0.0.1"}
         self.log_path = log_path
@@ -33,7 +34,7 @@ class ServiceProcess:
     def start(self, wait_healthy: bool = True, timeout_s: float = 30) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "parallax_docker.cli.main", "serve"],
+            [sys.executable, "-m", "parallax_docker.cli.main", "serve", *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

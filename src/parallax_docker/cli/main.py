@@ -52,6 +52,14 @@ def serve(
             help="Allow a non-loopback HOST without an API token (only behind another guard).",
         ),
     ] = False,
+    stop_agents_on_exit: Annotated[
+        bool,
+        typer.Option(
+            "--stop-agents-on-exit",
+            help="Stop and remove every agent when the service stops (default: they keep "
+            "running and a restarted service adopts them).",
+        ),
+    ] = False,
 ) -> None:
     """Start the HTTP + WebSocket API (port 3200 by default)."""
     import uvicorn
@@ -66,6 +74,8 @@ def serve(
         overrides["host"] = host
     if port is not None:
         overrides["port"] = port
+    if stop_agents_on_exit:
+        overrides["stop_agents_on_exit"] = True
     try:
         if token_file is not None:
             overrides["api_token"] = read_token_file(token_file)
