@@ -387,6 +387,7 @@ class AgentService:
             raise
         record.transitioning = False
         record.probed_ready = True
+        record.last_activity = time.time()
         record.observe(state)
         self._publish("agent_ready", record)
         return record.handle()
