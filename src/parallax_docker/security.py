@@ -95,8 +95,14 @@ def check_host_path(
     *,
     docker_socket: str,
     allowed_roots: Iterable[os.PathLike[str] | str] = (),
+    protected: Iterable[os.PathLike[str] | str] = (),
 ) -> str:
-    """Resolve ``source`` (symlinks, ``..``) and return it if it may be bind-mounted."""
+    """Resolve ``source`` (symlinks, ``..``) and return it if it may be bind-mounted.
+
+    ``protected`` adds the service's own host paths (its secrets directory) to the forbidden
+    ones. A path that is another name for a forbidden one (a bind mount of it elsewhere, the
+    same inode) and a regular file with other hard links are refused too.
+    """
     if not source.startswith("/"):
         raise VolumeForbiddenError(f"host path {source[:200]!r} is not absolute")
     resolved = os.path.realpath(source)
@@ -118,8 +124,16 @@ def check_host_path(
         or stat.S_ISFIFO(info.st_mode)
     ):
         raise VolumeForbiddenError(f"host path {source[:200]!r} is a socket or device file")
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        # Its other names are unknown: one of them may lie under /etc.
+        raise VolumeForbiddenError(f"host path {source[:200]!r} is a file with other hard links")
     socket_paths = {docker_socket, os.path.realpath(docker_socket)}
-    forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths
+    own = {os.path.realpath(path) for path in protected}
+    forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths | own
+    if any(_same_inode(info, bad) for bad in forbidden):
+        raise VolumeForbiddenError(
+            f"host path {source[:200]!r} is another name for a protected system path"
+        )
     for bad in sorted(forbidden):
         # "/" is forbidden itself; everything else also as a parent and as a child.
         hit = (
@@ -138,6 +152,14 @@ def check_host_path(
             resolution="Mount a directory under one of PARALLAX_ALLOWED_HOST_PATHS.",
         )
     return resolved
+
+
+def _same_inode(info: os.stat_result, path: str) -> bool:
+    try:
+        other = os.stat(path)
+    except OSError:
+        return False
+    return (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino)
 
 
 def check_target(target: str, taken: set[str]) -> str:
@@ -161,16 +183,18 @@ def volume_mounts(
     docker_socket: str,
     allowed_roots: Iterable[os.PathLike[str] | str],
     volume_labels: dict[str, str],
+    protected: Iterable[os.PathLike[str] | str] = (),
 ) -> list[MountSpec]:
     """Turn parsed ``volumes`` entries into mounts, refusing every way out to the host."""
     roots = list(allowed_roots)
+    own = list(protected)
     taken: set[str] = set()
     mounts: list[MountSpec] = []
     for request in requests:
         target = check_target(request.target, taken)
         if request.is_bind:
             source = check_host_path(
-                request.source, docker_socket=docker_socket, allowed_roots=roots
+                request.source, docker_socket=docker_socket, allowed_roots=roots, protected=own
             )
             mounts.append(MountSpec("bind", target, source, request.read_only))
         else:

@@ -114,6 +114,8 @@ def plan_agent(
         docker_socket=settings.docker_socket,
         allowed_roots=settings.allowed_host_paths,
         volume_labels=volume_labels,
+        # The agents' secret env files must never be mounted into an agent.
+        protected=(settings.secrets_dir,),
     )
 
     if request.workdir is not None and not request.workdir.startswith("/"):
