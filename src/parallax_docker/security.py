@@ -105,35 +105,20 @@ def check_host_path(
     """
     if not source.startswith("/"):
         raise VolumeForbiddenError(f"host path {source[:200]!r} is not absolute")
-    resolved = os.path.realpath(source)
+    shown = repr(source[:200])
     try:
-        info = os.stat(resolved)
-    except FileNotFoundError:
-        raise ValidationError(
-            f"host path {source[:200]!r} does not exist",
-            resolution="Create the directory on the host first; it is never created for you.",
-        ) from None
+        resolved = os.path.realpath(source)
+        socket_paths = {docker_socket, os.path.realpath(docker_socket)}
+        own = {os.path.realpath(path) for path in protected}
+        roots = [os.path.realpath(root) for root in allowed_roots]
     except OSError as exc:
+        # /proc/<pid>/root and the like: a path that cannot be resolved is not mounted.
         raise VolumeForbiddenError(
-            f"host path {source[:200]!r} cannot be read ({exc.strerror})"
+            f"host path {shown} cannot be resolved ({exc.strerror})"
         ) from None
-    if (
-        stat.S_ISSOCK(info.st_mode)
-        or stat.S_ISCHR(info.st_mode)
-        or stat.S_ISBLK(info.st_mode)
-        or stat.S_ISFIFO(info.st_mode)
-    ):
-        raise VolumeForbiddenError(f"host path {source[:200]!r} is a socket or device file")
-    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-        # Its other names are unknown: one of them may lie under /etc.
-        raise VolumeForbiddenError(f"host path {source[:200]!r} is a file with other hard links")
-    socket_paths = {docker_socket, os.path.realpath(docker_socket)}
-    own = {os.path.realpath(path) for path in protected}
     forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths | own
-    if any(_same_inode(info, bad) for bad in forbidden):
-        raise VolumeForbiddenError(
-            f"host path {source[:200]!r} is another name for a protected system path"
-        )
+    # By name first, before the path is looked at: a refusal must not tell whether a protected
+    # path exists.
     for bad in sorted(forbidden):
         # "/" is forbidden itself; everything else also as a parent and as a child.
         hit = (
@@ -142,15 +127,33 @@ def check_host_path(
             else (_is_within(resolved, bad) or _is_within(bad, resolved))
         )
         if hit:
-            raise VolumeForbiddenError(
-                f"host path {source[:200]!r} is or contains a protected system path"
-            )
-    roots = [os.path.realpath(root) for root in allowed_roots]
+            raise VolumeForbiddenError(f"host path {shown} is or contains a protected system path")
     if roots and not any(_is_within(resolved, root) for root in roots):
         raise VolumeForbiddenError(
-            f"host path {source[:200]!r} is outside the allowed host paths",
+            f"host path {shown} is outside the allowed host paths",
             resolution="Mount a directory under one of PARALLAX_ALLOWED_HOST_PATHS.",
         )
+    try:
+        info = os.stat(resolved)
+    except FileNotFoundError:
+        raise ValidationError(
+            f"host path {shown} does not exist",
+            resolution="Create the directory on the host first; it is never created for you.",
+        ) from None
+    except OSError as exc:
+        raise VolumeForbiddenError(f"host path {shown} cannot be read ({exc.strerror})") from None
+    if (
+        stat.S_ISSOCK(info.st_mode)
+        or stat.S_ISCHR(info.st_mode)
+        or stat.S_ISBLK(info.st_mode)
+        or stat.S_ISFIFO(info.st_mode)
+    ):
+        raise VolumeForbiddenError(f"host path {shown} is a socket or device file")
+    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
+        # Its other names are unknown: one of them may lie under /etc.
+        raise VolumeForbiddenError(f"host path {shown} is a file with other hard links")
+    if any(_same_inode(info, bad) for bad in forbidden):
+        raise VolumeForbiddenError(f"host path {shown} is another name for a protected system path")
     return resolved
 
 

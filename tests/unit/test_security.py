@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,9 +203,19 @@ def test_check_host_path_refuses_a_folder_the_docker_socket_path_links_into(
         check_host_path(str(docker_socket.parent), docker_socket=setting)
 
 
-def test_check_host_path_refuses_a_device_file() -> None:
+def test_check_host_path_refuses_a_device_file(short_dir: Path) -> None:
+    # Outside /dev, so that the file type is what refuses it, not the path.
+    if os.geteuid() != 0:
+        pytest.skip("mknod needs root")
+    os.mknod(short_dir / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
     with pytest.raises(VolumeForbiddenError, match="device"):
-        check_host_path("/dev/null", docker_socket=NO_SOCKET)
+        check_host_path(str(short_dir / "null"), docker_socket=NO_SOCKET)
+
+
+def test_check_host_path_refuses_a_protected_path_before_looking_for_it() -> None:
+    # The answer must not tell whether a protected path exists on the host.
+    with pytest.raises(VolumeForbiddenError):
+        check_host_path("/etc/no-such-file-here", docker_socket=NO_SOCKET)
 
 
 def test_check_host_path_refuses_a_symlink_to_a_device_file(short_dir: Path) -> None:
