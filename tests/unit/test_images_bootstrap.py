@@ -40,6 +40,7 @@ class FakeEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         no_cache: bool,
+        network: str | None = None,
     ) -> AsyncIterator[BuildEvent]:
         raise AssertionError("not used")
 

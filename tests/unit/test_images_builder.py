@@ -27,6 +27,7 @@ class BuildCall:
     build_args: Mapping[str, str]
     no_cache: bool
     context: bytes
+    network: str | None
 
 
 @dataclass
@@ -47,8 +48,9 @@ class FakeEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         no_cache: bool,
+        network: str | None = None,
     ) -> AsyncIterator[BuildEvent]:
-        self.builds.append(BuildCall(dockerfile, tag, dict(build_args), no_cache, context))
+        self.builds.append(BuildCall(dockerfile, tag, dict(build_args), no_cache, context, network))
         yield BuildStep(1, 2, "FROM x")
         yield BuildOutput("working")
         if tag in self.fail:
@@ -160,7 +162,9 @@ async def test_a_failed_base_blocks_the_images_built_from_it(
         ("claude", "blocked"),
         ("echo", "blocked"),
     ]
-    assert "step 2 returned 1" in (results[0].error or "")
+    assert results[0].error == "step 1/2 (FROM x): building parallax/agent-base:latest failed: " + (
+        "step 2 returned 1"
+    )
     assert any(e.kind == "failed" and e.image == "claude" for e in events)
 
 
@@ -206,6 +210,7 @@ async def test_options_reach_the_engine(settings: Settings, images_dir: Path) ->
             extra_ca=b"-----BEGIN CERTIFICATE-----\n",
             cli_versions={"aider": "0.80.0"},
             base_image="registry.local/debian:12",
+            network="host",
         )
     )
     base, aider = engine.builds
@@ -213,6 +218,7 @@ async def test_options_reach_the_engine(settings: Settings, images_dir: Path) ->
     assert base.build_args == {"BASE_IMAGE": "registry.local/debian:12", "KEEP_CA": "1"}
     assert aider.build_args["CLI_VERSION"] == "0.80.0"
     assert base.no_cache and aider.no_cache
+    assert base.network == aider.network == "host"
     assert base.context == aider.context
 
 

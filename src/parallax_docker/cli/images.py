@@ -41,6 +41,11 @@ class Target(StrEnum):
     all = "all"
 
 
+class BuildNetwork(StrEnum):
+    default = "default"
+    host = "host"
+
+
 def _fail(exc: ParallaxError) -> NoReturn:
     typer.echo(f"error [{exc.code}]: {exc.message}\nhint: {exc.resolution}", err=True)
     raise typer.Exit(2 if exc.http_status < 500 else 1)
@@ -113,6 +118,14 @@ def build(
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, max=8, help="Images built at the same time.")
     ] = 2,
+    network: Annotated[
+        BuildNetwork,
+        typer.Option(
+            "--network",
+            help="Network of the build steps: the engine's default bridge, or the host's "
+            "(for engines without a working default bridge).",
+        ),
+    ] = BuildNetwork.default,
     images_dir: Annotated[
         Path | None,
         typer.Option("--images-dir", help="Directory with the Dockerfiles (default: checkout)."),
@@ -131,6 +144,7 @@ def build(
             cli_versions=catalog.parse_version_overrides(cli_version or []),
             base_image=base_image,
             jobs=jobs,
+            network=None if network is BuildNetwork.default else network.value,
         )
         directory = find_images_dir(images_dir)
     except ParallaxError as exc:

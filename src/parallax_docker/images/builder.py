@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Literal, Protocol
 
 from parallax_docker.config import Settings
-from parallax_docker.errors import ParallaxError, SocketError
+from parallax_docker.errors import EngineError, ParallaxError, SocketError
 from parallax_docker.images import catalog
 from parallax_docker.images.context import build_context
 from parallax_docker.images.engine import BuildDone, BuildOutput, BuildStep, ImageEngine
-from parallax_docker.images.progress import EventKind, ProgressEvent, Reporter
+from parallax_docker.images.progress import EventKind, ProgressEvent, Reporter, short
 
 Outcome = Literal["built", "present", "failed", "blocked"]
 
@@ -40,6 +40,7 @@ class BuildRequest:
     cli_versions: Mapping[str, str] = field(default_factory=dict)
     base_image: str | None = None
     jobs: int = 2
+    network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -192,14 +193,25 @@ class ImageBuilder:
             build_args=args,
             labels={},
             no_cache=request.no_cache,
+            network=request.network,
         )
-        async for event in events:
-            if isinstance(event, BuildStep):
-                self._emit(image_type, "step", event.instruction, event.index, event.total)
-            elif isinstance(event, BuildOutput):
-                self._emit(image_type, "line", event.line)
-            elif isinstance(event, BuildDone):
-                image_id = event.image_id
+        step: BuildStep | None = None
+        try:
+            async for event in events:
+                if isinstance(event, BuildStep):
+                    step = event
+                    self._emit(image_type, "step", event.instruction, event.index, event.total)
+                elif isinstance(event, BuildOutput):
+                    self._emit(image_type, "line", event.line)
+                elif isinstance(event, BuildDone):
+                    image_id = event.image_id
+        except SocketError:
+            raise
+        except ParallaxError as exc:
+            if step is None:
+                raise
+            where = f"step {step.index}/{step.total} ({short(step.instruction, 60)})"
+            raise EngineError(f"{where}: {exc.message}", resolution=exc.resolution) from exc
         return image_id
 
     def _emit(

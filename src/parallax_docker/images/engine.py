@@ -52,8 +52,12 @@ class ImageEngine(Protocol):
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         no_cache: bool,
+        network: str | None = None,
     ) -> AsyncIterator[BuildEvent]:
-        """Build from a gzipped tar ``context``; raises a project error when the build fails."""
+        """Build from a gzipped tar ``context``; raises a project error when the build fails.
+
+        ``network`` is the build steps' network mode (None: the engine's default bridge).
+        """
         ...
 
     def stream_pull(self, ref: str) -> AsyncIterator[str]:

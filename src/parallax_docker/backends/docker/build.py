@@ -8,10 +8,10 @@ project errors: the engine's build message is kept, because here it is the user'
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiodocker
@@ -26,6 +26,7 @@ from parallax_docker.images.engine import BuildDone, BuildEvent, BuildOutput, Bu
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]+)$")
+_RUN_FAILED = re.compile(r"The command '.*' returned a non-zero code: (\d+)", re.DOTALL)
 
 
 class BuildStreamParser:
@@ -131,37 +132,56 @@ class DockerImageEngine:
         build_args: Mapping[str, str],
         labels: Mapping[str, str],
         no_cache: bool,
+        network: str | None = None,
     ) -> AsyncIterator[BuildEvent]:
+        params: dict[str, str] = {
+            "t": tag,
+            "dockerfile": dockerfile,
+            "buildargs": json.dumps(dict(build_args)),
+            "labels": json.dumps(dict(labels)),
+            "nocache": "1" if no_cache else "0",
+            "rm": "1",
+            "forcerm": "1",
+            "pull": "0",
+        }
+        if network:
+            params["networkmode"] = network
         parser = BuildStreamParser()
-        async with engine_call("image", tag):
-            try:
-                chunks = self._client().images.build(
-                    fileobj=io.BytesIO(context),
-                    encoding="gzip",
-                    path_dockerfile=dockerfile,
-                    tag=tag,
-                    buildargs=dict(build_args),
-                    labels=dict(labels),
-                    nocache=no_cache,
-                    rm=True,
-                    forcerm=True,
-                    stream=True,
-                    timeout=self._stream_timeout,
-                )
-                async for chunk in chunks:
-                    for event in parser.feed(chunk):
-                        yield event
-            except aiodocker.DockerError as exc:
-                if exc.status in (0, 400, 500):
-                    # 0: an error chunk in the stream (a failing step); 400/500: the engine
-                    # refused the Dockerfile or its base image. Either way the text is the build's.
+        async with engine_call("image", tag), self._post_build(params, context, tag) as response:
+            async for raw in response.content:
+                if not raw.strip():
+                    continue
+                chunk = json.loads(raw)
+                if chunk.get("error") or chunk.get("errorDetail"):
                     raise EngineError(
-                        f"building {tag} failed: {exc.message.strip()}",
+                        _build_failure(chunk),
                         resolution="Read the build output above; fix the step and run it again.",
-                    ) from exc
-                raise
+                    )
+                for event in parser.feed(chunk):
+                    yield event
         for event in parser.finish():
             yield event
+
+    @asynccontextmanager
+    async def _post_build(
+        self, params: Mapping[str, str], context: bytes, tag: str
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        try:
+            async with self._client()._query(
+                "build",
+                "POST",
+                params=dict(params),
+                data=context,
+                headers={"Content-Type": "application/x-tar", "Content-Encoding": "gzip"},
+                timeout=self._stream_timeout,
+            ) as response:
+                yield response
+        except aiodocker.DockerError as exc:
+            if exc.status in (400, 500):
+                # The engine refused the context or the Dockerfile before any step ran; its
+                # message is about the user's build, not a secret.
+                raise EngineError(f"building {tag} failed: {exc.message.strip()}") from exc
+            raise
 
     async def stream_pull(self, ref: str) -> AsyncIterator[str]:
         name, _, tag = ref.rpartition(":")
@@ -214,6 +234,16 @@ class DockerImageEngine:
         if not image_id.startswith("sha256:"):
             raise EngineError(f"importing {ref} did not report an image id")
         return image_id
+
+
+def _build_failure(chunk: Mapping[str, Any]) -> str:
+    detail = chunk.get("errorDetail")
+    message = str((detail or {}).get("message") or chunk.get("error") or "the build failed")
+    # The classic builder repeats the whole RUN command here; the step line already showed it.
+    failed_run = _RUN_FAILED.fullmatch(message.strip())
+    if failed_run:
+        return f"the step exited with code {failed_run.group(1)}"
+    return message.strip()
 
 
 def _pull_line(chunk: Mapping[str, Any]) -> str:
