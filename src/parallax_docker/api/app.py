@@ -9,21 +9,25 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.types import ASGIApp
 
 from parallax_docker import __version__
-from parallax_docker.api.auth import BearerAuthMiddleware, document_bearer_auth
+from parallax_docker.api.auth import BearerAuthMiddleware
 from parallax_docker.api.errors import ContainErrorsMiddleware, install_error_handlers
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
+from parallax_docker.api.openapi import document_common_responses
+from parallax_docker.api.query import reject_unknown_query
 from parallax_docker.api.request_log import RequestLogMiddleware
-from parallax_docker.api.routes import agents, gc, health, prometheus
+from parallax_docker.api.routes import agents, executions, gc, health, messages, prometheus, ws
 from parallax_docker.backends.base import Backend
 from parallax_docker.backends.factory import create_backend
 from parallax_docker.config import Settings
 from parallax_docker.runtime.janitor import Janitor
+from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import PrometheusTelemetry
 
 DESCRIPTION = """Runs CLI AI coding agents as isolated, hardened Docker containers.
@@ -41,7 +45,9 @@ class _App(FastAPI):
 def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
     engine = backend if backend is not None else create_backend(settings)
     telemetry = PrometheusTelemetry()
-    service = AgentService(settings, engine, telemetry=telemetry)
+    store = Store.in_dir(settings.state_dir)
+    service = AgentService(settings, engine, bus=StoredEventBus(store), telemetry=telemetry)
+    messaging = MessagingService(settings, service, store)
     reconciler = Reconciler(service, engine)
     telemetry.watch(
         agents=lambda: [(r.status.value, r.labels.type) for r in service.registry],
@@ -51,38 +57,47 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await store.open()
         reconciler.start()
         janitor.start()
         try:
             yield
         finally:
             await janitor.stop()
+            await messaging.close()
             if settings.stop_agents_on_exit:
                 await service.stop_all(reason="service-exit")
             await reconciler.stop()
             await engine.close()
+            await store.close()
 
     app = _App(
         title="Parallax Docker Runtime",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Unknown query parameters are refused like unknown body fields.
+        dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
     app.state.service = service
     app.state.reconciler = reconciler
     app.state.telemetry = telemetry
     app.state.janitor = janitor
+    app.state.messaging = messaging
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(agents.router)
     app.include_router(prometheus.router)
     app.include_router(gc.router)
+    app.include_router(messages.router)
+    app.include_router(executions.router)
+    app.include_router(ws.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_token is not None:
         # Outside the body limit: an unauthenticated body is never read.
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
-        document_bearer_auth(app)
+    document_common_responses(app, bearer=settings.api_token is not None)
     app.add_middleware(ApiPrefixMiddleware)
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -24,7 +24,6 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import FastAPI
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,37 +153,6 @@ async def _refuse_websocket(receive: Receive, send: Send, offered_plain: bool) -
     await send(
         {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": UnauthorizedError.code}
     )
-
-
-def document_bearer_auth(app: FastAPI) -> None:
-    """Make the OpenAPI document say what the middleware enforces: a bearer token, or 401."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        components = schema.setdefault("components", {})
-        components.setdefault("securitySchemes", {})["bearerAuth"] = {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "The service's PARALLAX_API_TOKEN",
-        }
-        schema["security"] = [{"bearerAuth": []}]
-        unauthorized = {
-            "description": "The API token is missing or wrong",
-            "content": {
-                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
-            },
-        }
-        for operations in schema.get("paths", {}).values():
-            for operation in operations.values():
-                if isinstance(operation, dict) and "responses" in operation:
-                    operation["responses"].setdefault("401", unauthorized)
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 _QUERY_TOKEN = re.compile(r"([?&]" + QUERY_PARAM + r"=)[^&\s\"']*")

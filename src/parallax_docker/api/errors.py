@@ -72,6 +72,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # FastAPI's "error parsing the body" (bytes that are not UTF-8 JSON): a malformed
+            # request like any other, so the same 422 every route documents.
+            _count(request, ValidationError.code)
+            return error_response(ValidationError("invalid request: the body could not be parsed"))
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         _count(request, code)
         message = exc.detail if isinstance(exc.detail, str) else "request failed"
