@@ -238,3 +238,18 @@ def test_a_nul_byte_in_an_env_value_is_refused_without_the_value() -> None:
     with pytest.raises(ValidationError) as refused:
         plan_agent(request, load_settings(environ={}), host_memory=8 * 1024**3, host_cpus=4)
     assert "ret-77" not in refused.value.message
+
+
+def test_without_cap_chown_the_file_is_world_readable_inside_the_private_dir(
+    tmp_path: Path,
+) -> None:
+    def no_chown(fd: int, uid: int, gid: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    store = SecretStore(tmp_path / "s", euid=lambda: 0, fchown=no_chown)
+    delivery = store.deliver(
+        "agent-c", {"K": "v"}, PROJECT_IMAGE, image_ref="x", command=None, uid=1000
+    )
+    assert delivery is not None
+    assert stat.S_IMODE(os.stat(delivery.mounts[0].source).st_mode) == 0o444
+    assert stat.S_IMODE(os.stat(store.root / "agent-c").st_mode) == 0o700

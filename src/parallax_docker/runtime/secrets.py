@@ -106,8 +106,10 @@ class SecretStore:
         grace_s: float = PRUNE_GRACE_S,
         clock: Callable[[], float] = time.time,
         euid: Callable[[], int] = os.geteuid,
+        fchown: Callable[[int, int, int], None] = os.fchown,
     ) -> None:
         self.root = root
+        self._fchown = fchown
         self._grace_s = grace_s
         self._clock = clock
         self._euid = euid
@@ -217,9 +219,9 @@ class SecretStore:
     def _write(self, path: Path, data: bytes, uid: int | None) -> Path:
         """Write ``data`` to ``path`` atomically, readable by the image's user only.
 
-        As root with a known uid the file is chowned to it and made 0400. Otherwise it is made
-        0444 inside the 0700 directory: no other host user can reach it, and the container sees
-        it whatever user it runs as.
+        As root with a known uid the file is chowned to it and made 0400. Otherwise (uid unknown,
+        or no CAP_CHOWN) it is made 0444 inside the 0700 directory: no other host user can reach
+        it, and the container sees it whatever user it runs as.
         """
         temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -230,7 +232,12 @@ class SecretStore:
             try:
                 _write_all(fd, data)
                 if owner_only and uid is not None and euid == 0:
-                    os.fchown(fd, uid, -1)
+                    try:
+                        self._fchown(fd, uid, -1)
+                    except PermissionError:
+                        # Root without CAP_CHOWN (the service in a container with every
+                        # capability dropped): readable by all, inside the 0700 directory.
+                        owner_only = False
                 os.fchmod(fd, 0o400 if owner_only else 0o444)
             finally:
                 os.close(fd)
