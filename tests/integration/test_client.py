@@ -100,7 +100,7 @@ def test_stream_logs_yields_new_lines_as_they_come(client: Client, ticker: Agent
         first = next(stream)
         second = next(stream)
     finally:
-        stream.close()  # type: ignore[attr-defined]
+        stream.close()
     assert first.startswith("tick-") and second.startswith("tick-")
     assert int(second.removeprefix("tick-")) == int(first.removeprefix("tick-")) + 1
 
@@ -213,7 +213,7 @@ def test_events_stream_the_lifecycle_of_an_agent(
             finally:
                 engine.remove_container(handle.container_name)
     finally:
-        events.close()  # type: ignore[attr-defined]
+        events.close()
     assert "agent_ready" in seen
 
 
@@ -260,7 +260,7 @@ async def test_async_client_spawns_streams_and_stops(
         handle = await client.spawn(**agent_body(command=TICKER))
         try:
             stream = client.stream_logs(handle.id)
-            async with contextlib.aclosing(stream):  # type: ignore[type-var]
+            async with contextlib.aclosing(stream):
                 line = await anext(stream)
             assert line.startswith("tick-")
             assert (await client.metrics(handle.id)).agent_id == handle.id

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from parallax_docker.backends.base import EngineInfo
 from parallax_docker.cli import doctor
-from parallax_docker.cli.agents import StatusChoice
+from parallax_docker.cli.agents import complete_status
 from parallax_docker.cli.main import build_app
 from parallax_docker.config import load_settings
 from parallax_docker.errors import SocketError
@@ -79,8 +79,9 @@ def test_bash_completion_script_names_the_command(app: typer.Typer) -> None:
     assert "complete -o default -F _parallax_docker_completion parallax-docker" in result.output
 
 
-def test_status_choices_match_the_model() -> None:
-    assert [s.value for s in StatusChoice] == [s.value for s in AgentStatus]
+def test_status_completion_offers_the_models_statuses() -> None:
+    assert complete_status("") == [s.value for s in AgentStatus]
+    assert complete_status("st") == ["starting", "stopping", "stopped"]
 
 
 def test_a_usage_error_exits_2(app: typer.Typer) -> None:

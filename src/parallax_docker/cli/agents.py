@@ -1,4 +1,4 @@
-"""The agent commands: spawn, ls, get, logs, metrics, send, stop, restart, and gc.
+"""The agent commands: spawn, ls, get, logs, metrics, send, events, stop, restart, and gc.
 
 Every one of them talks to the service only through ``parallax_docker.client``. Errors print
 ``error [CODE]: message`` and ``hint: resolution`` to stderr and exit with the code
@@ -29,7 +29,7 @@ from parallax_docker.cli.spawn_options import (
 )
 from parallax_docker.client import Client
 from parallax_docker.errors import ParallaxError, ValidationError
-from parallax_docker.models import MetricsResponse
+from parallax_docker.models import AgentStatus, MetricsResponse
 
 
 class AgentTypeChoice(StrEnum):
@@ -40,16 +40,8 @@ class AgentTypeChoice(StrEnum):
     custom = "custom"
 
 
-class StatusChoice(StrEnum):
-    """The agent statuses (a unit test keeps them equal to models.AgentStatus)."""
-
-    pending = "pending"
-    starting = "starting"
-    ready = "ready"
-    busy = "busy"
-    stopping = "stopping"
-    stopped = "stopped"
-    error = "error"
+def complete_status(incomplete: str) -> list[str]:
+    return [s.value for s in AgentStatus if s.value.startswith(incomplete)]
 
 
 @dataclass
@@ -317,8 +309,15 @@ def spawn(
 def ls(
     ctx: typer.Context,
     status: Annotated[
-        list[StatusChoice] | None,
-        typer.Option("--status", "-s", help="Only agents in this status (repeat)."),
+        list[str] | None,
+        typer.Option(
+            "--status",
+            "-s",
+            help="Only agents in this status (repeat): "
+            + ", ".join(s.value for s in AgentStatus)
+            + ".",
+            autocompletion=complete_status,
+        ),
     ] = None,
     agent_type: Annotated[
         list[AgentTypeChoice] | None,
@@ -333,7 +332,7 @@ def ls(
     """List agents as a table."""
     with reporting(), _connection(ctx).client() as client:
         agents = client.list(
-            status=[s.value for s in status or ()] or None,
+            status=status or None,
             type=[t.value for t in agent_type or ()] or None,
             role=role or None,
         )
@@ -548,8 +547,35 @@ def gc(
         raise typer.Exit(output.EXIT_ERROR)
 
 
+def events(
+    ctx: typer.Context,
+    agent: Annotated[
+        str | None,
+        typer.Option(
+            "--agent", "-a", help="Only this agent's events.", autocompletion=complete_agent
+        ),
+    ] = None,
+    count: Annotated[
+        int | None, typer.Option("--count", help="Stop after this many events.", min=1)
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="One JSON frame per line ({event, data, timestamp}).")
+    ] = False,
+) -> None:
+    """Print live events (agent_started, agent_ready, agent_stopped, ...) until Ctrl-C."""
+    with reporting(), _connection(ctx).client() as client:
+        stream = client.events(agent_id=agent)
+        try:
+            for seen, frame in enumerate(stream, start=1):
+                typer.echo(frame.model_dump_json() if as_json else output.event_line(frame))
+                if count is not None and seen >= count:
+                    break
+        finally:
+            stream.close()
+
+
 def register(app: typer.Typer) -> None:
     """Add the global options and these commands to the main app."""
     app.callback()(global_options)
-    for command in (spawn, ls, get, logs, metrics, send, stop, restart, gc):
+    for command in (spawn, ls, get, logs, metrics, send, events, stop, restart, gc):
         app.command()(command)

@@ -33,6 +33,7 @@ from rich.table import Table
 from rich.text import Text
 
 from parallax_docker.client.errors import code_of
+from parallax_docker.client.frames import EventFrame
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentHandle, MetricsResponse
 
@@ -281,6 +282,26 @@ def metrics_table(samples: Sequence[MetricsResponse], names: dict[str, str] | No
 
 
 PIPE_WIDTH = 250
+
+
+def event_line(frame: EventFrame) -> str:
+    """One event as a line: time, event, agent id and status, then the other data fields."""
+    when = "-"
+    if isinstance(frame.timestamp, int | float):
+        stamp = datetime.fromtimestamp(frame.timestamp, UTC)
+        when = stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    elif isinstance(frame.timestamp, str):
+        when = frame.timestamp
+    parts = [when, frame.event]
+    agent = frame.data.get("agent")
+    if isinstance(agent, dict):
+        parts.append(str(agent.get("id", "-")))
+        if agent.get("status"):
+            parts.append(f"status={agent['status']}")
+    for key, value in sorted(frame.data.items()):
+        if key != "agent" and not isinstance(value, dict | list):
+            parts.append(f"{key}={value}")
+    return " ".join(parts)
 
 
 def console(stderr: bool = False) -> Console:

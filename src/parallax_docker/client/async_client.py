@@ -6,7 +6,7 @@ The same methods as ``Client``, awaited; streams are async iterators.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -120,7 +120,7 @@ class AsyncClient:
         tail: int | None = None,
         since: str | float | None = None,
         timestamps: bool = False,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Log lines as they come, until the agent stops or the iterator is closed."""
         call = calls.logs(agent_id, tail, since, timestamps, follow=True)
         timeout = httpx.Timeout(self._timeout_s, read=None)
@@ -176,7 +176,7 @@ class AsyncClient:
         response = await self._call(calls.Call("GET", "/metrics"))
         return calls.check(response).text
 
-    async def events(self, agent_id: str | None = None) -> AsyncIterator[EventFrame]:
+    async def events(self, agent_id: str | None = None) -> AsyncGenerator[EventFrame, None]:
         """Live events over the WebSocket; iterate until the service closes the stream."""
         if agent_id is None:
             url = calls.websocket_url(self.url, "/ws")

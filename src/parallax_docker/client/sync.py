@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -120,7 +120,7 @@ class Client:
         tail: int | None = None,
         since: str | float | None = None,
         timestamps: bool = False,
-    ) -> Iterator[str]:
+    ) -> Generator[str, None, None]:
         """Log lines as they come, until the agent stops or the iterator is closed."""
         call = calls.logs(agent_id, tail, since, timestamps, follow=True)
         timeout = httpx.Timeout(self._timeout_s, read=None)
@@ -180,7 +180,7 @@ class Client:
         response = self._call(calls.Call("GET", "/metrics"))
         return calls.check(response).text
 
-    def events(self, agent_id: str | None = None) -> Iterator[EventFrame]:
+    def events(self, agent_id: str | None = None) -> Generator[EventFrame, None, None]:
         """Live events over the WebSocket (``/ws``, or ``/ws/events?agentId=`` for one agent).
 
         Iterate until the service closes the stream; close the iterator to leave early.
