@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket
 from fastapi.responses import StreamingResponse
+from starlette.types import Message
 
 from parallax_docker.api.request_log import RequestLogMiddleware, printable_path, request_id_from
 
@@ -127,3 +128,49 @@ def test_printable_path_replaces_control_characters_and_bounds_length() -> None:
     assert printable_path("/a\nb\x1b") == "/a?b?"
     assert printable_path("/" + "x" * 400).endswith("...")
     assert len(printable_path("/" + "x" * 400)) == 259
+
+
+async def test_a_websocket_is_logged_once_when_it_closes(lines: Lines) -> None:
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_text("hi")
+        await socket.close()
+
+    logger = logging.getLogger("test.request_log.ws")
+    logger.handlers[:] = [lines]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    incoming: list[Message] = [
+        {"type": "websocket.connect"},
+        {"type": "websocket.disconnect", "code": 1000},
+    ]
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "websocket",
+        "asgi": {"version": "3.0"},
+        "path": "/ws",
+        "raw_path": b"/ws",
+        "query_string": f"token={SECRET}".encode(),
+        "headers": [(b"x-request-id", b"ws-1")],
+        "scheme": "ws",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 5000),
+        "subprotocols": [],
+    }
+    await RequestLogMiddleware(app, logger=logger)(scope, receive, send)
+    accept = next(m for m in sent if m["type"] == "websocket.accept")
+    assert (b"x-request-id", b"ws-1") in accept["headers"]
+    assert len(lines.records) == 1
+    record = vars(lines.records[0])
+    assert (record["method"], record["path"], record["status"]) == ("WS", "/ws", 101)
+    assert SECRET not in lines.text()
