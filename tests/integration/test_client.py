@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from parallax_docker.client import (
     AgentNotFoundError,
@@ -185,6 +187,14 @@ def _route_exists(service: ServiceProcess, method: str, path: str) -> bool:
     return method.lower() in spec.get("paths", {}).get(path, {})
 
 
+def _websocket_served(url: str) -> bool:
+    try:
+        with connect(url.replace("http://", "ws://"), open_timeout=5, proxy=None):
+            return True
+    except InvalidStatus as exc:
+        return exc.response.status_code != 404
+
+
 def test_gc_dry_run_reports_without_removing(client: Client, service: ServiceProcess) -> None:
     if not _route_exists(service, "post", "/gc"):
         pytest.skip("POST /gc is not served yet")
@@ -195,8 +205,7 @@ def test_gc_dry_run_reports_without_removing(client: Client, service: ServicePro
 def test_events_stream_the_lifecycle_of_an_agent(
     client: Client, service: ServiceProcess, engine: Engine
 ) -> None:
-    probe = httpx.get(service.url + "/ws", timeout=5)
-    if probe.status_code == 404:
+    if not _websocket_served(service.url + "/ws"):
         pytest.skip("the WebSocket /ws is not served yet")
     agent_id = f"ev-{uuid.uuid4().hex[:8]}"
     events = client.events(agent_id=agent_id)
