@@ -17,7 +17,7 @@ from parallax_docker.client import (
     ServiceUnreachableError,
     code_of,
 )
-from parallax_docker.client.calls import websocket_url
+from parallax_docker.client.calls import send_timeout, websocket_url
 from parallax_docker.errors import (
     AgentNotFoundError,
     CapacityExceededError,
@@ -207,6 +207,13 @@ def test_send_body_uses_the_api_names() -> None:
         "timeout": 5000,
     }
     assert result.content == "hi"
+
+
+def test_send_waits_for_the_turn_not_the_default_timeout() -> None:
+    assert send_timeout(30, False, None).read == 30
+    assert send_timeout(30, True, None).read is None
+    assert send_timeout(30, True, 600_000).read == 610
+    assert send_timeout(30, True, 1_000).read == 30
 
 
 def test_gc_sends_dry_run() -> None:

@@ -146,16 +146,11 @@ class AsyncClient:
         timeout_ms: int | None = None,
     ) -> SendResult:
         call = calls.send(agent_id, message, expect_response, timeout_ms)
-        if expect_response and timeout_ms is not None:
-            with map_transport_errors(self.url):
-                response = await self._http.request(
-                    call.method,
-                    call.path,
-                    json=call.json,
-                    timeout=max(self._timeout_s, timeout_ms / 1000 + 10),
-                )
-        else:
-            response = await self._call(call)
+        timeout = calls.send_timeout(self._timeout_s, expect_response, timeout_ms)
+        with map_transport_errors(self.url):
+            response = await self._http.request(
+                call.method, call.path, json=call.json, timeout=timeout
+            )
         return calls.model_of(response, SendResult)
 
     # -- runtime ----------------------------------------------------------------------------

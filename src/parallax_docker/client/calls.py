@@ -162,6 +162,16 @@ def send(agent_id: str, message: str, expect_response: bool, timeout_ms: int | N
     return Call("POST", f"/agents/{_segment(agent_id)}/send", json=body)
 
 
+def send_timeout(base_s: float, expect_response: bool, timeout_ms: int | None) -> httpx.Timeout:
+    """How long to wait for ``send``: the service itself waits up to the turn's timeout for the
+    agent's answer (its own default when none is given), so the client must not give up first."""
+    if not expect_response:
+        return httpx.Timeout(base_s)
+    if timeout_ms is None:
+        return httpx.Timeout(base_s, read=None)
+    return httpx.Timeout(base_s, read=max(base_s, timeout_ms / 1000 + 10))
+
+
 def health() -> Call:
     return Call("GET", "/health")
 

@@ -146,17 +146,9 @@ class Client:
     ) -> SendResult:
         """Give the agent a message; with ``expect_response`` wait for its answer."""
         call = calls.send(agent_id, message, expect_response, timeout_ms)
-        if expect_response and timeout_ms is not None:
-            # The service waits up to timeout_ms for the agent: do not give up before it.
-            with map_transport_errors(self.url):
-                response = self._http.request(
-                    call.method,
-                    call.path,
-                    json=call.json,
-                    timeout=max(self._timeout_s, timeout_ms / 1000 + 10),
-                )
-        else:
-            response = self._call(call)
+        timeout = calls.send_timeout(self._timeout_s, expect_response, timeout_ms)
+        with map_transport_errors(self.url):
+            response = self._http.request(call.method, call.path, json=call.json, timeout=timeout)
         return calls.model_of(response, SendResult)
 
     # -- runtime ----------------------------------------------------------------------------
