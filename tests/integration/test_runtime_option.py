@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.conftest import agent_body, session_objects
+from tests.integration.conftest import PREFIX, agent_body, session_objects
 from tests.support.engine import Engine
 from tests.support.server import ServiceProcess
 
@@ -94,7 +94,8 @@ def test_a_configured_runtime_the_engine_lacks_fails_cleanly(
     start_service: StartService, engine: Engine
 ) -> None:
     proc = start_service({"PARALLAX_RUNTIME": "no-such-runtime"})
-    body = _refused(proc.url, engine, 503, "RUNTIME_UNAVAILABLE")
+    # A new network name: refused before the network would be made, too.
+    body = _refused(proc.url, engine, 503, "RUNTIME_UNAVAILABLE", network=f"{PREFIX}-rt-net")
     assert "no-such-runtime" in body["error"]
 
 
@@ -102,7 +103,14 @@ def test_an_allowed_runtime_the_engine_lacks_fails_cleanly(
     start_service: StartService, engine: Engine
 ) -> None:
     proc = start_service({"PARALLAX_ALLOWED_RUNTIMES": "ghost-runtime"})
-    _refused(proc.url, engine, 503, "RUNTIME_UNAVAILABLE", runtime="ghost-runtime")
+    _refused(
+        proc.url,
+        engine,
+        503,
+        "RUNTIME_UNAVAILABLE",
+        runtime="ghost-runtime",
+        network=f"{PREFIX}-rt-net2",
+    )
 
 
 def test_an_invalid_runtime_setting_stops_the_service_at_start_up(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -26,6 +28,7 @@ from websockets.sync.client import connect
 
 from tests.integration.conftest import PREFIX, SECRETS_DIR, agent_body, session_objects
 from tests.support.engine import Engine
+from tests.support.images import BUSYBOX_PATH, DOCKER
 from tests.support.server import ServiceProcess
 
 BASE_IMAGE = "parallax/agent-base:latest"
@@ -333,3 +336,51 @@ def test_a_project_image_loads_the_env_file_through_its_entrypoint(
     finally:
         engine.remove_container(handle["containerName"])
     assert session_objects(engine)[0] == before[0]
+
+
+# -- images without a shell ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def shell_less_image(tmp_path: Path) -> Iterator[str]:
+    """A local image with busybox but no /bin/sh: it can run, but cannot source env.sh."""
+    ref = f"{PREFIX}-nosh:latest"
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    (root / "tmp").mkdir()
+    shutil.copy(BUSYBOX_PATH, root / "bin" / "busybox")
+    for applet in ("sleep", "touch"):
+        (root / "bin" / applet).symlink_to("busybox")
+    archive = subprocess.run(["tar", "-C", str(root), "-c", "."], capture_output=True, check=True)
+    subprocess.run(
+        [DOCKER, "import", "--change", 'CMD ["/bin/sleep", "600"]', "-", ref],
+        input=archive.stdout,
+        capture_output=True,
+        check=True,
+    )
+    yield ref
+    subprocess.run([DOCKER, "image", "rm", "-f", ref], capture_output=True, check=False)
+
+
+def test_an_image_without_a_shell_cannot_get_env_and_leaves_nothing(
+    api: httpx.Client, engine: Engine, shell_less_image: str
+) -> None:
+    before = session_objects(engine)
+    body = agent_body(image=shell_less_image, env={"APP_SECRET": ENV_SECRET})
+    response = api.post("/agents", json=body)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "VALIDATION_ERROR"
+    assert "/bin/sh" in response.json()["error"]
+    assert ENV_SECRET not in response.text
+    assert session_objects(engine) == before
+    # Its secret file went with it.
+    left = [p for p in SECRETS_DIR.glob("*/env") if ENV_SECRET.encode() in p.read_bytes()]
+    assert left == []
+
+
+def test_an_image_without_a_shell_runs_when_it_gets_no_env(
+    api: httpx.Client, engine: Engine, shell_less_image: str
+) -> None:
+    response = api.post("/agents", json=agent_body(image=shell_less_image))
+    assert response.status_code == 201, response.text
+    engine.remove_container(response.json()["containerName"])

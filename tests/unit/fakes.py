@@ -85,6 +85,8 @@ class FakeBackend:
         self.get_image_error: BaseException | None = None
         self.logs_error: BaseException | None = None
         self.closed = False
+        # Paths that path_exists reports missing in every container.
+        self.missing_paths: set[str] = set()
 
     def called(self, name: str) -> list[Any]:
         return [args for call, args in self.calls if call == name]
@@ -162,6 +164,10 @@ class FakeBackend:
             raise AgentNotFoundError(f"container {container_id} does not exist")
         return {"Id": container_id}
 
+    async def path_exists(self, container_id: str, path: str) -> bool:
+        self.calls.append(("path_exists", (container_id, path)))
+        return path not in self.missing_paths
+
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]:
         self.calls.append(("list", dict(labels)))
         return [
@@ -199,6 +205,10 @@ class FakeBackend:
             rx_bytes=0,
             tx_bytes=0,
         )
+
+    async def sample_usage(self, container_id: str, pid: int | None = None) -> StatsSample:
+        self.calls.append(("sample_usage", (container_id, pid)))
+        return await self.stats(container_id)
 
     async def watch_events(
         self, labels: Mapping[str, str], since_ns: int | None = None

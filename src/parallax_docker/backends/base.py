@@ -153,6 +153,56 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ExecSpec:
+    """One process to run in a running container (``docker exec``): an argv, never a shell line.
+
+    ``stdin`` is written to the process and then closed (None: no stdin at all); ``env`` adds to
+    the container's environment; ``user`` and ``workdir`` default to the container's.
+    """
+
+    argv: tuple[str, ...]
+    stdin: bytes | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    user: str | None = None
+    workdir: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecOutput:
+    """A chunk of an exec'd process's output, as it arrived."""
+
+    stream: Literal["stdout", "stderr"]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ExecExit:
+    """The last item of an exec stream: the process's exit code (-1 when unknown)."""
+
+    exit_code: int
+
+
+class TerminalSession(Protocol):
+    """An interactive process on a pseudo-terminal inside a container."""
+
+    async def read(self) -> bytes:
+        """The next bytes the terminal printed; b"" once the process has ended."""
+        ...
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def resize(self, cols: int, rows: int) -> None: ...
+
+    async def exit_code(self) -> int | None:
+        """The process's exit code once it has ended, else None."""
+        ...
+
+    async def close(self) -> None:
+        """Hang up (the process sees its terminal close)."""
+        ...
+
+
+@dataclass(frozen=True)
 class StatsSample:
     cpu_total_ns: int
     system_cpu_ns: int
@@ -214,11 +264,31 @@ class Backend(Protocol):
 
     async def inspect_raw(self, container_id: str) -> dict[str, Any]: ...
 
+    async def path_exists(self, container_id: str, path: str) -> bool:
+        """Whether ``path`` exists in the container's filesystem (works before it starts)."""
+        ...
+
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]: ...
 
     async def exec(
         self, container_id: str, argv: tuple[str, ...], timeout_s: float, user: str | None = None
     ) -> ExecResult: ...
+
+    def stream_exec(
+        self, container_id: str, spec: ExecSpec
+    ) -> AsyncIterator[ExecOutput | ExecExit]:
+        """Run ``spec`` and yield its output as it comes, then one ExecExit.
+
+        Closing the iterator early hangs up; the process itself may go on running (stop it
+        from inside the container). No thread is held while the process runs.
+        """
+        ...
+
+    async def open_terminal(
+        self, container_id: str, spec: ExecSpec, cols: int, rows: int
+    ) -> TerminalSession:
+        """Start ``spec`` on a new pseudo-terminal of ``cols`` x ``rows``."""
+        ...
 
     async def logs(
         self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
@@ -229,6 +299,14 @@ class Backend(Protocol):
     ) -> AsyncIterator[str]: ...
 
     async def stats(self, container_id: str) -> StatsSample: ...
+
+    async def sample_usage(self, container_id: str, pid: int | None = None) -> StatsSample:
+        """The container's usage counters, the cheapest way the backend can read them.
+
+        ``pid`` is the container's main process on the host, when known. Docker reads the
+        cgroup files when this host can see them, else asks the engine for one-shot stats.
+        """
+        ...
 
     def watch_events(
         self, labels: Mapping[str, str], since_ns: int | None = None

@@ -41,7 +41,7 @@ from parallax_docker.runtime.labels import MANAGED, AgentLabels, selector
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.readiness import probe_passes, wait_ready
 from parallax_docker.runtime.registry import AgentRecord, Registry
-from parallax_docker.runtime.secrets import SecretStore
+from parallax_docker.runtime.secrets import SHELL_WRAPPER, SecretStore
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.security import check_runtime_available, image_uid
@@ -198,9 +198,7 @@ class AgentService:
 
     async def _spawn_reserved(self, record: AgentRecord, plan: PlannedAgent) -> AgentHandle:
         image = await self._image(plan.image, record.labels.type)
-        if not plan.network.is_none:
-            await self._ensure_network(plan.network.name, plan.network.internal)
-        await self._check_named_volumes(plan.named_volumes)
+        # Everything that can refuse the spawn comes before the first thing it makes (a network).
         if self.engine is not None:
             check_runtime_available(plan.runtime, self.engine.runtimes)
         delivery = self.secrets.deliver(
@@ -211,6 +209,9 @@ class AgentService:
             command=plan.command,
             uid=image_uid(image.user),
         )
+        await self._check_named_volumes(plan.named_volumes)
+        if not plan.network.is_none:
+            await self._ensure_network(plan.network.name, plan.network.internal)
         spec = container_spec(plan, image, self.settings, delivery)
         container_id = await self.backend.create(spec)
         try:
@@ -234,17 +235,17 @@ class AgentService:
         return record.handle()
 
     async def _start(self, container_id: str, *, wrapped: bool, image: str) -> None:
-        try:
-            await self.backend.start(container_id)
-        except ValidationError as exc:
-            if not wrapped:
-                raise
-            # The engine could not exec the env wrapper: the image has no /bin/sh.
+        # A wrapped command sources the env file with /bin/sh; without one the agent would die
+        # at once, after it looked started. Checked in the created container, before it runs.
+        if wrapped and not await self.backend.path_exists(container_id, SHELL_WRAPPER[0]):
             raise ValidationError(
-                f"the agent could not start; image {image[:120]} needs /bin/sh to receive its "
-                "env values (they are never put in the container's Env)",
-                resolution="Build the image FROM parallax/agent-base, or add /bin/sh to it.",
-            ) from exc
+                f"image {image[:120]} has no /bin/sh, which an image without the parallax "
+                "entrypoint needs to receive env values (they are never put in the container's "
+                "Env)",
+                resolution="Build the image FROM parallax/agent-base, add /bin/sh, or spawn it "
+                "without env and credentials.",
+            )
+        await self.backend.start(container_id)
 
     async def _discard(self, container_id: str) -> None:
         # Shielded: a client that hangs up mid-spawn must not leave the container behind.

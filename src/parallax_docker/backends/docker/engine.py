@@ -12,6 +12,7 @@ import builtins
 import json
 import logging
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -22,13 +23,19 @@ from parallax_docker.backends.base import (
     ContainerSpec,
     ContainerState,
     EngineInfo,
+    ExecExit,
+    ExecOutput,
     ExecResult,
+    ExecSpec,
     ImageInfo,
     NetworkInfo,
     StatsSample,
+    TerminalSession,
     VolumeInfo,
 )
+from parallax_docker.backends.docker import exec as docker_exec
 from parallax_docker.backends.docker import translate
+from parallax_docker.backends.docker.cgroups import CgroupReader
 from parallax_docker.backends.docker.errors import engine_call
 from parallax_docker.backends.docker.verify import verify_created
 from parallax_docker.errors import InsecureSpawnError, NetworkForbiddenError
@@ -49,8 +56,11 @@ class DockerBackend:
         *,
         request_timeout_s: float = 30.0,
         connect_timeout_s: float = 3.0,
+        cgroup_root: Path | None = Path("/sys/fs/cgroup"),
     ) -> None:
         self._url = f"unix://{socket_path}"
+        # Usage counters straight from the host's cgroup files (None: always ask the engine).
+        self._cgroups = CgroupReader(cgroup_root)
         self._timeout = aiohttp.ClientTimeout(
             total=request_timeout_s, connect=connect_timeout_s, sock_connect=connect_timeout_s
         )
@@ -255,6 +265,7 @@ class DockerBackend:
                     raise
 
     async def remove(self, container_id: str, force: bool = True) -> None:
+        self._cgroups.forget(container_id)
         async with engine_call("container", container_id[:12]):
             try:
                 await self._json(
@@ -280,6 +291,22 @@ class DockerBackend:
     async def inspect_raw(self, container_id: str) -> dict[str, Any]:
         async with engine_call("container", container_id[:12]):
             return dict(await self._json(f"containers/{container_id}/json"))
+
+    async def path_exists(self, container_id: str, path: str) -> bool:
+        # The archive endpoint finds the path in the container's filesystem, started or not:
+        # 200 when it is there (the body, a tar of it, is left unread), 404 when it is not.
+        async with engine_call("container", container_id[:12]):
+            try:
+                async with self._client()._query(
+                    f"containers/{container_id}/archive",
+                    params={"path": path},
+                    timeout=self._timeout,
+                ):
+                    return True
+            except aiodocker.DockerError as exc:
+                if exc.status == 404:
+                    return False
+                raise
 
     async def get(self, container_id: str) -> ContainerState | None:
         async with engine_call("container", container_id[:12]):
@@ -316,6 +343,30 @@ class DockerBackend:
                 info = await execution.inspect()
         code = info.get("ExitCode")
         return ExecResult(exit_code=int(code) if code is not None else -1, output=bytes(output))
+
+    def stream_exec(
+        self, container_id: str, spec: ExecSpec
+    ) -> AsyncIterator[ExecOutput | ExecExit]:
+        return docker_exec.stream_exec(
+            self._client(),
+            self._url.removeprefix("unix://"),
+            container_id,
+            spec,
+            connect_timeout_s=self._timeout.connect or 3.0,
+        )
+
+    async def open_terminal(
+        self, container_id: str, spec: ExecSpec, cols: int, rows: int
+    ) -> TerminalSession:
+        return await docker_exec.open_terminal(
+            self._client(),
+            self._url.removeprefix("unix://"),
+            container_id,
+            spec,
+            cols,
+            rows,
+            connect_timeout_s=self._timeout.connect or 3.0,
+        )
 
     async def logs(
         self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
@@ -356,6 +407,14 @@ class DockerBackend:
                 f"containers/{container_id}/stats", params={"stream": "0", "one-shot": "1"}
             )
         return translate.stats_sample(data)
+
+    async def sample_usage(self, container_id: str, pid: int | None = None) -> StatsSample:
+        # A few small file reads instead of a round trip through dockerd; the engine answers
+        # when the files are not visible from here (remote engine, no pid, not running).
+        sample = self._cgroups.read_usage(container_id, pid)
+        if sample is not None:
+            return sample
+        return await self.stats(container_id)
 
     # -- events -----------------------------------------------------------------------------
 
