@@ -71,6 +71,9 @@ class Settings(BaseModel):
     stop_grace_s: float = Field(10.0, ge=0, le=600)
     engine_timeout_s: float = Field(30.0, gt=0, le=600)
     engine_connect_timeout_s: float = Field(3.0, gt=0, le=60)
+    # Where the host's cgroup filesystem is mounted: agent metrics are read from it directly
+    # (docs/benchmarks.md). Empty: always ask the engine for stats.
+    cgroup_root: Path | None = Field(Path("/sys/fs/cgroup"))
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     # Admission: how far committed limits may exceed the host (1.0 = never more than it has).
     memory_overcommit: float = Field(1.0, gt=0, le=100)
@@ -122,6 +125,18 @@ class Settings(BaseModel):
     @classmethod
     def _secrets_dir_absolute(cls, value: Path) -> Path:
         if not value.is_absolute():
+            raise ValueError(f"{value} is not an absolute path")
+        return value
+
+    @field_validator("cgroup_root", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("cgroup_root")
+    @classmethod
+    def _cgroup_root_absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
             raise ValueError(f"{value} is not an absolute path")
         return value
 

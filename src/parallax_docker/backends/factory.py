@@ -13,4 +13,5 @@ def create_backend(settings: Settings) -> Backend:
         settings.docker_socket,
         request_timeout_s=settings.engine_timeout_s,
         connect_timeout_s=settings.engine_connect_timeout_s,
+        cgroup_root=settings.cgroup_root,
     )

@@ -1,7 +1,8 @@
-"""Per-agent resource metrics from one-shot engine samples.
+"""Per-agent resource metrics from cheap one-shot samples.
 
 The engine's own stats call waits a second to take two samples. Here each call takes one
-one-shot sample and compares it with the previous one kept per agent; the first call for an
+sample (the backend reads the agent's cgroup counters when it can, else asks the engine for a
+one-shot sample) and compares it with the previous one kept per agent; the first call for an
 agent takes two samples a short moment apart.
 """
 
@@ -18,7 +19,7 @@ from parallax_docker.resources import NANO
 from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.registry import AgentRecord
 
-_FIRST_GAP_S = 0.1
+_FIRST_GAP_S = 0.05
 # An older previous sample still gives a rate, but over a long, stale window.
 _MAX_SAMPLE_AGE_S = 30.0
 
@@ -40,13 +41,14 @@ class MetricsSampler:
     async def sample(
         self, record: AgentRecord, container_id: str, *, host_cpus: int
     ) -> MetricsResponse:
-        now_sample = await self._backend.stats(container_id)
+        pid = record.state.pid if record.state is not None else None
+        now_sample = await self._backend.sample_usage(container_id, pid)
         now = time.monotonic()
         previous = self._last.get(record.id)
         if previous is None or now - previous.at > _MAX_SAMPLE_AGE_S:
             previous = _Kept(now_sample, now)
             await asyncio.sleep(_FIRST_GAP_S)
-            now_sample = await self._backend.stats(container_id)
+            now_sample = await self._backend.sample_usage(container_id, pid)
             now = time.monotonic()
         self._last[record.id] = _Kept(now_sample, now)
         return _metrics(record, previous, _Kept(now_sample, now), host_cpus)
