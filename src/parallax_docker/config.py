@@ -96,6 +96,10 @@ class Settings(BaseModel):
     secrets_dir: Path = Field(Path("/run/parallax-docker/secrets"))
     runtime: str | None = Field(None, pattern=RUNTIME_NAME_PATTERN)
     allowed_runtimes: tuple[str, ...] = Field(())
+    # Talking to agents (docs/messaging.md): where conversations, events and CLI session ids
+    # are kept, and the default bound on one turn.
+    state_dir: Path = Field(Path("/var/lib/parallax-docker"))
+    turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod
@@ -121,7 +125,7 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("secrets_dir")
+    @field_validator("secrets_dir", "state_dir")
     @classmethod
     def _secrets_dir_absolute(cls, value: Path) -> Path:
         if not value.is_absolute():

@@ -180,6 +180,30 @@ class AgentStateError(ParallaxError):
     default_resolution = "Wait for the agent to reach a state that allows this operation."
 
 
+class AgentBusyError(AgentStateError):
+    """A message arrived while the agent was still working on the previous one."""
+
+    code = "AGENT_BUSY"
+    default_resolution = (
+        "Wait for the agent_ready event (or poll GET /agents/{id} until status is ready), then "
+        "send again; an agent works on one message at a time."
+    )
+
+
+class ExecutionNotFoundError(ParallaxError):
+    code = "EXECUTION_NOT_FOUND"
+    http_status = 404
+    default_resolution = "Nothing is kept for this executionId; there is nothing to remove."
+
+
+class ExecutionInUseError(ParallaxError):
+    code = "EXECUTION_IN_USE"
+    http_status = 409
+    default_resolution = (
+        "Stop the execution's agents first (DELETE /agents/{id}), then remove its resources."
+    )
+
+
 def all_error_classes() -> list[type[ParallaxError]]:
     """Every concrete error class, base first; used to map codes back to classes."""
     seen: list[type[ParallaxError]] = []

@@ -52,6 +52,8 @@ Secret = Annotated[SecretStr, Field(max_length=MAX_ENV_VALUE_BYTES)]
 class AgentStatus(StrEnum):
     PENDING = "pending"
     STARTING = "starting"
+    # Running, but its CLI needs a login or a valid API key (see the login_required event).
+    AUTHENTICATING = "authenticating"
     READY = "ready"
     BUSY = "busy"
     STOPPING = "stopping"
@@ -246,3 +248,48 @@ class GcReport(BaseModel):
     volumes: list[str]
     removed: bool
     failed: list[str] = Field(default_factory=list)
+
+
+MESSAGE_MAX_CHARS = 16 * 1024 * 1024
+MAX_TURN_TIMEOUT_MS = 24 * 3600 * 1000
+
+
+class SendRequest(_Strict):
+    """``POST /agents/{id}/send``: one task for the agent (one turn of its CLI)."""
+
+    message: str = Field(..., min_length=1, max_length=MESSAGE_MAX_CHARS)
+    expect_response: bool = Field(
+        False,
+        alias="expectResponse",
+        description="Wait for the agent's answer and return it (else return at once)",
+    )
+    timeout: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TURN_TIMEOUT_MS,
+        description="Bound on the turn, in milliseconds (default PARALLAX_TURN_TIMEOUT_S)",
+    )
+
+
+class AgentMessage(BaseModel):
+    """One message of a conversation: ``inbound`` to the agent, ``outbound`` from it."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    id: str
+    agent_id: str = Field(alias="agentId")
+    direction: Literal["inbound", "outbound"]
+    type: str = Field(description="task, response or error")
+    content: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    timestamp: str = Field(description="ISO 8601, UTC")
+
+
+class SendResponse(BaseModel):
+    sent: bool
+    response: AgentMessage | None = None
+
+
+class MessagesResponse(BaseModel):
+    messages: list[AgentMessage]
+    count: int

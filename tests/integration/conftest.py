@@ -7,6 +7,8 @@ network and volume name starts with ``ptest-<id>``; whatever carries them is rem
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +26,9 @@ SESSION = uuid.uuid4().hex[:8]
 PREFIX = f"ptest-{SESSION}"
 # Every service of the session writes its agents' secret env files here (removed at the end).
 SECRETS_DIR = Path(tempfile.gettempdir()) / f"{PREFIX}-secrets"
+# The session's service keeps its store (messages, events, sessions) here; every extra service
+# gets its own under the test's tmp_path unless the test passes PARALLAX_STATE_DIR.
+STATE_DIR = Path(tempfile.gettempdir()) / f"{PREFIX}-state"
 
 
 @pytest.fixture(scope="session")
@@ -45,9 +50,12 @@ def engine() -> Iterator[Engine]:
             client.remove_container(container["Id"])
     for network in client.networks(PREFIX):
         client.remove_network(network["Name"])
-    for volume in client.volumes(PREFIX):
-        client.remove_volume(volume["Name"])
+    # Execution volumes are named parallax-exec-<instance>-<executionId>: match anywhere.
+    for volume in client.volumes():
+        if PREFIX in volume["Name"]:
+            client.remove_volume(volume["Name"])
     shutil.rmtree(SECRETS_DIR, ignore_errors=True)
+    shutil.rmtree(STATE_DIR, ignore_errors=True)
     client.close()
 
 
@@ -60,6 +68,7 @@ def service_env() -> dict[str, str]:
         "PARALLAX_READY_TIMEOUT_S": "30",
         "PARALLAX_STOP_GRACE_S": "5",
         "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
+        "PARALLAX_STATE_DIR": str(STATE_DIR),
     }
 
 
@@ -96,6 +105,7 @@ def start_service(engine: Engine, tmp_path: Path) -> Iterator[Callable[..., Serv
             "DOCKER_NETWORK": f"{PREFIX}-net",
             "PARALLAX_INSTANCE": f"{instance}-{len(started)}",
             "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
+            "PARALLAX_STATE_DIR": str(tmp_path / f"state-{len(started)}"),
             **(env or {}),
         }
         proc = ServiceProcess(merged, tmp_path / f"service-{len(started)}.log", args)
@@ -173,3 +183,28 @@ def refused(api: httpx.Client, engine: Engine) -> Callable[..., dict[str, Any]]:
         return body
 
     return check
+
+
+@pytest.fixture(scope="session")
+def agent_image(engine: Engine) -> Callable[[str], str]:
+    """``agent_image("echo")``: the project image of that type, built once if it is missing."""
+    built: set[str] = set()
+
+    def ensure(kind: str) -> str:
+        ref = f"parallax/agent-{kind}:latest"
+        if kind in built or engine.http.get(f"/images/{ref}/json").is_success:
+            built.add(kind)
+            return ref
+        done = subprocess.run(
+            [sys.executable, "-m", "parallax_docker.cli.main", "images", "build", kind, "--plain"],
+            capture_output=True,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"could not build {ref}:\n{(done.stdout + done.stderr)[-4000:]}")
+        built.add(kind)
+        return ref
+
+    return ensure

@@ -126,12 +126,12 @@ def test_drop_returns_none_for_an_unknown_id() -> None:
 # -- active_count -----------------------------------------------------------------------------
 
 
-def test_active_count_counts_pending_starting_ready_and_busy_agents() -> None:
+def test_active_count_counts_pending_starting_authenticating_ready_and_busy_agents() -> None:
     registry = Registry()
     for number, status in enumerate(AgentStatus):
         record = registry.reserve(labels(f"agent-{number}", f"n{number}"))
         record.status = status
-    assert registry.active_count() == 4
+    assert registry.active_count() == 5
 
 
 def test_active_count_is_zero_for_an_empty_registry() -> None:

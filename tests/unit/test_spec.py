@@ -228,11 +228,25 @@ def test_plan_agent_labels_named_volumes_as_managed_with_the_execution_id(
     settings: Settings,
 ) -> None:
     planned = plan(settings, volumes=["cache:/cache"], executionId="exec-1")
-    assert planned.named_volumes == ("cache",)
+    assert planned.named_volumes[0] == "cache"
     assert dict(planned.mounts[0].volume_labels) == {
         MANAGED: "true",
+        "parallax.instance": "default",
         "parallax.execution.id": "exec-1",
     }
+
+
+def test_plan_agent_gives_an_execution_its_shared_home_volume(settings: Settings) -> None:
+    planned = plan(settings, executionId="exec-1")
+    (home,) = [m for m in planned.mounts if m.target == "/home/agent"]
+    assert (home.kind, home.source) == ("volume", "parallax-exec-exec-1")
+    assert dict(home.volume_labels)["parallax.execution.id"] == "exec-1"
+    assert planned.named_volumes == ("parallax-exec-exec-1",)
+
+
+def test_plan_agent_leaves_a_requested_home_mount_alone(settings: Settings) -> None:
+    planned = plan(settings, volumes=["mine:/home/agent"], executionId="exec-1")
+    assert [m.source for m in planned.mounts] == ["mine"]
 
 
 def test_plan_agent_refuses_a_forbidden_host_mount(settings: Settings) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
 from parallax_docker.errors import ValidationError
 
@@ -33,7 +33,8 @@ def known_query_parameters(route: Any) -> frozenset[str] | None:
     return _KNOWN[key]
 
 
-async def reject_unknown_query(request: Request) -> None:
+async def reject_unknown_query(request: HTTPConnection) -> None:
+    # HTTPConnection, not Request: WebSocket routes get this dependency too.
     known = known_query_parameters(request.scope.get("route"))
     if known is None:
         return

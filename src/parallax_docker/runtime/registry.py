@@ -43,6 +43,11 @@ class AgentRecord:
     restart_count: int = 0
     # Times of recent auto-restarts, for the cap and the back-off.
     restart_times: list[float] = field(default_factory=list)
+    # Set while a turn (one message to the agent's CLI) runs: a running agent reads as busy.
+    busy: bool = False
+    # Set when the agent's CLI said it needs a login or a valid key; cleared by a turn that
+    # gets through. A running agent then reads as authenticating.
+    login_required: bool = False
 
     def __post_init__(self) -> None:
         if not self.transitioning:
@@ -73,6 +78,16 @@ class AgentRecord:
         self.status, self.error, self.error_code = derive_status(
             state, self.stopping, self.probed_ready
         )
+        if self.status == AgentStatus.READY:
+            self.status = self.ready_status()
+
+    def ready_status(self) -> AgentStatus:
+        """What a running, healthy agent reads as: busy in a turn, waiting for a login, ready."""
+        if self.busy:
+            return AgentStatus.BUSY
+        if self.login_required:
+            return AgentStatus.AUTHENTICATING
+        return AgentStatus.READY
 
 
 def derive_status(
@@ -146,5 +161,11 @@ class Registry:
         return self._by_id.pop(agent_id, None)
 
     def active_count(self) -> int:
-        live = (AgentStatus.PENDING, AgentStatus.STARTING, AgentStatus.READY, AgentStatus.BUSY)
+        live = (
+            AgentStatus.PENDING,
+            AgentStatus.STARTING,
+            AgentStatus.AUTHENTICATING,
+            AgentStatus.READY,
+            AgentStatus.BUSY,
+        )
         return sum(1 for r in self._by_id.values() if r.status in live)

@@ -25,6 +25,7 @@ from parallax_docker.resources import (
     validate_env_key,
     validate_name,
 )
+from parallax_docker.runtime.executions import home_volume
 from parallax_docker.runtime.labels import (
     MANAGED,
     RESERVED_PREFIX,
@@ -34,6 +35,7 @@ from parallax_docker.runtime.labels import (
 )
 from parallax_docker.runtime.secrets import SecretDelivery
 from parallax_docker.security import (
+    AGENT_HOME,
     AGENT_WORKSPACE,
     NetworkChoice,
     check_image_ref,
@@ -117,6 +119,10 @@ def plan_agent(
         # The agents' secret env files must never be mounted into an agent.
         protected=(settings.secrets_dir,),
     )
+    if request.execution_id and AGENT_HOME not in {mount.target for mount in mounts}:
+        # Agents of one execution share their home (the CLIs' login state) through a volume.
+        home = home_volume(request.execution_id, settings.instance)
+        mounts.append(MountSpec("volume", AGENT_HOME, home, volume_labels=volume_labels))
 
     if request.workdir is not None and not request.workdir.startswith("/"):
         raise ValidationError("workdir must be an absolute path inside the container")

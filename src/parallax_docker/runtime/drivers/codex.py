@@ -1,0 +1,92 @@
+"""Codex: ``codex exec --json -`` (the message on stdin); later turns ``codex exec resume <id>``.
+
+The output is JSON lines: ``thread.started`` names the thread (the session to resume),
+``item.completed`` items of type ``agent_message`` carry the answer, ``turn.completed`` the
+usage, and ``turn.failed``/``error`` what went wrong. Codex keeps retrying a request it cannot
+make, so a missing key is refused before it starts (the turn wrapper's credential check).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parallax_docker.runtime.drivers.base import (
+    TurnOutput,
+    TurnPlan,
+    TurnResult,
+    base_metadata,
+    error_text,
+    find_login_url,
+    json_lines,
+    marker_login,
+)
+
+# The container is the sandbox; codex's own (Landlock/seccomp) sandbox and its approval prompts
+# cannot work unattended inside it.
+_COMMON = ("--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox")
+_AUTH_HINTS = ("401", "unauthorized", "invalid_api_key", "incorrect api key", "not logged in")
+
+
+class CodexDriver:
+    name = "codex"
+
+    def plan(self, message: str, session_id: str | None) -> TurnPlan:
+        if session_id:
+            argv: tuple[str, ...] = ("codex", "exec", "resume", *_COMMON, session_id, "-")
+        else:
+            argv = ("codex", "exec", *_COMMON, "-")
+        return TurnPlan(argv=argv, stdin=message.encode(), check_credentials=True)
+
+    def parse(self, output: TurnOutput) -> TurnResult:
+        thread: str | None = None
+        answers: list[str] = []
+        failure: str | None = None
+        errors: list[str] = []
+        usage: Any = None
+        for event in json_lines(output.stdout_text):
+            kind = event.get("type")
+            if kind == "thread.started" and isinstance(event.get("thread_id"), str):
+                thread = event["thread_id"]
+            elif kind == "item.completed":
+                item = event.get("item")
+                if isinstance(item, dict) and item.get("type") == "agent_message":
+                    answers.append(str(item.get("text", "")))
+            elif kind == "turn.completed":
+                usage = event.get("usage")
+            elif kind == "turn.failed":
+                error = event.get("error")
+                failure = str(error.get("message")) if isinstance(error, dict) else "turn failed"
+            elif kind == "error" and isinstance(event.get("message"), str):
+                errors.append(event["message"])
+        metadata = base_metadata(output)
+        if thread:
+            metadata["sessionId"] = thread
+        if usage is not None:
+            metadata["usage"] = usage
+        marker = marker_login(output)
+        problem = failure or (errors[-1] if errors and not answers else None)
+        if marker is not None or (problem and _is_auth(problem)):
+            text = f"{problem or ''}\n{output.stderr_text}"
+            return TurnResult(
+                content=marker or problem or "codex needs a login",
+                ok=False,
+                session_id=thread,
+                login_required=True,
+                login_url=find_login_url(text),
+                metadata=metadata,
+            )
+        if answers and failure is None and output.exit_code == 0:
+            return TurnResult(content=answers[-1], session_id=thread, metadata=metadata)
+        stderr = output.stderr_text
+        return TurnResult(
+            content=problem or error_text(output, f"codex exited with code {output.exit_code}"),
+            ok=False,
+            session_id=thread,
+            resume_failed="no rollout found" in stderr.lower(),
+            metadata=metadata,
+        )
+
+
+def _is_auth(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _AUTH_HINTS)
