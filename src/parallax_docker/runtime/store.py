@@ -80,9 +80,17 @@ class StoredMessage:
 class Store:
     """The SQLite store behind a small async interface (one writer thread, FIFO)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        max_messages_per_agent: int = MAX_MESSAGES_PER_AGENT,
+        max_events: int = MAX_EVENTS,
+    ) -> None:
         # ":memory:" keeps everything in memory (unit tests).
         self.path = str(path)
+        self._max_messages = max_messages_per_agent
+        self._max_events = max_events
         self._executor: ThreadPoolExecutor | None = None
         self._db: sqlite3.Connection | None = None
         self._events_since_prune = 0
@@ -169,7 +177,7 @@ class Store:
         db.execute(
             "DELETE FROM messages WHERE agent_id = ? AND seq <= ("
             " SELECT seq FROM messages WHERE agent_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)",
-            (message.agent_id, message.agent_id, MAX_MESSAGES_PER_AGENT),
+            (message.agent_id, message.agent_id, self._max_messages),
         )
 
     async def messages(self, agent_id: str, limit: int = 100) -> list[StoredMessage]:
@@ -214,10 +222,11 @@ class Store:
             (event.event, event.agent_id, json.dumps(event.data, default=str), event.timestamp),
         )
         self._events_since_prune += 1
-        if self._events_since_prune >= _PRUNE_EVERY:
+        if self._events_since_prune >= min(_PRUNE_EVERY, self._max_events):
             self._events_since_prune = 0
             db.execute(
-                "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?", (MAX_EVENTS,)
+                "DELETE FROM events WHERE seq <= (SELECT MAX(seq) FROM events) - ?",
+                (self._max_events,),
             )
 
     def recent_events(self, agent_id: str | None, limit: int) -> Awaitable[list[RuntimeEvent]]:
