@@ -322,3 +322,11 @@ def test_query_tokens_are_redacted_from_log_records() -> None:
     assert RedactQueryTokenFilter().filter(record)
     assert TOKEN not in record.getMessage()
     assert "/ws?a=1&token=[redacted]&b=2" in record.getMessage()
+
+
+async def test_websocket_with_a_non_ascii_query_token_is_closed_with_1008() -> None:
+    assert _closed_with(await websocket(_guarded(), query="token=%E2%82%AC%FF")) == 1008
+
+
+async def test_websocket_with_a_garbled_subprotocol_token_is_closed_with_1008() -> None:
+    assert _closed_with(await websocket(_guarded(), subprotocols=["bearer.%%%", "bearer"])) == 1008

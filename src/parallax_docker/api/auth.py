@@ -99,7 +99,7 @@ def _take_query_token(scope: Scope) -> tuple[bytes | None, Scope]:
     rest = [(k, v) for k, v in pairs if k != QUERY_PARAM]
     scope = dict(scope)
     scope["query_string"] = urlencode(rest).encode("latin-1")
-    return (token.encode("latin-1") if token else None), scope
+    return (token.encode() if token else None), scope
 
 
 def _take_protocol_token(scope: Scope) -> tuple[bytes | None, bool, Scope]:
