@@ -9,7 +9,7 @@ import pytest
 
 from parallax_docker.errors import ConfigError
 from parallax_docker.runtime.events import RuntimeEvent
-from parallax_docker.runtime.store import Store, StoredEventBus, StoredMessage
+from parallax_docker.runtime.store import EVENT_CONTENT_MAX, Store, StoredEventBus, StoredMessage
 
 
 def message(agent_id: str, number: int, direction: str = "inbound") -> StoredMessage:
@@ -156,3 +156,13 @@ async def test_an_unopened_store_drops_events_and_refuses_reads() -> None:
     store.record_event(RuntimeEvent("x", {}, 1.0, None))  # nothing to write to; no error
     with pytest.raises(ConfigError):
         await store.messages("a", 1)
+
+
+async def test_history_keeps_a_bounded_slice_of_a_huge_message_event(store: Store) -> None:
+    content = "y" * (EVENT_CONTENT_MAX + 10)
+    data = {"message": {"id": "m", "agentId": "a", "content": content}}
+    store.record_event(RuntimeEvent("message", data, 1.0, "a"))
+    (kept,) = await store.recent_events("a", 1)
+    assert kept.data["message"]["content"] == content[:EVENT_CONTENT_MAX]
+    assert kept.data["message"]["contentTruncated"] is True
+    assert data["message"]["content"] == content  # the live event is untouched

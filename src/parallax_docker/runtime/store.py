@@ -33,6 +33,9 @@ SCHEMA_VERSION = 1
 # The event history is a rolling window; conversations keep this many messages per agent.
 MAX_EVENTS = 10_000
 MAX_MESSAGES_PER_AGENT = 2_000
+# A message event keeps at most this much of its content in the history (the conversation
+# itself, GET /agents/{id}/messages, keeps all of it).
+EVENT_CONTENT_MAX = 64 * 1024
 _PRUNE_EVERY = 500
 
 _SCHEMA = """
@@ -219,7 +222,12 @@ class Store:
         db = self._conn()
         db.execute(
             "INSERT INTO events (event, agent_id, data, timestamp) VALUES (?, ?, ?, ?)",
-            (event.event, event.agent_id, json.dumps(event.data, default=str), event.timestamp),
+            (
+                event.event,
+                event.agent_id,
+                json.dumps(_bounded(event.data), default=str),
+                event.timestamp,
+            ),
         )
         self._events_since_prune += 1
         if self._events_since_prune >= min(_PRUNE_EVERY, self._max_events):
@@ -293,7 +301,8 @@ class Store:
 class StoredEventBus(EventBus):
     """The event bus whose every event is also written to the store, in publish order."""
 
-    def __init__(self, store: Store, history: int = 256, queue_size: int = 256) -> None:
+    def __init__(self, store: Store, history: int = 32, queue_size: int = 256) -> None:
+        # The store serves history; the in-memory window only needs the latest event.
         super().__init__(history=history, queue_size=queue_size)
         self.store = store
 
@@ -302,6 +311,18 @@ class StoredEventBus(EventBus):
         # The event just appended to the in-memory history is the one to write.
         for latest in self.recent(None, 1):
             self.store.record_event(latest)
+
+
+def _bounded(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with a message's content cut to EVENT_CONTENT_MAX (and marked so)."""
+    message = data.get("message")
+    if not isinstance(message, dict):
+        return data
+    content = message.get("content")
+    if not isinstance(content, str) or len(content) <= EVENT_CONTENT_MAX:
+        return data
+    cut = {**message, "content": content[:EVENT_CONTENT_MAX], "contentTruncated": True}
+    return {**data, "message": cut}
 
 
 def _json_object(text: str) -> dict[str, Any]:
