@@ -1,8 +1,9 @@
 """A private Docker daemon for tests that restart or stop the engine.
 
-It has its own socket, data and exec roots and cgroup parent, and no bridge or iptables rules
-of its own, so restarting it disturbs nothing else on the machine (the main engine keeps serving
-the rest of the suite). Images are copied in from the main engine.
+It runs in its own network namespace, with its own socket, data and exec roots and cgroup
+parent, so restarting it disturbs nothing else on the machine (the main engine keeps serving the
+rest of the suite, its bridges and iptables rules untouched). Images are copied in from the main
+engine.
 """
 
 from __future__ import annotations
@@ -41,8 +42,14 @@ class PrivateDockerd:
     def start(self, timeout_s: float = 60) -> None:
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         with self.log.open("ab") as log:
+            # Its own network namespace: with --bridge=none a daemon deletes the host's
+            # docker0 at start, which would break the main engine's default network.
             self.process = subprocess.Popen(
                 [
+                    "unshare",
+                    "--net",
+                    "--fork",
+                    "--kill-child",
                     dockerd,
                     "-H",
                     f"unix://{self.socket}",
@@ -69,7 +76,12 @@ class PrivateDockerd:
     def stop(self, timeout_s: float = 60) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        # Signal dockerd itself (unshare does not pass signals on), so that it shuts down
+        # gracefully: its containers stop and its pid file goes.
+        try:
+            os.kill(int(self.pidfile.read_text().strip()), signal.SIGTERM)
+        except (OSError, ValueError):
+            self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
