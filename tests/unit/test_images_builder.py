@@ -87,6 +87,10 @@ class FakeDebian:
             raise self.error
         return override or self.ref
 
+    async def bootstrap(self, say: Callable[[str], None], log: Callable[[str], None]) -> str:
+        self.asked.append("bootstrap")
+        return "parallax/debian-rootfs:bookworm"
+
 
 @pytest.fixture
 def settings() -> Settings:
@@ -245,3 +249,15 @@ async def test_progress_reports_each_step_and_the_result(
 )
 def test_human_size_uses_decimal_units_like_docker(size: int | None, text: str) -> None:
     assert human_size(size) == text
+
+
+async def test_fresh_base_bootstraps_debian_even_when_one_is_present(
+    settings: Settings, images_dir: Path
+) -> None:
+    engine = FakeEngine()
+    debian = FakeDebian()
+    builder, _ = make(engine, settings, images_dir, debian)
+    await builder.build(BuildRequest(types=("base",), fresh_base=True, no_cache=True))
+    assert debian.asked == ["bootstrap"]
+    (base,) = engine.builds
+    assert base.build_args["BASE_IMAGE"] == "parallax/debian-rootfs:bookworm"

@@ -115,6 +115,14 @@ def build(
             f"{catalog.DEBIAN_IMAGE}, else a debootstrapped {catalog.ROOTFS_IMAGE}.",
         ),
     ] = None,
+    fresh_base: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-base",
+            help=f"Bootstrap Debian anew into {catalog.ROOTFS_IMAGE} even if a base is present "
+            "(with --no-cache: a build from nothing).",
+        ),
+    ] = False,
     jobs: Annotated[
         int, typer.Option("--jobs", "-j", min=1, max=8, help="Images built at the same time.")
     ] = 2,
@@ -143,6 +151,7 @@ def build(
             extra_ca=ca.data,
             cli_versions=catalog.parse_version_overrides(cli_version or []),
             base_image=base_image,
+            fresh_base=fresh_base,
             jobs=jobs,
             network=None if network is BuildNetwork.default else network.value,
         )

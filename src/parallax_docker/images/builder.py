@@ -29,6 +29,8 @@ class BaseSource(Protocol):
         self, say: Callable[[str], None], log: Callable[[str], None], override: str | None = None
     ) -> str: ...
 
+    async def bootstrap(self, say: Callable[[str], None], log: Callable[[str], None]) -> str: ...
+
 
 @dataclass(frozen=True)
 class BuildRequest:
@@ -39,6 +41,8 @@ class BuildRequest:
     extra_ca: bytes | None = None
     cli_versions: Mapping[str, str] = field(default_factory=dict)
     base_image: str | None = None
+    # Bootstrap Debian anew even when a base is present (a build truly from nothing).
+    fresh_base: bool = False
     jobs: int = 2
     network: str | None = None
 
@@ -133,7 +137,10 @@ class ImageBuilder:
             self._emit("base", "line", line)
 
         try:
-            debian = await self._base_source.ensure(say, log, request.base_image)
+            if request.fresh_base:
+                debian = await self._base_source.bootstrap(say, log)
+            else:
+                debian = await self._base_source.ensure(say, log, request.base_image)
         except ParallaxError as exc:
             if isinstance(exc, SocketError):
                 raise
