@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.conftest import PREFIX
+from tests.support.engine import Engine
 from tests.support.server import ServiceProcess
 
 pytestmark = pytest.mark.integration
@@ -74,6 +75,29 @@ def test_terminal_runs_as_the_agent_with_its_env(
     with terminal(service, agent["id"]) as ws:
         ws.send(b'echo "$(id -un):$GREETING"\r')
         screen_until(ws, "agent:from-the-secret-file")
+
+
+def test_closing_the_terminal_ends_its_shell(
+    service: ServiceProcess, echo: dict[str, Any], engine: Engine
+) -> None:
+    def shells() -> int:
+        code, output = engine.exec(
+            echo["containerName"],
+            "sh",
+            "-c",
+            "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done 2>/dev/null",
+        )
+        assert code == 0
+        return output.count("/bin/bash -l")
+
+    with terminal(service, echo["id"]) as ws:
+        ws.send(b"echo open\r")
+        screen_until(ws, "open\r\n")
+        assert shells() == 1
+    deadline = time.monotonic() + 10
+    while shells() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert shells() == 0
 
 
 def test_terminal_reports_the_exit_code_and_closes(

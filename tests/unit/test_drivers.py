@@ -17,6 +17,7 @@ from parallax_docker.runtime.drivers.gemini import GeminiDriver
 from parallax_docker.runtime.drivers.wrapper import (
     KILL_SCRIPT,
     TURN_SCRIPT,
+    hangup_argv,
     kill_argv,
     terminal_argv,
     turn_argv,
@@ -377,9 +378,23 @@ def test_turn_ids_that_could_reach_a_path_or_a_shell_are_refused(turn_id: str) -
 
 
 def test_kill_argv_names_the_turn() -> None:
-    assert kill_argv("turn-7") == ("/bin/sh", "-c", KILL_SCRIPT, "parallax-kill", "turn-7")
+    assert kill_argv("turn-7") == (
+        "/bin/sh",
+        "-c",
+        KILL_SCRIPT,
+        "parallax-kill",
+        "turn",
+        "turn-7",
+        "TERM",
+    )
 
 
-def test_terminal_argv_picks_shell_or_cli() -> None:
-    assert terminal_argv()[-1] == "shell"
-    assert terminal_argv(cli=True)[-1] == "cli"
+def test_terminal_argv_picks_shell_or_cli_and_records_the_terminal() -> None:
+    assert terminal_argv("term-1")[-2:] == ("term-1", "shell")
+    assert terminal_argv("term-1", cli=True)[-2:] == ("term-1", "cli")
+    with pytest.raises(ValueError):
+        terminal_argv("../x")
+
+
+def test_hangup_argv_sends_the_terminal_a_hangup() -> None:
+    assert hangup_argv("term-1")[-3:] == ("term", "term-1", "HUP")

@@ -16,18 +16,17 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from parallax_docker.backends.base import ExecSpec, TerminalSession
-from parallax_docker.errors import AgentStateError, ParallaxError, ValidationError
-from parallax_docker.runtime.drivers.wrapper import terminal_argv
+from parallax_docker.errors import ParallaxError, ValidationError
 from parallax_docker.runtime.events import RuntimeEvent, Subscription
 from parallax_docker.runtime.messaging import MessagingService, iso_time
 from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.terminal import AgentTerminal, open_terminal
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,6 @@ MAX_HISTORY = 1000
 SEND_TIMEOUT_S = 30.0
 DEFAULT_COLS, DEFAULT_ROWS = 80, 24
 MAX_TERMINAL_SIDE = 1000
-TERMINAL_ENV = {"TERM": "xterm-256color"}
 # Close codes: 1000 normal; 4000 + the HTTP status of an error sent just before (4404, 4409).
 CLOSE_NORMAL = 1000
 CLOSE_TOO_SLOW = 1008
@@ -188,30 +186,18 @@ async def terminal(
         mode = mode or "shell"
         if mode not in ("shell", "cli"):
             raise ValidationError("mode must be 'shell' or 'cli'")
-        service.require_engine()
-        record = service.registry.get(agent_id)
-        if record.container_id is None or record.state is None or not record.state.running:
-            raise AgentStateError(f"agent {agent_id!r} is not running")
-        session = await service.backend.open_terminal(
-            record.container_id,
-            ExecSpec(argv=terminal_argv(cli=mode == "cli"), env=TERMINAL_ENV),
-            width,
-            height,
-        )
+        session = await open_terminal(service, agent_id, cols=width, rows=height, cli=mode == "cli")
     except ParallaxError as exc:
         await _refuse(websocket, exc)
         return
     await websocket.accept()
     try:
-        await _first_of(
-            _terminal_out(websocket, session),
-            _terminal_in(websocket, session, lambda: service.touch(agent_id)),
-        )
+        await _first_of(_terminal_out(websocket, session), _terminal_in(websocket, session))
     finally:
         await session.close()
 
 
-async def _terminal_out(websocket: WebSocket, session: TerminalSession) -> None:
+async def _terminal_out(websocket: WebSocket, session: AgentTerminal) -> None:
     while data := await session.read():
         await websocket.send_bytes(data)
     code: int | None = None
@@ -221,9 +207,7 @@ async def _terminal_out(websocket: WebSocket, session: TerminalSession) -> None:
     await websocket.close(code=CLOSE_NORMAL)
 
 
-async def _terminal_in(
-    websocket: WebSocket, session: TerminalSession, touch: Callable[[], None]
-) -> None:
+async def _terminal_in(websocket: WebSocket, session: AgentTerminal) -> None:
     while True:
         message = await websocket.receive()
         if message["type"] == "websocket.disconnect":
@@ -242,7 +226,6 @@ async def _terminal_in(
             else:
                 continue
         if data:
-            touch()
             await session.write(data)
 
 
@@ -257,7 +240,7 @@ def _control(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) and isinstance(value.get("type"), str) else None
 
 
-async def _resize(session: TerminalSession, control: dict[str, Any]) -> None:
+async def _resize(session: AgentTerminal, control: dict[str, Any]) -> None:
     cols, rows = control.get("cols"), control.get("rows")
     if not (isinstance(cols, int) and isinstance(rows, int)):
         return

@@ -13,7 +13,8 @@ arguments are passed as positional parameters, so no shell ever parses them. The
 - runs the CLI with ``exec`` (empty argv: the image's ``$PARALLAX_CLI_BIN``).
 
 ``KILL_SCRIPT`` interrupts a turn from a second exec: SIGTERM to the group, SIGKILL after a
-short grace.
+short grace. Terminals record their pid the same way, so that closing the WebSocket hangs up
+the shell (a TTY exec outlives its connection otherwise).
 """
 
 from __future__ import annotations
@@ -71,20 +72,24 @@ fi
 exec "$@"
 """
 
+# $1: turn or term, $2: its id, $3: the first signal (TERM for a turn, HUP for a terminal).
 KILL_SCRIPT = f"""{_STATE_DIR}
-f="$d/parallax-turn-$1.pid"
+f="$d/parallax-$1-$2.pid"
 [ -r "$f" ] || exit 0
 p=$(cat "$f")
 case $p in ''|*[!0-9]*) exit 0;; esac
-kill -TERM "-$p" 2>/dev/null || kill -TERM "$p" 2>/dev/null || exit 0
+kill -"$3" "-$p" 2>/dev/null || kill -"$3" "$p" 2>/dev/null || exit 0
 i=0
 while [ $i -lt 20 ] && kill -0 "-$p" 2>/dev/null; do sleep 0.1; i=$((i+1)); done
 kill -KILL "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null
-rm -f "$f" "$d/parallax-turn-$1.msg"
+rm -f "$f" "$d/parallax-$1-$2.msg"
 exit 0
 """
 
-TERMINAL_SCRIPT = f"""if [ "$1" = cli ] && [ -x {EXEC_HELPER} ]; then
+# $1: the terminal's id (its pid file lets the service hang it up), $2: shell or cli.
+TERMINAL_SCRIPT = f"""{_STATE_DIR}
+echo $$ >"$d/parallax-term-$1.pid"
+if [ "$2" = cli ] && [ -x {EXEC_HELPER} ]; then
     exec {EXEC_HELPER} /bin/sh -c 'exec "${{PARALLAX_CLI_BIN:?the image names no CLI}}"'
 fi
 if [ -x {EXEC_HELPER} ] && [ -x /bin/bash ]; then exec {EXEC_HELPER} /bin/bash -l; fi
@@ -123,9 +128,29 @@ def turn_argv(
 
 def kill_argv(turn_id: str) -> tuple[str, ...]:
     """The exec argv that interrupts turn ``turn_id`` (its whole process group)."""
-    return ("/bin/sh", "-c", KILL_SCRIPT, "parallax-kill", _check_turn_id(turn_id))
+    return ("/bin/sh", "-c", KILL_SCRIPT, "parallax-kill", "turn", _check_turn_id(turn_id), "TERM")
 
 
-def terminal_argv(cli: bool = False) -> tuple[str, ...]:
+def terminal_argv(terminal_id: str, cli: bool = False) -> tuple[str, ...]:
     """A login shell with the agent's env (or, with ``cli``, the agent's CLI itself)."""
-    return ("/bin/sh", "-c", TERMINAL_SCRIPT, "parallax-terminal", "cli" if cli else "shell")
+    return (
+        "/bin/sh",
+        "-c",
+        TERMINAL_SCRIPT,
+        "parallax-terminal",
+        _check_turn_id(terminal_id),
+        "cli" if cli else "shell",
+    )
+
+
+def hangup_argv(terminal_id: str) -> tuple[str, ...]:
+    """The exec argv that hangs up terminal ``terminal_id`` (SIGHUP, then SIGKILL)."""
+    return (
+        "/bin/sh",
+        "-c",
+        KILL_SCRIPT,
+        "parallax-kill",
+        "term",
+        _check_turn_id(terminal_id),
+        "HUP",
+    )
