@@ -504,3 +504,18 @@ def test_image_info_reads_user_healthcheck_and_tags() -> None:
 def test_image_info_has_no_user_or_healthcheck_when_the_image_sets_none() -> None:
     info = image_info({"Id": "sha256:abc", "Config": {"User": "", "Labels": None}})
     assert (info.user, info.healthcheck, info.tags, dict(info.labels)) == (None, None, (), {})
+
+
+def test_image_info_reads_entrypoint_and_cmd() -> None:
+    info = image_info(
+        {
+            "Id": "sha256:abc",
+            "Config": {"Entrypoint": ["/usr/local/bin/parallax-entrypoint"], "Cmd": ["idle"]},
+        }
+    )
+    assert (info.entrypoint, info.cmd) == (("/usr/local/bin/parallax-entrypoint",), ("idle",))
+
+
+def test_image_info_reads_a_shell_form_cmd_as_sh_c() -> None:
+    info = image_info({"Id": "sha256:abc", "Config": {"Entrypoint": None, "Cmd": "run --fast"}})
+    assert (info.entrypoint, info.cmd) == (None, ("/bin/sh", "-c", "run --fast"))
