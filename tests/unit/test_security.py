@@ -13,7 +13,13 @@ from pathlib import Path
 import pytest
 
 from parallax_docker.backends.base import MountSpec
-from parallax_docker.errors import NetworkForbiddenError, ValidationError, VolumeForbiddenError
+from parallax_docker.errors import (
+    NetworkForbiddenError,
+    RuntimeForbiddenError,
+    RuntimeUnavailableError,
+    ValidationError,
+    VolumeForbiddenError,
+)
 from parallax_docker.resources import VolumeRequest
 from parallax_docker.security import (
     AGENT_HOME,
@@ -21,8 +27,11 @@ from parallax_docker.security import (
     AGENT_WORKSPACE,
     NetworkChoice,
     check_host_path,
+    check_image_ref,
+    check_runtime_available,
     check_target,
     choose_network,
+    choose_runtime,
     runtime_tmpfs,
     volume_mounts,
 )
@@ -486,3 +495,77 @@ def test_runtime_tmpfs_leaves_dirs_sticky_and_shared_for_an_unknown_user_name() 
 def test_runtime_tmpfs_never_allows_setuid_or_devices() -> None:
     for options in runtime_tmpfs("agent", "64m").values():
         assert {"nosuid", "nodev"} <= set(options.split(","))
+
+
+# -- issue 4: internal network name, image references, runtimes, aliases ------------------------
+
+
+def test_naming_the_internal_network_gives_the_internal_network() -> None:
+    assert choose_network(f"{DEFAULT}-internal", DEFAULT) == NetworkChoice(
+        f"{DEFAULT}-internal", internal=True
+    )
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "parallax/agent-base:latest",
+        "busybox",
+        "localhost:5000/team/agent:1.0",
+        "registry.example.com/a/b@sha256:" + "0" * 64,
+        "sha256:" + "a" * 64,
+    ],
+)
+def test_check_image_ref_accepts_image_references(ref: str) -> None:
+    assert check_image_ref(ref) == ref
+
+
+@pytest.mark.parametrize(
+    "ref", ["../x", "x/../../containers/y", "x?all=1", "x#y", "/x", "x:", "a b", "x//y", ""]
+)
+def test_check_image_ref_refuses_what_could_reach_another_endpoint(ref: str) -> None:
+    with pytest.raises(ValidationError):
+        check_image_ref(ref)
+
+
+def test_choose_runtime_defaults_to_the_setting() -> None:
+    assert choose_runtime(None, "runsc", ()) == "runsc"
+    assert choose_runtime(None, None, ("runc",)) is None
+
+
+def test_choose_runtime_allows_a_listed_runtime() -> None:
+    assert choose_runtime("runc", "runsc", ("runc",)) == "runc"
+
+
+def test_choose_runtime_refuses_one_not_listed() -> None:
+    with pytest.raises(RuntimeForbiddenError):
+        choose_runtime("runc", "runsc", ())
+
+
+def test_check_runtime_available_refuses_one_the_engine_lacks() -> None:
+    with pytest.raises(RuntimeUnavailableError):
+        check_runtime_available("runsc", ("runc", "io.containerd.runc.v2"))
+
+
+def test_check_runtime_available_accepts_when_the_engine_does_not_say() -> None:
+    check_runtime_available("runsc", ())
+
+
+def test_check_host_path_refuses_a_file_with_other_hard_links(short_dir: Path) -> None:
+    (short_dir / "a").write_text("x")
+    os.link(short_dir / "a", short_dir / "b")
+    with pytest.raises(VolumeForbiddenError, match="hard links"):
+        check_host_path(str(short_dir / "b"), docker_socket=NO_SOCKET)
+
+
+def test_check_host_path_refuses_the_protected_paths_it_is_given(short_dir: Path) -> None:
+    (short_dir / "secrets").mkdir()
+    with pytest.raises(VolumeForbiddenError):
+        check_host_path(str(short_dir), docker_socket=NO_SOCKET, protected=[short_dir / "secrets"])
+
+
+def test_check_host_path_refuses_an_unresolvable_path() -> None:
+    if os.geteuid() == 0 and os.access("/proc/1/root", os.R_OK):
+        pytest.skip("/proc/1/root is resolvable here")
+    with pytest.raises(VolumeForbiddenError):
+        check_host_path("/proc/1/root/srv", docker_socket=NO_SOCKET)
