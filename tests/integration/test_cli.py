@@ -315,18 +315,12 @@ def test_gc_dry_run_reports(cli: Callable[..., Result], service: ServiceProcess)
     assert json.loads(result.stdout)["removed"] is False
 
 
-def test_send_waits_for_the_echo_agents_answer(
-    cli: Callable[..., Result], service: ServiceProcess, engine: Engine
+def test_send_waits_for_the_echo_agents_answer_and_messages_show_it(
+    cli: Callable[..., Result], engine: Engine, agent_image: Callable[[str], str]
 ) -> None:
-    paths = httpx.get(service.url + "/openapi.json", timeout=10).json()["paths"]
-    if "/agents/{agent_id}/send" not in paths:
-        pytest.skip("POST /agents/{id}/send is not served yet")
-    echo = "parallax/agent-echo:latest"
-    if not engine.http.get(f"/images/{echo}/json").is_success:
-        pytest.skip("the echo image is not built (parallax-docker images build echo)")
     args = spawn_args()
-    args[args.index(AGENT_IMAGE)] = echo
-    args[args.index("64m")] = "256m"
+    args[args.index(AGENT_IMAGE)] = agent_image("echo")
+    args[args.index("64m")] = "128m"
     result = cli(*args, "--json")
     assert result.exit_code == 0, result.output
     handle = json.loads(result.stdout)
@@ -334,6 +328,34 @@ def test_send_waits_for_the_echo_agents_answer(
         answer = cli("send", handle["id"], "hello 'world' $(x)", "--wait", "--timeout", "30")
         assert answer.exit_code == 0, answer.output
         assert answer.stdout.rstrip("\n") == "hello 'world' $(x)"
+        history = json.loads(cli("messages", handle["id"], "--json").stdout)
+        assert [(m["direction"], m["content"]) for m in history["messages"]] == [
+            ("inbound", "hello 'world' $(x)"),
+            ("outbound", "hello 'world' $(x)"),
+        ]
+        table = cli("messages", handle["id"])
+        assert table.exit_code == 0 and "outbound" in table.stdout
+    finally:
+        engine.remove_container(handle["containerName"])
+
+
+def test_send_to_a_busy_agent_exits_4(
+    cli: Callable[..., Result], engine: Engine, agent_image: Callable[[str], str]
+) -> None:
+    args = spawn_args("-e", "PARALLAX_ECHO_DELAY_S=5")
+    args[args.index(AGENT_IMAGE)] = agent_image("echo")
+    args[args.index("64m")] = "128m"
+    result = cli(*args, "--json")
+    assert result.exit_code == 0, result.output
+    handle = json.loads(result.stdout)
+    try:
+        assert cli("send", handle["id"], "first").exit_code == 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if json.loads(cli("get", "--json", handle["id"]).stdout)["status"] == "busy":
+                break
+            time.sleep(0.1)
+        assert_failed(cli("send", handle["id"], "second"), 4, "AGENT_BUSY")
     finally:
         engine.remove_container(handle["containerName"])
 

@@ -202,28 +202,60 @@ def test_gc_dry_run_reports_without_removing(client: Client, service: ServicePro
     assert report.removed is False
 
 
+def test_send_returns_the_echo_agents_answer_and_keeps_the_conversation(
+    client: Client, spawn_agent: Callable[..., AgentHandle], agent_image: Callable[[str], str]
+) -> None:
+    handle = spawn_agent(image=agent_image("echo"), resources={"memory": "128m", "cpu": 0.5})
+    message = "line one\n'quoted' $(not run) `nor this`"
+    result = client.send(handle.id, message, expect_response=True, timeout_ms=30_000)
+    assert result.sent is True
+    assert result.response is not None and result.response.content == message
+    conversation = client.messages(handle.id)
+    assert [(m.direction, m.content) for m in conversation] == [
+        ("inbound", message),
+        ("outbound", message),
+    ]
+
+
 def test_events_stream_the_lifecycle_of_an_agent(
     client: Client, service: ServiceProcess, engine: Engine
 ) -> None:
     if not _websocket_served(service.url + "/ws"):
         pytest.skip("the WebSocket /ws is not served yet")
     agent_id = f"ev-{uuid.uuid4().hex[:8]}"
-    events = client.events(agent_id=agent_id)
     seen: list[str] = []
-    try:
-        with Client(service.url, environ={}) as other:
-            handle = other.spawn(**agent_body(id=agent_id, command=TICKER))
-            try:
-                for frame in events:
-                    seen.append(frame.event)
-                    if frame.event == "agent_ready":
-                        assert frame.agent is not None and frame.agent.id == agent_id
-                        break
-            finally:
-                engine.remove_container(handle.container_name)
-    finally:
-        events.close()
-    assert "agent_ready" in seen
+    with client.events(agent_id=agent_id) as stream:
+        handle = client.spawn(**agent_body(id=agent_id, command=TICKER))
+        try:
+            client.stop(agent_id, timeout_ms=1000)
+            deadline = time.monotonic() + 20
+            while "agent_stopped" not in seen and time.monotonic() < deadline:
+                frame = stream.receive(timeout_s=max(0.1, deadline - time.monotonic()))
+                assert frame.agent is not None and frame.agent.id == agent_id
+                seen.append(frame.event)
+        finally:
+            engine.remove_container(handle.container_name)
+    assert seen[:2] == ["agent_started", "agent_ready"]
+    assert "agent_stopped" in seen
+
+
+async def test_async_events_stream_the_lifecycle_of_an_agent(
+    service: ServiceProcess, engine: Engine
+) -> None:
+    if not _websocket_served(service.url + "/ws"):
+        pytest.skip("the WebSocket /ws is not served yet")
+    agent_id = f"ev-{uuid.uuid4().hex[:8]}"
+    async with (
+        AsyncClient(service.url, environ={}) as client,
+        client.events(agent_id=agent_id) as stream,
+    ):
+        handle = await client.spawn(**agent_body(id=agent_id, command=TICKER))
+        try:
+            first = await stream.receive(timeout_s=20)
+            second = await stream.receive(timeout_s=20)
+        finally:
+            engine.remove_container(handle.container_name)
+    assert (first.event, second.event) == ("agent_started", "agent_ready")
 
 
 def secured_service(start: Callable[..., ServiceProcess], token: str) -> ServiceProcess:

@@ -198,15 +198,54 @@ def test_stream_logs_raises_the_mapped_error() -> None:
         list(client.stream_logs("ghost"))
 
 
+def message_json(content: str = "hi", kind: str = "response") -> dict[str, Any]:
+    return {
+        "id": "m-1",
+        "agentId": "agent-1",
+        "direction": "outbound",
+        "type": kind,
+        "content": content,
+        "metadata": {},
+        "timestamp": "2026-01-01T00:00:00Z",
+    }
+
+
 def test_send_body_uses_the_api_names() -> None:
-    client, rec = client_for(ok({"sent": True, "response": {"content": "hi"}}))
+    client, rec = client_for(ok({"sent": True, "response": message_json("hi")}))
     result = client.send("agent-1", "hello", expect_response=True, timeout_ms=5000)
     assert json.loads(rec.last.content) == {
         "message": "hello",
         "expectResponse": True,
         "timeout": 5000,
     }
-    assert result.content == "hi"
+    assert result.response is not None and result.response.content == "hi"
+
+
+def test_send_without_waiting_sends_only_the_message() -> None:
+    client, rec = client_for(ok({"sent": True}))
+    assert client.send("agent-1", "hello").sent is True
+    assert json.loads(rec.last.content) == {"message": "hello"}
+
+
+def test_an_empty_message_is_refused_before_any_request() -> None:
+    client, rec = client_for(ok({"sent": True}))
+    with pytest.raises(ValidationError):
+        client.send("agent-1", "")
+    assert rec.requests == []
+
+
+def test_messages_return_the_conversation() -> None:
+    client, rec = client_for(ok({"messages": [message_json("a")], "count": 1}))
+    found = client.messages("agent-1", limit=5)
+    assert rec.last.url.path == "/agents/agent-1/messages"
+    assert rec.last.url.params["limit"] == "5"
+    assert [m.content for m in found] == ["a"]
+
+
+def test_remove_execution_deletes_its_resources() -> None:
+    client, rec = client_for(lambda _: httpx.Response(204))
+    client.remove_execution("exec-1")
+    assert (rec.last.method, rec.last.url.path) == ("DELETE", "/executions/exec-1/resources")
 
 
 def test_send_waits_for_the_turn_not_the_default_timeout() -> None:

@@ -6,7 +6,6 @@ token, and refuses the upgrade with the API's error body when the token is wrong
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -68,8 +67,8 @@ def server() -> Iterator[tuple[str, Recorded]]:
 
 def test_events_yield_the_frames_until_the_server_closes(server: tuple[str, Recorded]) -> None:
     url, recorded = server
-    with Client(url, token=TOKEN, environ={}) as client:
-        frames = list(client.events())
+    with Client(url, token=TOKEN, environ={}) as client, client.events() as stream:
+        frames = list(stream)
     assert [f.event for f in frames] == ["agent_started", "agent_ready"]
     assert frames[1].agent is not None and frames[1].agent.id == "agent-1"
     assert recorded.paths == ["/ws"]
@@ -78,14 +77,14 @@ def test_events_yield_the_frames_until_the_server_closes(server: tuple[str, Reco
 def test_events_for_one_agent_use_the_filtered_route(server: tuple[str, Recorded]) -> None:
     url, recorded = server
     with Client(url, token=TOKEN, environ={}) as client:
-        list(client.events(agent_id="agent-1"))
-    assert recorded.paths == ["/ws/events?agentId=agent-1"]
+        list(client.events(agent_id="agent-1", history=5))
+    assert recorded.paths == ["/ws/events?agentId=agent-1&history=5"]
 
 
 def test_a_refused_upgrade_maps_back_to_the_error_class(server: tuple[str, Recorded]) -> None:
     url, _ = server
     with Client(url, token="wrong", environ={}) as client, pytest.raises(UnauthorizedError):
-        list(client.events())
+        client.events()
 
 
 def test_no_server_is_service_unreachable() -> None:
@@ -93,15 +92,13 @@ def test_no_server_is_service_unreachable() -> None:
         Client("http://127.0.0.1:1", environ={}, timeout_s=2) as client,
         pytest.raises(ServiceUnreachableError),
     ):
-        list(client.events())
+        client.events()
 
 
 async def test_async_events_yield_the_frames(server: tuple[str, Recorded]) -> None:
     url, _ = server
-    async with AsyncClient(url, token=TOKEN, environ={}) as client:
-        stream = client.events()
-        async with contextlib.aclosing(stream):
-            events = [frame.event async for frame in stream]
+    async with AsyncClient(url, token=TOKEN, environ={}) as client, client.events() as stream:
+        events = [frame.event async for frame in stream]
     assert events == ["agent_started", "agent_ready"]
 
 
@@ -109,8 +106,17 @@ async def test_async_refused_upgrade_is_unauthorized(server: tuple[str, Recorded
     url, _ = server
     async with AsyncClient(url, environ={}) as client:
         with pytest.raises(UnauthorizedError):
-            async for _ in client.events():
+            async with client.events():
                 pass
+
+
+def test_receive_with_a_bound_times_out(server: tuple[str, Recorded]) -> None:
+    url, _ = server
+    with Client(url, token=TOKEN, environ={}) as client, client.events() as stream:
+        assert stream.receive(timeout_s=5).event == "agent_started"
+        assert stream.receive(timeout_s=5).event == "agent_ready"
+        with pytest.raises(StopIteration):
+            stream.receive(timeout_s=5)
 
 
 def test_the_events_command_prints_one_line_per_frame(server: tuple[str, Recorded]) -> None:

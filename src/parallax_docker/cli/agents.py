@@ -1,4 +1,4 @@
-"""The agent commands: spawn, ls, get, logs, metrics, send, events, stop, restart, and gc.
+"""The agent commands: spawn, ls, get, logs, metrics, send, messages, events, stop, restart, gc.
 
 Every one of them talks to the service only through ``parallax_docker.client``. Errors print
 ``error [CODE]: message`` and ``hint: resolution`` to stderr and exit with the code
@@ -467,21 +467,54 @@ def send(
     ] = False,
     timeout: Annotated[
         float | None,
-        typer.Option("--timeout", help="With --wait: seconds to wait for the answer.", min=0.001),
+        typer.Option(
+            "--timeout",
+            help="Bound on the turn in seconds (default: the service's turn timeout).",
+            min=0.001,
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Give an agent a message (a task); with --wait, print its answer."""
+    """Give an agent a message (a task); with --wait, print its answer.
+
+    An answer of type error (the turn timed out or failed, or the CLI needs a login) goes to
+    stderr as 'error [CODE]: ...' and the exit code is 10.
+    """
     text = sys.stdin.read() if message == "-" else message
     timeout_ms = None if timeout is None else int(timeout * 1000)
     with reporting(), _connection(ctx).client() as client:
         result = client.send(agent, text, expect_response=wait, timeout_ms=timeout_ms)
+    answer = result.response
     if as_json:
         typer.echo(output.to_json(result))
-    elif result.content is not None:
-        typer.echo(result.content)
+    elif answer is not None and answer.type == "error":
+        code = answer.metadata.get("code", "TURN_FAILED")
+        typer.echo(f"error [{code}]: {answer.content}", err=True)
+    elif answer is not None:
+        typer.echo(answer.content)
     elif not wait:
         typer.echo("sent" if result.sent else "not sent")
+    if answer is not None and answer.type == "error":
+        raise typer.Exit(output.EXIT_AGENT_FAILED)
+
+
+def messages(
+    ctx: typer.Context,
+    agent: AgentArg,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", help="At most this many, the latest.", min=1)
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the conversation with an agent, oldest first."""
+    with reporting(), _connection(ctx).client() as client:
+        found = client.messages(agent, limit=limit)
+    if as_json:
+        typer.echo(output.to_json({"messages": found, "count": len(found)}))
+    elif not found:
+        typer.echo("no messages")
+    else:
+        output.console().print(output.messages_table(found))
 
 
 def stop(
@@ -558,24 +591,27 @@ def events(
     count: Annotated[
         int | None, typer.Option("--count", help="Stop after this many events.", min=1)
     ] = None,
+    history: Annotated[
+        int, typer.Option("--history", help="First replay this many recent events.", min=0)
+    ] = 0,
     as_json: Annotated[
         bool, typer.Option("--json", help="One JSON frame per line ({event, data, timestamp}).")
     ] = False,
 ) -> None:
     """Print live events (agent_started, agent_ready, agent_stopped, ...) until Ctrl-C."""
-    with reporting(), _connection(ctx).client() as client:
-        stream = client.events(agent_id=agent)
-        try:
-            for seen, frame in enumerate(stream, start=1):
-                typer.echo(frame.model_dump_json() if as_json else output.event_line(frame))
-                if count is not None and seen >= count:
-                    break
-        finally:
-            stream.close()
+    with (
+        reporting(),
+        _connection(ctx).client() as client,
+        client.events(agent_id=agent, history=history) as stream,
+    ):
+        for seen, frame in enumerate(stream, start=1):
+            typer.echo(frame.model_dump_json() if as_json else output.event_line(frame))
+            if count is not None and seen >= count:
+                break
 
 
 def register(app: typer.Typer) -> None:
     """Add the global options and these commands to the main app."""
     app.callback()(global_options)
-    for command in (spawn, ls, get, logs, metrics, send, events, stop, restart, gc):
+    for command in (spawn, ls, get, logs, metrics, send, messages, events, stop, restart, gc):
         app.command()(command)

@@ -6,16 +6,16 @@ Exit codes (docs/cli.md shows the same table):
 
 ==  ==========================================================================================
 0   success
-1   any other error (INTERNAL_ERROR, ENGINE_ERROR, INSECURE_SPAWN, an unknown code)
+1   any other error (INTERNAL_ERROR, ENGINE_ERROR, INSECURE_SPAWN, RUNTIME_UNAVAILABLE, ...)
 2   usage or validation: a bad option or field (VALIDATION_ERROR, PAYLOAD_TOO_LARGE, ...)
-3   not found: AGENT_NOT_FOUND, IMAGE_NOT_FOUND
-4   conflict: CONFLICT (id or name taken), AGENT_STATE (mid-spawn, mid-restart, busy)
+3   not found: AGENT_NOT_FOUND, IMAGE_NOT_FOUND, EXECUTION_NOT_FOUND
+4   conflict: CONFLICT (id or name taken), AGENT_STATE, AGENT_BUSY, EXECUTION_IN_USE
 5   the Docker engine is unreachable: SOCKET_ERROR
 6   the service is unreachable, timed out or is not a parallax-docker service
 7   authentication: UNAUTHORIZED (missing or wrong token), FORBIDDEN
-8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, other ``*_FORBIDDEN`` codes
+8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, RUNTIME_FORBIDDEN, ``*_FORBIDDEN``
 9   resources: RESOURCE_LIMIT (a limit above the host, or no capacity left)
-10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR
+10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR; an error answer to ``send --wait``
 130 interrupted (Ctrl-C)
 ==  ==========================================================================================
 """
@@ -35,7 +35,7 @@ from rich.text import Text
 from parallax_docker.client.errors import code_of
 from parallax_docker.client.frames import EventFrame
 from parallax_docker.errors import ParallaxError
-from parallax_docker.models import AgentHandle, MetricsResponse
+from parallax_docker.models import AgentHandle, AgentMessage, MetricsResponse
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -57,9 +57,13 @@ EXIT_CODES: dict[str, int] = {
     "BAD_REQUEST": EXIT_USAGE,
     "AGENT_NOT_FOUND": EXIT_NOT_FOUND,
     "IMAGE_NOT_FOUND": EXIT_NOT_FOUND,
+    "EXECUTION_NOT_FOUND": EXIT_NOT_FOUND,
     "NOT_FOUND": EXIT_NOT_FOUND,
     "CONFLICT": EXIT_CONFLICT,
     "AGENT_STATE": EXIT_CONFLICT,
+    "AGENT_BUSY": EXIT_CONFLICT,
+    "EXECUTION_IN_USE": EXIT_CONFLICT,
+    "RUNTIME_UNAVAILABLE": EXIT_ERROR,
     "SOCKET_ERROR": EXIT_ENGINE_DOWN,
     "SERVICE_UNREACHABLE": EXIT_SERVICE_DOWN,
     "REQUEST_TIMEOUT": EXIT_SERVICE_DOWN,
@@ -282,6 +286,18 @@ def metrics_table(samples: Sequence[MetricsResponse], names: dict[str, str] | No
 
 
 PIPE_WIDTH = 250
+
+
+def messages_table(messages: Sequence[AgentMessage], width: int = 120) -> Table:
+    """The conversation: time, direction, type and the text (long texts cut)."""
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("TIME", "DIRECTION", "TYPE", "CONTENT"):
+        table.add_column(column, no_wrap=column != "CONTENT")
+    for message in messages:
+        text = message.content if len(message.content) <= width else message.content[:width] + "..."
+        style = "red" if message.type == "error" else ""
+        table.add_row(message.timestamp, message.direction, message.type, Text(text, style=style))
+    return table
 
 
 def event_line(frame: EventFrame) -> str:

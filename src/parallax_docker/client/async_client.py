@@ -11,20 +11,20 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus, InvalidURI, WebSocketException
 
 from parallax_docker.client import calls
-from parallax_docker.client.errors import ServiceUnreachableError, map_transport_errors
-from parallax_docker.client.frames import EventFrame, SendResult
-from parallax_docker.client.sync import _frame, _handshake_error
+from parallax_docker.client.errors import map_transport_errors
+from parallax_docker.client.streams import AsyncEventStream
 from parallax_docker.models import (
     AgentHandle,
     AgentListResponse,
+    AgentMessage,
     GcReport,
     HealthResponse,
     LogsResponse,
+    MessagesResponse,
     MetricsResponse,
+    SendResponse,
     SpawnRequest,
 )
 
@@ -144,14 +144,25 @@ class AsyncClient:
         *,
         expect_response: bool = False,
         timeout_ms: int | None = None,
-    ) -> SendResult:
+    ) -> SendResponse:
         call = calls.send(agent_id, message, expect_response, timeout_ms)
         timeout = calls.send_timeout(self._timeout_s, expect_response, timeout_ms)
         with map_transport_errors(self.url):
             response = await self._http.request(
                 call.method, call.path, json=call.json, timeout=timeout
             )
-        return calls.model_of(response, SendResult)
+        return calls.model_of(response, SendResponse)
+
+    async def messages(
+        self, agent_id: str, *, limit: int | None = None
+    ) -> builtins.list[AgentMessage]:
+        """The conversation with the agent, oldest first."""
+        response = await self._call(calls.messages(agent_id, limit))
+        return calls.model_of(response, MessagesResponse).messages
+
+    async def remove_execution(self, execution_id: str) -> None:
+        """Remove what the agents of one execution shared (its login-state volume)."""
+        calls.check(await self._call(calls.remove_execution(execution_id)))
 
     # -- runtime ----------------------------------------------------------------------------
 
@@ -171,27 +182,12 @@ class AsyncClient:
         response = await self._call(calls.Call("GET", "/metrics"))
         return calls.check(response).text
 
-    async def events(self, agent_id: str | None = None) -> AsyncGenerator[EventFrame, None]:
-        """Live events over the WebSocket; iterate until the service closes the stream."""
-        if agent_id is None:
-            url = calls.websocket_url(self.url, "/ws")
-        else:
-            url = calls.websocket_url(self.url, "/ws/events", {"agentId": agent_id})
-        try:
-            async with connect(
-                url,
-                additional_headers=calls.auth_headers(self._token),
-                open_timeout=self._timeout_s,
-                proxy=None,
-            ) as ws:
-                try:
-                    async for message in ws:
-                        yield _frame(message)
-                except ConnectionClosedOK:
-                    return
-        except InvalidStatus as exc:
-            raise _handshake_error(exc) from exc
-        except (OSError, InvalidURI, WebSocketException) as exc:
-            raise ServiceUnreachableError(
-                f"event stream from {self.url} failed: {type(exc).__name__}"
-            ) from exc
+    def events(self, agent_id: str | None = None, *, history: int = 0) -> AsyncEventStream:
+        """Live events over the WebSocket: ``async with client.events() as stream`` connects,
+        then ``async for frame in stream`` until the service closes it. ``history`` first
+        replays that many recent events."""
+        return AsyncEventStream(
+            calls.events_url(self.url, agent_id, history),
+            calls.auth_headers(self._token),
+            self._timeout_s,
+        )

@@ -17,7 +17,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from parallax_docker.client.errors import BadResponseError, error_from_response
 from parallax_docker.errors import ValidationError
-from parallax_docker.models import SpawnRequest
+from parallax_docker.models import SendRequest, SpawnRequest
 
 DEFAULT_URL = "http://127.0.0.1:3200"
 URL_ENV = "PARALLAX_URL"
@@ -48,6 +48,15 @@ def websocket_url(base_url: str, path: str, params: Mapping[str, str] | None = N
     scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
     query = str(httpx.QueryParams(dict(params))) if params else ""
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + path, query, ""))
+
+
+def events_url(base_url: str, agent_id: str | None, history: int) -> str:
+    params: dict[str, str] = {}
+    if agent_id is not None:
+        params["agentId"] = agent_id
+    if history:
+        params["history"] = str(int(history))
+    return websocket_url(base_url, "/ws/events" if agent_id is not None else "/ws", params)
 
 
 @dataclass(frozen=True)
@@ -82,16 +91,20 @@ def spawn_body(request: SpawnRequest | None, fields: Mapping[str, Any]) -> dict[
         try:
             request = SpawnRequest.model_validate(dict(fields))
         except PydanticValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                for err in exc.errors()[:10]
-            )
-            raise ValidationError(f"invalid spawn request: {problems}") from None
+            raise ValidationError(f"invalid spawn request: {_problems(exc)}") from None
     elif fields:
         raise TypeError("give either a SpawnRequest or keyword fields, not both")
     dumped = request.model_dump(by_alias=True, exclude_unset=True, exclude_none=True)
     body: dict[str, Any] = _reveal(dumped)
     return body
+
+
+def _problems(exc: PydanticValidationError) -> str:
+    """Field and rule of each problem; never the value (it can be a secret)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+        for err in exc.errors()[:10]
+    )
 
 
 def spawn(request: SpawnRequest | None, fields: Mapping[str, Any]) -> Call:
@@ -154,12 +167,25 @@ def metrics(agent_id: str) -> Call:
 
 
 def send(agent_id: str, message: str, expect_response: bool, timeout_ms: int | None) -> Call:
-    body: dict[str, Any] = {"message": message}
-    if expect_response:
-        body["expectResponse"] = True
-    if timeout_ms is not None:
-        body["timeout"] = int(timeout_ms)
+    try:
+        request = SendRequest(
+            message=message,
+            expect_response=expect_response,
+            timeout=None if timeout_ms is None else int(timeout_ms),
+        )
+    except PydanticValidationError as exc:
+        raise ValidationError(f"invalid send request: {_problems(exc)}") from None
+    body = request.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
     return Call("POST", f"/agents/{_segment(agent_id)}/send", json=body)
+
+
+def messages(agent_id: str, limit: int | None) -> Call:
+    params = [] if limit is None else [("limit", str(int(limit)))]
+    return Call("GET", f"/agents/{_segment(agent_id)}/messages", params=params)
+
+
+def remove_execution(execution_id: str) -> Call:
+    return Call("DELETE", f"/executions/{_segment(execution_id)}/resources")
 
 
 def send_timeout(base_s: float, expect_response: bool, timeout_ms: int | None) -> httpx.Timeout:
@@ -180,11 +206,11 @@ def gc(dry_run: bool) -> Call:
     return Call("POST", "/gc", params=[("dryRun", "true" if dry_run else "false")])
 
 
-def _segment(agent_id: str) -> str:
-    """An id or name as one path segment: it can never climb to another route."""
-    if not agent_id or "/" in agent_id or agent_id in (".", ".."):
-        raise ValidationError(f"{agent_id!r} is not an agent id or name")
-    return agent_id
+def _segment(value: str) -> str:
+    """An id as one path segment: it can never climb to another route."""
+    if not value or "/" in value or value in (".", ".."):
+        raise ValidationError(f"{value!r} is not a valid id")
+    return value
 
 
 # -- answers ------------------------------------------------------------------------------------

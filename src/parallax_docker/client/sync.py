@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import builtins
-import json
 from collections.abc import Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
-from websockets.exceptions import ConnectionClosedOK, InvalidStatus, InvalidURI, WebSocketException
-from websockets.sync.client import connect
 
 from parallax_docker.client import calls
-from parallax_docker.client.errors import (
-    BadResponseError,
-    ServiceUnreachableError,
-    error_from_body,
-    map_transport_errors,
-)
-from parallax_docker.client.frames import EventFrame, SendResult
+from parallax_docker.client.errors import map_transport_errors
+from parallax_docker.client.streams import EventStream
 from parallax_docker.models import (
     AgentHandle,
     AgentListResponse,
+    AgentMessage,
     GcReport,
     HealthResponse,
     LogsResponse,
+    MessagesResponse,
     MetricsResponse,
+    SendResponse,
     SpawnRequest,
 )
 
@@ -143,13 +138,22 @@ class Client:
         *,
         expect_response: bool = False,
         timeout_ms: int | None = None,
-    ) -> SendResult:
+    ) -> SendResponse:
         """Give the agent a message; with ``expect_response`` wait for its answer."""
         call = calls.send(agent_id, message, expect_response, timeout_ms)
         timeout = calls.send_timeout(self._timeout_s, expect_response, timeout_ms)
         with map_transport_errors(self.url):
             response = self._http.request(call.method, call.path, json=call.json, timeout=timeout)
-        return calls.model_of(response, SendResult)
+        return calls.model_of(response, SendResponse)
+
+    def messages(self, agent_id: str, *, limit: int | None = None) -> builtins.list[AgentMessage]:
+        """The conversation with the agent, oldest first."""
+        response = self._call(calls.messages(agent_id, limit))
+        return calls.model_of(response, MessagesResponse).messages
+
+    def remove_execution(self, execution_id: str) -> None:
+        """Remove what the agents of one execution shared (its login-state volume)."""
+        calls.check(self._call(calls.remove_execution(execution_id)))
 
     # -- runtime ----------------------------------------------------------------------------
 
@@ -172,47 +176,15 @@ class Client:
         response = self._call(calls.Call("GET", "/metrics"))
         return calls.check(response).text
 
-    def events(self, agent_id: str | None = None) -> Generator[EventFrame, None, None]:
+    def events(self, agent_id: str | None = None, *, history: int = 0) -> EventStream:
         """Live events over the WebSocket (``/ws``, or ``/ws/events?agentId=`` for one agent).
 
-        Iterate until the service closes the stream; close the iterator to leave early.
+        Connected when this returns: iterate it (``for frame in ...``) until the service closes
+        the stream; ``receive(timeout_s)`` bounds one wait; close it (or use ``with``) to leave.
+        ``history`` first replays that many recent events.
         """
-        if agent_id is None:
-            url = calls.websocket_url(self.url, "/ws")
-        else:
-            url = calls.websocket_url(self.url, "/ws/events", {"agentId": agent_id})
-        try:
-            with connect(
-                url,
-                additional_headers=calls.auth_headers(self._token),
-                open_timeout=self._timeout_s,
-                proxy=None,
-            ) as ws:
-                try:
-                    for message in ws:
-                        yield _frame(message)
-                except ConnectionClosedOK:
-                    return
-        except InvalidStatus as exc:
-            raise _handshake_error(exc) from exc
-        except (OSError, InvalidURI, WebSocketException) as exc:
-            raise ServiceUnreachableError(
-                f"event stream from {self.url} failed: {type(exc).__name__}"
-            ) from exc
-
-
-def _frame(message: str | bytes) -> EventFrame:
-    try:
-        return EventFrame.model_validate(json.loads(message))
-    except ValueError:
-        raise BadResponseError("the service sent an event frame that is not JSON") from None
-
-
-def _handshake_error(exc: InvalidStatus) -> Exception:
-    """The WebSocket upgrade was refused: read the API's error body from the answer."""
-    status = exc.response.status_code
-    try:
-        body = json.loads(exc.response.body or b"")
-    except ValueError:
-        body = None
-    return error_from_body(body, status)
+        return EventStream(
+            calls.events_url(self.url, agent_id, history),
+            calls.auth_headers(self._token),
+            self._timeout_s,
+        )
