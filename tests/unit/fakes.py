@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import os
+import tempfile
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from parallax_docker.backends.base import (
@@ -80,6 +84,7 @@ class FakeBackend:
         self.info = engine_info()
         self.images: dict[str, ImageInfo] = {}
         self.containers: dict[str, ContainerState] = {}
+        self._created = 0
         self.calls: list[tuple[str, Any]] = []
         self.ping_error: BaseException | None = None
         self.get_image_error: BaseException | None = None
@@ -136,7 +141,8 @@ class FakeBackend:
 
     async def create(self, spec: ContainerSpec) -> str:
         self.calls.append(("create", spec))
-        container_id = f"c{len(self.containers):063d}"
+        self._created += 1
+        container_id = f"c{self._created:063d}"
         self.containers[container_id] = running_state(container_id, spec.labels)
         return container_id
 
@@ -155,6 +161,20 @@ class FakeBackend:
 
     async def restart(self, container_id: str, timeout_s: float) -> None:
         self.calls.append(("restart", container_id))
+
+    async def update_limits(self, container_id: str, memory_bytes: int, nano_cpus: int) -> None:
+        self.calls.append(("update_limits", (container_id, memory_bytes, nano_cpus)))
+        state = self.containers.get(container_id)
+        if state is not None:
+            self.containers[container_id] = replace(
+                state, memory_bytes=memory_bytes, nano_cpus=nano_cpus
+            )
+
+    async def rename(self, container_id: str, name: str) -> None:
+        self.calls.append(("rename", (container_id, name)))
+
+    async def reconnect(self, container_id: str, network: str, aliases: tuple[str, ...]) -> None:
+        self.calls.append(("reconnect", (container_id, network, aliases)))
 
     async def get(self, container_id: str) -> ContainerState | None:
         return self.containers.get(container_id)
@@ -223,3 +243,14 @@ class FakeBackend:
 def as_backend(fake: FakeBackend) -> Backend:
     """The fake, typed as the protocol (mypy checks that it conforms)."""
     return fake
+
+
+def unit_environ(**extra: str) -> dict[str, str]:
+    """Settings for an app under test: state and secret files in a scratch folder, not /var/lib
+    or /run of the host."""
+    scratch = Path(tempfile.gettempdir()) / f"parallax-unit-{os.getpid()}"
+    return {
+        "PARALLAX_STATE_DIR": str(scratch / "state"),
+        "PARALLAX_SECRETS_DIR": str(scratch / "secrets"),
+        **extra,
+    }

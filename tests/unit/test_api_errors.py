@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from parallax_docker.api.app import create_app
 from parallax_docker.config import load_settings
 from parallax_docker.errors import SocketError
-from tests.unit.fakes import FakeBackend, as_backend, image
+from tests.unit.fakes import FakeBackend, as_backend, image, unit_environ
 
 SECRET = "sk-SECRET-123"
 MAX_BODY = 4096
@@ -33,7 +33,7 @@ def fake() -> FakeBackend:
 
 
 def make_app(fake: FakeBackend) -> FastAPI:
-    settings = load_settings(environ={"PARALLAX_MAX_BODY_BYTES": str(MAX_BODY)})
+    settings = load_settings(environ=unit_environ(PARALLAX_MAX_BODY_BYTES=str(MAX_BODY)))
     return create_app(settings, backend=as_backend(fake))
 
 

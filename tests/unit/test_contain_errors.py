@@ -17,7 +17,7 @@ from starlette.types import Message
 from parallax_docker.api.app import create_app
 from parallax_docker.api.errors import ContainErrorsMiddleware
 from parallax_docker.config import load_settings
-from tests.unit.fakes import FakeBackend, as_backend, image
+from tests.unit.fakes import FakeBackend, as_backend, image, unit_environ
 
 SECRET = "sk-LEAKED-IN-AN-EXCEPTION-42"
 
@@ -38,7 +38,9 @@ async def test_an_unexpected_exception_never_leaves_the_app(
 ) -> None:
     fake = FakeBackend()
     fake.images["parallax/agent-claude:latest"] = image()
-    app = create_app(load_settings(environ={"LOG_LEVEL": "DEBUG"}), backend=as_backend(fake))
+    app = create_app(
+        load_settings(environ=unit_environ(LOG_LEVEL="DEBUG")), backend=as_backend(fake)
+    )
     # raise_app_exceptions=True: the transport raises whatever the app lets out.
     transport = httpx.ASGITransport(app, raise_app_exceptions=True)
     caplog.set_level(logging.DEBUG)
