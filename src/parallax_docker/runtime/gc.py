@@ -14,7 +14,9 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus, GcReport
 from parallax_docker.runtime.clock import parse_engine_time
+from parallax_docker.runtime.executions import EXECUTION_LABEL
 from parallax_docker.runtime.labels import container_name
+from parallax_docker.runtime.pool import leftover_pool_containers, remove_pool_container
 from parallax_docker.runtime.service import AgentService
 
 
@@ -42,9 +44,21 @@ async def collect_garbage(
         and not net.containers
         and now - (parse_engine_time(net.created) or now) >= settings.network_grace_s
     ]
-    volumes = [vol.name for vol in await backend.list_volumes(service.selector, unused_only=True)]
+    # An execution's volume holds its CLIs' logins; DELETE /executions/{id}/resources removes it.
+    volumes = [
+        vol.name
+        for vol in await backend.list_volumes(service.selector, unused_only=True)
+        if EXECUTION_LABEL not in vol.labels
+    ]
+    # Pooled containers no live pool holds and no claim made an agent.
+    pooled = await leftover_pool_containers(
+        backend,
+        settings.instance,
+        service.claims,
+        service.pool.holds if service.pool is not None else set,
+    )
     report = GcReport(
-        containers=sorted(container_name(r.id) for r in leftovers),
+        containers=sorted([container_name(r.id) for r in leftovers] + [s.name for s in pooled]),
         networks=sorted(networks),
         volumes=sorted(volumes),
         removed=not dry_run,
@@ -57,6 +71,11 @@ async def collect_garbage(
             await service.remove_container(record, "removed by gc")
         except ParallaxError:
             failed.append(container_name(record.id))
+    for state in pooled:
+        try:
+            await remove_pool_container(backend, service.secrets, service.claims, state)
+        except ParallaxError:
+            failed.append(state.name)
     for name in networks:
         try:
             await backend.remove_network(name)

@@ -105,7 +105,8 @@ class Janitor:
         if timeout is not None and started is not None and now - started >= timeout:
             return "lifetime"
         idle = record.labels.idle_timeout
-        if idle is not None and now - record.last_activity >= idle:
+        # A turn under way is activity even while its CLI prints nothing.
+        if idle is not None and not record.busy and now - record.last_activity >= idle:
             return "idle"
         return None
 

@@ -39,6 +39,7 @@ from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.events import EventBus
 from parallax_docker.runtime.labels import MANAGED, AgentLabels, selector
 from parallax_docker.runtime.metrics import MetricsSampler
+from parallax_docker.runtime.pool import ClaimStore, WarmPool
 from parallax_docker.runtime.readiness import probe_passes, wait_ready
 from parallax_docker.runtime.registry import AgentRecord, Registry
 from parallax_docker.runtime.secrets import SHELL_WRAPPER, SecretStore
@@ -71,6 +72,16 @@ class AgentService:
         self._networks_ready: set[str] = set()
         self._sampler = MetricsSampler(backend)
         self.selector = selector(settings.instance)
+        # Which agents claimed pooled containers are: read before the first sync, and kept
+        # even when the pool is now off, so claimed agents are served after any restart.
+        self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
+        self.claims.load()
+        # Pre-started containers that fitting spawns claim (docs/pool.md); None when unset.
+        self.pool = (
+            WarmPool(settings, backend, self.secrets, self.claims, engine_up=lambda: self.engine_up)
+            if any(size.size for size in settings.pool)
+            else None
+        )
 
     # -- engine state -----------------------------------------------------------------------
 
@@ -197,6 +208,25 @@ class AgentService:
         return current.handle()
 
     async def _spawn_reserved(self, record: AgentRecord, plan: PlannedAgent) -> AgentHandle:
+        slot = self.pool.take(plan) if self.pool is not None else None
+        if self.pool is not None and slot is not None:
+            try:
+                state = await self.pool.claim(slot, plan)
+            except Exception as exc:
+                # The pooled container is gone; a cold start still serves the request.
+                log.warning(
+                    "claim from the warm pool failed, starting cold: %s",
+                    exc.code if isinstance(exc, ParallaxError) else type(exc).__name__,
+                    extra={"agent_id": record.id},
+                )
+            else:
+                self._publish("agent_started", record)
+                record.transitioning = False
+                record.probed_ready = True
+                record.observe(state)
+                record.status = AgentStatus.READY
+                self._publish("agent_ready", record)
+                return record.handle()
         image = await self._image(plan.image, record.labels.type)
         # Everything that can refuse the spawn comes before the first thing it makes (a network).
         if self.engine is not None:
@@ -336,6 +366,15 @@ class AgentService:
         except BaseException as exc:
             self.telemetry.stop_finished(time.monotonic() - started, exc)
             record.stopping = False
+            # The reconciler left this container's events to the stop; read where it is now.
+            with contextlib.suppress(ParallaxError):
+                current = (
+                    await asyncio.shield(self.backend.get(container_id))
+                    if container_id is not None and isinstance(exc, Exception)
+                    else None
+                )
+                if current is not None:
+                    record.state = current
             if record.state is not None:
                 record.observe(record.state)
             raise
@@ -429,7 +468,7 @@ class AgentService:
         """Make the registry match the engine's managed containers (start-up and resync)."""
         seen: set[str] = set()
         for state in states:
-            labels = AgentLabels.decode(state.labels)
+            labels = self.identity(state)
             if labels is None:
                 continue
             seen.add(labels.id)
@@ -447,11 +486,22 @@ class AgentService:
                 self.registry.drop(record.id)
                 self.secrets.remove(record.id)
                 self._publish("agent_stopped", record, reason="removed", exitCode=None)
-        # Secret files of agents whose containers are gone (removed while the service was down).
-        self.secrets.prune(keep=[record.id for record in self.registry])
+        # Secret files of agents whose containers are gone (removed while the service was down),
+        # except those that pooled containers have mounted.
+        keep = [record.id for record in self.registry]
+        self.secrets.prune(keep=keep + (self.pool.slot_dirs() if self.pool is not None else []))
+
+    def identity(self, state: ContainerState) -> AgentLabels | None:
+        """The agent a container is: its labels say, or a claim of the warm pool does."""
+        return AgentLabels.decode(state.labels) or self.claims.labels(state.id)
+
+    def agent_of_container(self, container_id: str) -> str | None:
+        """The agent id of a claimed pooled container (its labels do not name it)."""
+        labels = self.claims.labels(container_id)
+        return labels.id if labels is not None else None
 
     def observe(self, state: ContainerState) -> None:
-        labels = AgentLabels.decode(state.labels)
+        labels = self.identity(state)
         if labels is None:
             return
         record = self.registry.find(labels.id)
@@ -553,7 +603,8 @@ class AgentService:
             self._publish("agent_ready", record)
 
     def _publish_transition(self, record: AgentRecord, before: AgentStatus) -> None:
-        if record.status == before:
+        # An exit this service causes is reported by the operation that caused it.
+        if record.status == before or record.stopping:
             return
         if record.status == AgentStatus.ERROR:
             self._publish("agent_error", record, error=record.error)

@@ -25,7 +25,7 @@ from parallax_docker.resources import (
     validate_env_key,
     validate_name,
 )
-from parallax_docker.runtime.executions import home_volume
+from parallax_docker.runtime.executions import EXECUTION_LABEL, home_volume
 from parallax_docker.runtime.labels import (
     MANAGED,
     RESERVED_PREFIX,
@@ -110,7 +110,7 @@ def plan_agent(
     parsed_volumes = [parse_volume(v) for v in request.volumes]
     volume_labels = selector(settings.instance)
     if request.execution_id:
-        volume_labels["parallax.execution.id"] = request.execution_id
+        volume_labels[EXECUTION_LABEL] = request.execution_id
     mounts = volume_mounts(
         parsed_volumes,
         docker_socket=settings.docker_socket,
