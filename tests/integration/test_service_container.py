@@ -9,7 +9,7 @@ import io
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +21,7 @@ from parallax_docker.images.bootstrap import DebianSource
 from parallax_docker.images.ca import choose_ca
 from parallax_docker.images.context import CA_FILE
 from parallax_docker.images.operations import open_engine
-from tests.integration.conftest import PREFIX, SESSION
+from tests.integration.conftest import PREFIX, SESSION, agent_body
 from tests.support.engine import Engine
 from tests.support.server import free_port
 
@@ -91,10 +91,15 @@ def service_image(engine: Engine) -> str:
 
 
 @pytest.fixture
-def contained_service(engine: Engine, service_image: str) -> Iterator[tuple[str, str]]:
-    """The service container; yields its URL and token."""
+def contained_service(
+    engine: Engine, service_image: str, tmp_path: Path
+) -> Iterator[tuple[str, str]]:
+    """The service container, set up as compose.yaml does; yields its URL and token."""
     token = "tok-" + uuid.uuid4().hex
     port = free_port()
+    # Secret env files are written by the service and mounted into agents by the engine from
+    # the host: the directory has the same path on both sides.
+    secrets = tmp_path / "secrets"
     name = f"{PREFIX}-service-{uuid.uuid4().hex[:6]}"
     network = f"{PREFIX}-svc-{uuid.uuid4().hex[:6]}"
     made = engine.http.post("/networks/create", json={"Name": network, "Driver": "bridge"})
@@ -106,16 +111,20 @@ def contained_service(engine: Engine, service_image: str) -> Iterator[tuple[str,
             "PORT=3200",
             f"PARALLAX_API_TOKEN={token}",
             f"DOCKER_NETWORK={PREFIX}-net",
+            f"PARALLAX_SECRETS_DIR={secrets}",
         ],
         "Labels": {"test-session": SESSION},
         "ExposedPorts": {"3200/tcp": {}},
         "HostConfig": {
-            "Mounts": [{"Type": "bind", "Source": SOCKET, "Target": SOCKET}],
+            "Mounts": [
+                {"Type": "bind", "Source": SOCKET, "Target": SOCKET},
+                {"Type": "bind", "Source": str(tmp_path), "Target": str(tmp_path)},
+            ],
             "PortBindings": {"3200/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]},
             "ReadonlyRootfs": True,
             "CapDrop": ["ALL"],
             "SecurityOpt": ["no-new-privileges:true"],
-            "Tmpfs": {"/tmp": "size=64m", "/var/lib/parallax": "size=64m"},
+            "Tmpfs": {"/tmp": "size=64m", "/var/lib/parallax-docker": "size=64m"},
             "NetworkMode": network,
         },
     }
@@ -124,13 +133,20 @@ def contained_service(engine: Engine, service_image: str) -> Iterator[tuple[str,
     try:
         started = engine.http.post(f"/containers/{name}/start")
         assert started.status_code == 204, started.text
-        yield f"http://127.0.0.1:{port}", token
+        url = f"http://127.0.0.1:{port}"
+        wait_synced(url, token, lambda: container_logs(engine, name))
+        yield url, token
     finally:
         engine.remove_container(name)
         engine.remove_network(network)
 
 
-def wait_synced(url: str, token: str, timeout_s: float = 60) -> None:
+def container_logs(engine: Engine, name: str) -> str:
+    raw = engine.http.get(f"/containers/{name}/logs", params={"stdout": 1, "stderr": 1}).content
+    return raw.decode(errors="replace")[-3000:]
+
+
+def wait_synced(url: str, token: str, logs: Callable[[], str], timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     last = ""
     with Client(url, token=token, environ={}, timeout_s=3) as client:
@@ -143,14 +159,13 @@ def wait_synced(url: str, token: str, timeout_s: float = 60) -> None:
             except Exception as exc:  # still starting: connection refused or reset
                 last = type(exc).__name__
             time.sleep(0.3)
-    raise AssertionError(f"the contained service never became healthy: {last}")
+    raise AssertionError(f"the contained service never became healthy: {last}\n{logs()}")
 
 
 def test_the_contained_service_answers_health_through_the_socket(
     contained_service: tuple[str, str],
 ) -> None:
     url, token = contained_service
-    wait_synced(url, token)
     response = httpx.get(url + "/health", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     body = response.json()
@@ -163,7 +178,26 @@ def test_the_contained_service_refuses_a_client_without_the_token(
 ) -> None:
     if "api_token" not in Settings.model_fields:
         pytest.skip("the service has no API token setting yet")
-    url, token = contained_service
-    wait_synced(url, token)
+    url, _ = contained_service
     with Client(url, environ={}) as client, pytest.raises(UnauthorizedError):
         client.list()
+
+
+def test_the_contained_service_spawns_an_agent_that_sees_its_env(
+    contained_service: tuple[str, str], engine: Engine
+) -> None:
+    url, token = contained_service
+    command = ["/bin/sh", "-c", 'touch /tmp/ready; echo "greeting=$GREETING"; sleep 600']
+    with Client(url, token=token, environ={}) as client:
+        handle = client.spawn(**agent_body(command=command, env={"GREETING": "from-the-box"}))
+        try:
+            deadline = time.monotonic() + 10
+            lines: list[str] = []
+            while "greeting=from-the-box" not in lines and time.monotonic() < deadline:
+                lines = client.logs(handle.id)
+                time.sleep(0.1)
+            assert "greeting=from-the-box" in lines
+            client.stop(handle.id, timeout_ms=1000)
+            assert engine.inspect(handle.container_name) is None
+        finally:
+            engine.remove_container(handle.container_name)
