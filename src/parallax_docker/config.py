@@ -46,6 +46,40 @@ _BARE_NAMES: dict[str, str] = {
 }
 
 
+POOL_TYPES = ("claude", "codex", "gemini", "aider", "custom")
+_POOL_PART_RE = re.compile(r"^(?P<type>[a-z]+)(?:=(?P<image>[^\s,=]+))?:(?P<size>[0-9]{1,3})\Z")
+
+
+class PoolSize(BaseModel):
+    """How many warm containers of one agent type (and which image; default: the type's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["claude", "codex", "gemini", "aider", "custom"]
+    size: int = Field(ge=0, le=64)
+    image: str | None = Field(None, min_length=1, max_length=255)
+
+
+def parse_pool(text: str) -> tuple[PoolSize, ...]:
+    """``"custom:4,claude=parallax/agent-claude:dev:2"`` -> one PoolSize per type.
+
+    ValueError names the part that does not parse (the value holds no secret).
+    """
+    sizes = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        match = _POOL_PART_RE.match(part)
+        if match is None or match["type"] not in POOL_TYPES:
+            raise ValueError(
+                f"{part[:80]!r} is not TYPE[=IMAGE]:COUNT with TYPE one of {', '.join(POOL_TYPES)}"
+            )
+        sizes.append(
+            PoolSize(type=match["type"], size=int(match["size"]), image=match["image"] or None)
+        )
+    return tuple(sizes)
+
+
 class Settings(BaseModel):
     """Everything the service can be told. See docs/configuration.md for each entry."""
 
@@ -100,6 +134,8 @@ class Settings(BaseModel):
     # are kept, and the default bound on one turn.
     state_dir: Path = Field(Path("/var/lib/parallax-docker"))
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
+    # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
+    pool: tuple[PoolSize, ...] = Field(())
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod
@@ -130,6 +166,20 @@ class Settings(BaseModel):
     def _secrets_dir_absolute(cls, value: Path) -> Path:
         if not value.is_absolute():
             raise ValueError(f"{value} is not an absolute path")
+        return value
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _parse_pool(cls, value: Any) -> Any:
+        return parse_pool(value) if isinstance(value, str) else value
+
+    @field_validator("pool")
+    @classmethod
+    def _one_pool_per_type(cls, value: tuple[PoolSize, ...]) -> tuple[PoolSize, ...]:
+        types = [entry.type for entry in value]
+        for agent_type in types:
+            if types.count(agent_type) > 1:
+                raise ValueError(f"the pool names type {agent_type!r} more than once")
         return value
 
     @field_validator("cgroup_root", mode="before")

@@ -143,7 +143,12 @@ class FakeBackend:
         self.calls.append(("create", spec))
         self._created += 1
         container_id = f"c{self._created:063d}"
-        self.containers[container_id] = running_state(container_id, spec.labels)
+        self.containers[container_id] = replace(
+            running_state(container_id, spec.labels),
+            memory_bytes=spec.memory_bytes,
+            nano_cpus=spec.nano_cpus,
+            pids_limit=spec.pids_limit,
+        )
         return container_id
 
     async def start(self, container_id: str) -> None:

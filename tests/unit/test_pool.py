@@ -3,7 +3,10 @@ setting), its claim records, and claims through a fake engine."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +19,15 @@ from parallax_docker.models import SpawnRequest
 from parallax_docker.runtime.labels import AgentLabels, container_name
 from parallax_docker.runtime.pool import (
     CLAIM_DIR_TARGET,
-    ENV_READY_LABEL,
     MARKER_TARGET,
     POOL,
     POOL_TYPE,
     ClaimStore,
+    PoolSlot,
     WarmPool,
     pool_container_spec,
     unfit_reason,
+    wait_script,
 )
 from parallax_docker.runtime.secrets import ENV_FILE_TARGET, ENV_SH_TARGET, SecretStore
 from parallax_docker.runtime.service import AgentService
@@ -38,7 +42,7 @@ NATIVE = ImageInfo(
     tags=("parallax/agent-claude:latest",),
     user="agent",
     healthcheck=("CMD", "/usr/local/bin/parallax-healthcheck"),
-    labels={"parallax.image.type": "claude", ENV_READY_LABEL: "PARALLAX_ENV_READY"},
+    labels={"parallax.image.type": "claude"},
     size=1,
     created=None,
     entrypoint=("/usr/local/bin/parallax-entrypoint",),
@@ -182,18 +186,31 @@ def test_a_foreign_image_waits_in_a_shell_wrapper_and_reads_env_sh(tmp_path: Pat
     assert mounts[ENV_SH_TARGET].source == str(folder / "env.sh")
     assert mounts[CLAIM_DIR_TARGET].source == str(folder / "claim")
     assert all(mounts[t].read_only for t in (ENV_FILE_TARGET, ENV_SH_TARGET, CLAIM_DIR_TARGET))
-    assert spec.entrypoint is not None and MARKER_TARGET in spec.entrypoint[2]
+    assert spec.entrypoint is not None and spec.entrypoint[:2] == ("/bin/sh", "-c")
+    assert spec.entrypoint[2] == wait_script(("/bin/test", "-f", "/tmp/ready"), load_env_sh=True)
+    # The image's own command runs once claimed, as "$@" of the wrapper.
     assert spec.command == FOREIGN.cmd
     assert spec.env == {}
 
 
-def test_a_project_image_waits_in_its_own_entrypoint(tmp_path: Path) -> None:
+def test_a_project_image_loads_its_env_itself_once_claimed(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     spec = pool_container_spec(settings.pool[1], NATIVE, settings, "abc123", tmp_path / "slot")
-    assert spec.entrypoint is None and spec.command is None
-    assert spec.env["PARALLAX_ENV_READY"] == MARKER_TARGET
-    assert int(spec.env["PARALLAX_WAIT_ENV_S"]) > 365 * 24 * 3600
+    assert spec.entrypoint is not None
+    assert ENV_SH_TARGET not in spec.entrypoint[2]
+    assert spec.command == ("/usr/local/bin/parallax-entrypoint", "/usr/local/bin/parallax-idle")
     assert ENV_SH_TARGET not in {m.target for m in spec.mounts}
+
+
+def test_the_wait_script_blocks_on_the_fifo_and_announces_after_the_images_check() -> None:
+    script = wait_script(("/bin/test", "-f", "/tmp/my ready"), load_env_sh=False)
+    assert f"<{CLAIM_DIR_TARGET}/go" in script
+    # The check is quoted for the shell, never interpolated raw.
+    assert "until /bin/test -f '/tmp/my ready' " in script
+    assert f"echo up >{CLAIM_DIR_TARGET}/up" in script
+    assert script.endswith('exec "$@"')
+    # Restarted after a claim: the marker is there, no waiting.
+    assert script.index(f"if [ ! -e {MARKER_TARGET} ]") < script.index("read -r")
 
 
 def test_docker_health_passes_while_pooled_then_is_the_images(tmp_path: Path) -> None:
@@ -273,13 +290,48 @@ async def _pool(tmp_path: Path, fake: FakeBackend) -> tuple[WarmPool, Settings]:
     return pool, settings
 
 
+def _container_side(slot: PoolSlot) -> asyncio.Task[None]:
+    """What the pooled container's wrapper does: wait for "go", answer "up"."""
+    go = os.open(slot.folder / "claim" / "go", os.O_RDONLY | os.O_NONBLOCK)
+    up = os.open(slot.folder / "claim" / "up", os.O_RDWR | os.O_NONBLOCK)
+
+    async def run() -> None:
+        try:
+            while True:
+                try:
+                    if os.read(go, 16).startswith(b"go"):
+                        break
+                except BlockingIOError:
+                    pass
+                await asyncio.sleep(0.001)
+            os.write(up, b"up\n")
+            await asyncio.sleep(0.2)
+        finally:
+            os.close(go)
+            os.close(up)
+
+    return asyncio.create_task(run())
+
+
+async def test_the_slot_directory_holds_the_env_files_and_the_fifos(tmp_path: Path) -> None:
+    fake = FakeBackend()
+    pool, _ = await _pool(tmp_path, fake)
+    [slot] = pool._idle["custom"]
+    assert stat.S_ISFIFO(os.lstat(slot.folder / "claim" / "go").st_mode)
+    assert stat.S_ISFIFO(os.lstat(slot.folder / "claim" / "up").st_mode)
+    assert (slot.folder / "env").read_bytes() == b""
+    assert stat.S_IMODE(os.stat(slot.folder).st_mode) == 0o700
+
+
 async def test_a_claim_sets_limits_name_aliases_and_env(tmp_path: Path) -> None:
     fake = FakeBackend()
     pool, settings = await _pool(tmp_path, fake)
     plan = _plan(settings, env={"TOKEN": "t-1"}, resources={"memory": "96m", "cpu": 0.3})
     slot = pool.take(plan)
     assert slot is not None
+    container = _container_side(slot)
     state = await pool.claim(slot, plan)
+    await container
     agent_id = plan.labels.id
     assert state.id == slot.container_id
     assert fake.called("update_limits") == [(slot.container_id, 96 * 1024 * 1024, 300_000_000)]
@@ -301,7 +353,9 @@ async def test_the_env_file_keeps_its_inode_so_the_mounted_file_changes(tmp_path
     slot = pool.take(plan)
     assert slot is not None
     inode = (slot.folder / "env").stat().st_ino
+    container = _container_side(slot)
     await pool.claim(slot, plan)
+    await container
     assert (settings.secrets_dir / plan.labels.id / "env").stat().st_ino == inode
 
 
@@ -323,6 +377,21 @@ async def test_a_failed_claim_removes_the_container_and_its_records(tmp_path: Pa
     assert not (settings.secrets_dir / plan.labels.id).exists()
 
 
+async def test_without_an_announcement_readiness_is_probed_from_outside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = FakeBackend()
+    pool, settings = await _pool(tmp_path, fake)
+    plan = _plan(settings)
+    slot = pool.take(plan)
+    assert slot is not None
+    # Nothing answers on the FIFO; the fake engine's exec passes the image's check.
+    monkeypatch.setattr("parallax_docker.runtime.pool._ANNOUNCE_WAIT_S", 0.05)
+    state = await pool.claim(slot, plan)
+    assert state.id == slot.container_id
+    assert pool.claims.labels(slot.container_id) == plan.labels
+
+
 async def test_take_counts_a_miss_when_the_pool_is_empty(tmp_path: Path) -> None:
     fake = FakeBackend()
     pool, settings = await _pool(tmp_path, fake)
@@ -342,9 +411,13 @@ async def test_the_service_serves_a_fitting_spawn_from_the_pool(tmp_path: Path) 
     assert service.pool is not None
     await service.pool._fill()
     [pooled] = list(fake.containers)
+    container = _container_side(service.pool._idle["custom"][0])
     handle = await service.spawn(
         SpawnRequest.model_validate({"name": "w", "type": "custom", "image": TEST_IMAGE})
     )
+    await container
+    # The request asked for the default limits, which the pooled container already has.
+    assert fake.called("update_limits") == []
     assert handle.container_id == pooled and handle.status == "ready"
     assert handle.container_name == container_name(handle.id)
     assert [c for c, _ in fake.calls if c == "create"] == ["create"]  # the pool's, no other

@@ -60,9 +60,14 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         await store.open()
         reconciler.start()
         janitor.start()
+        if service.pool is not None:
+            service.pool.start()
         try:
             yield
         finally:
+            if service.pool is not None:
+                # Idle pooled containers go with the service; claimed ones are agents.
+                await service.pool.stop()
             await janitor.stop()
             await messaging.close()
             if settings.stop_agents_on_exit:

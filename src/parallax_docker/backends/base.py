@@ -105,6 +105,11 @@ class ImageInfo:
     # entrypoint (custom images that do not load the secret env file themselves).
     entrypoint: tuple[str, ...] | None = None
     cmd: tuple[str, ...] | None = None
+    # The HEALTHCHECK's timing (0: the engine's default), to repeat it in a changed check.
+    health_interval_s: float = 0.0
+    health_timeout_s: float = 0.0
+    health_retries: int = 0
+    health_start_period_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -261,6 +266,16 @@ class Backend(Protocol):
     async def restart(self, container_id: str, timeout_s: float) -> None: ...
 
     async def get(self, container_id: str) -> ContainerState | None: ...
+
+    async def update_limits(self, container_id: str, memory_bytes: int, nano_cpus: int) -> None:
+        """Change a container's memory (no swap beyond it) and CPU limits while it runs."""
+        ...
+
+    async def rename(self, container_id: str, name: str) -> None: ...
+
+    async def reconnect(self, container_id: str, network: str, aliases: tuple[str, ...]) -> None:
+        """Leave ``network`` and join it again answering to ``aliases`` (fixed at join time)."""
+        ...
 
     async def inspect_raw(self, container_id: str) -> dict[str, Any]: ...
 

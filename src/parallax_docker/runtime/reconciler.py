@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 
 from parallax_docker.backends.base import Backend, ContainerEvent
 from parallax_docker.errors import ParallaxError
@@ -95,13 +96,33 @@ class Reconciler:
             await self._apply(event)
 
     async def _apply(self, event: ContainerEvent) -> None:
-        agent_id = event.labels.get(PREFIX + "id")
+        agent_id = event.labels.get(PREFIX + "id") or self._service.agent_of_container(
+            event.container_id
+        )
         if not agent_id:
+            if self._service.pool is not None:
+                self._service.pool.observe_event(event)
             return
         if event.action == "destroy":
             self._service.forget(agent_id)
             return
         if event.action not in _STATE_ACTIONS:
+            return
+        record = self._service.registry.find(agent_id)
+        if record is not None and (record.transitioning or record.stopping):
+            # The spawn, restart or stop under way reads the container's state itself and
+            # settles the status; an inspect per event would only compete with it.
+            return
+        health = event.labels.get("health_status")
+        if (
+            event.action == "health_status"
+            and health
+            and record is not None
+            and record.state is not None
+            and record.state.id == event.container_id
+        ):
+            # The event carries all that changed; no inspect (one per check of every agent).
+            self._service.observe(replace(record.state, health=health))
             return
         try:
             state = await self._backend.get(event.container_id)

@@ -288,6 +288,34 @@ class DockerBackend:
                 f"containers/{container_id}/restart", "POST", params={"t": grace}, timeout=timeout
             )
 
+    async def update_limits(self, container_id: str, memory_bytes: int, nano_cpus: int) -> None:
+        body = {"Memory": memory_bytes, "MemorySwap": memory_bytes, "NanoCpus": nano_cpus}
+        async with engine_call("container", container_id[:12]):
+            answer = await self._json(f"containers/{container_id}/update", "POST", data=body)
+        # As at create: a limit the engine says it could not apply is a failure.
+        warnings = [w for w in (answer or {}).get("Warnings") or () if w]
+        if warnings:
+            raise InsecureSpawnError(
+                "the Docker engine could not apply every limit: " + "; ".join(warnings)[:500]
+            )
+
+    async def rename(self, container_id: str, name: str) -> None:
+        async with engine_call("container", name):
+            await self._json(f"containers/{container_id}/rename", "POST", params={"name": name})
+
+    async def reconnect(self, container_id: str, network: str, aliases: tuple[str, ...]) -> None:
+        async with engine_call("network", network):
+            await self._json(
+                f"networks/{network}/disconnect",
+                "POST",
+                data={"Container": container_id, "Force": True},
+            )
+            await self._json(
+                f"networks/{network}/connect",
+                "POST",
+                data={"Container": container_id, "EndpointConfig": {"Aliases": list(aliases)}},
+            )
+
     async def inspect_raw(self, container_id: str) -> dict[str, Any]:
         async with engine_call("container", container_id[:12]):
             return dict(await self._json(f"containers/{container_id}/json"))

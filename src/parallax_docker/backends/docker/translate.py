@@ -194,6 +194,10 @@ def image_info(data: Mapping[str, Any]) -> ImageInfo:
         created=data.get("Created"),
         entrypoint=_argv(config.get("Entrypoint")),
         cmd=_argv(config.get("Cmd")),
+        health_interval_s=int(health.get("Interval") or 0) / _NS,
+        health_timeout_s=int(health.get("Timeout") or 0) / _NS,
+        health_retries=int(health.get("Retries") or 0),
+        health_start_period_s=int(health.get("StartPeriod") or 0) / _NS,
     )
 
 
