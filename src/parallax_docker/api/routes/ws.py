@@ -38,7 +38,7 @@ DEFAULT_COLS, DEFAULT_ROWS = 80, 24
 MAX_TERMINAL_SIDE = 1000
 # Close codes: 1000 normal; 4000 + the HTTP status of an error sent just before (4404, 4409).
 CLOSE_NORMAL = 1000
-CLOSE_TOO_SLOW = 1008
+CLOSE_TOO_SLOW = 1013  # "try again later": distinct from the auth refusal (1008)
 
 
 def frame(event: RuntimeEvent) -> str:
