@@ -252,3 +252,15 @@ def test_record_handle_can_be_marked_stale() -> None:
     assert record.handle(stale=True).stale is True
     assert record.handle().stale is False
     assert record.container_id == "c1"
+
+
+def test_handle_json_is_the_handle_and_follows_every_change() -> None:
+    record = AgentRecord(labels=labels(), status=AgentStatus.READY, state=state())
+    assert record.handle_json() == record.handle().model_dump_json(by_alias=True).encode()
+    first = record.handle_json()
+    assert record.handle_json() is first  # cached while nothing changed
+    record.observe(state(running=False, status="exited", exit_code=3))
+    assert b'"exitCode":3' in record.handle_json()
+    record.restart_count = 2
+    assert b'"restartCount":2' in record.handle_json()
+    assert b'"stale":true' in record.handle_json(stale=True)

@@ -41,6 +41,10 @@ class AgentRecord:
     # Wall-clock time of the last activity (spawn, a turn, a log read); drives idleTimeout.
     last_activity: float = field(default_factory=time.time)
     restart_count: int = 0
+    # The handle as JSON with what it was made from (see handle_json).
+    _json: tuple[ContainerState | None, tuple[object, ...], bytes] | None = field(
+        default=None, repr=False, compare=False
+    )
     # Times of recent auto-restarts, for the cap and the back-off.
     restart_times: list[float] = field(default_factory=list)
     # Set while a turn (one message to the agent's CLI) runs: a running agent reads as busy.
@@ -67,6 +71,20 @@ class AgentRecord:
         if stale:
             handle.stale = True
         return handle
+
+    def handle_json(self, stale: bool = False) -> bytes:
+        """``handle()`` as JSON, built again only when something it shows has changed.
+
+        The handle is made from the (fixed) labels and exactly the fields in the key; states
+        are immutable and replaced on every change, so identity tells a new one.
+        """
+        key = (self.status, self.error, self.error_code, self.restart_count, stale)
+        cached = self._json
+        if cached is not None and cached[0] is self.state and cached[1] == key:
+            return cached[2]
+        data = self.handle(stale).model_dump_json(by_alias=True).encode()
+        self._json = (self.state, key, data)
+        return data
 
     def observe(self, state: ContainerState) -> None:
         """Take a fresh engine state and derive status and error from it."""

@@ -308,6 +308,25 @@ class AgentService:
     def list(
         self, statuses: Iterable[str] = (), types: Iterable[str] = (), roles: Iterable[str] = ()
     ) -> builtins.list[AgentHandle]:
+        stale = not self.engine_up
+        return [record.handle(stale=stale) for record in self._selected(statuses, types, roles)]
+
+    def list_json(
+        self, statuses: Iterable[str] = (), types: Iterable[str] = (), roles: Iterable[str] = ()
+    ) -> bytes:
+        """``list`` as the JSON body of GET /agents, from each agent's cached handle JSON.
+
+        The route answers with these bytes as they are: building, validating and serialising
+        a few hundred handle models per request costs more than the 5 ms a read may take.
+        """
+        stale = not self.engine_up
+        records = self._selected(statuses, types, roles)
+        parts = b",".join(record.handle_json(stale) for record in records)
+        return b'{"agents":[' + parts + b'],"count":' + str(len(records)).encode() + b"}"
+
+    def _selected(
+        self, statuses: Iterable[str], types: Iterable[str], roles: Iterable[str]
+    ) -> builtins.list[AgentRecord]:
         wanted_status, wanted_type, wanted_role = set(statuses), set(types), set(roles)
         valid = {s.value for s in AgentStatus}
         if wanted_status - valid:
@@ -315,21 +334,22 @@ class AgentService:
                 f"unknown status filter {sorted(wanted_status - valid)[0]!r}",
                 resolution=f"Use one of: {', '.join(sorted(valid))}.",
             )
-        stale = not self.engine_up
-        handles = []
-        for record in self.registry:
-            if wanted_status and record.status.value not in wanted_status:
-                continue
-            if wanted_type and record.labels.type not in wanted_type:
-                continue
-            if wanted_role and record.labels.role not in wanted_role:
-                continue
-            handles.append(record.handle(stale=stale))
-        handles.sort(key=lambda h: (h.created_at or "", h.id))
-        return handles
+        records = [
+            record
+            for record in self.registry
+            if (not wanted_status or record.status.value in wanted_status)
+            and (not wanted_type or record.labels.type in wanted_type)
+            and (not wanted_role or record.labels.role in wanted_role)
+        ]
+        records.sort(key=lambda r: (r.labels.created_at or "", r.id))
+        return records
 
     def get(self, agent_id: str) -> AgentHandle:
         return self.registry.get(agent_id).handle(stale=not self.engine_up)
+
+    def get_json(self, agent_id: str) -> bytes:
+        """``get`` as the JSON body of GET /agents/{id}."""
+        return self.registry.get(agent_id).handle_json(stale=not self.engine_up)
 
     # -- stop, restart ----------------------------------------------------------------------
 

@@ -44,14 +44,15 @@ async def list_agents(
     status: Annotated[list[str] | None, Query(max_length=16)] = None,
     type: Annotated[list[str] | None, Query(max_length=16)] = None,
     role: Annotated[list[str] | None, Query(max_length=16)] = None,
-) -> AgentListResponse:
-    agents = service.list(status or (), type or (), role or ())
-    return AgentListResponse(agents=agents, count=len(agents))
+) -> Response:
+    # Served from the registry's cached handle JSON (AgentListResponse, as documented).
+    body = service.list_json(status or (), type or (), role or ())
+    return Response(content=body, media_type="application/json")
 
 
 @router.get("/{agent_id}", response_model=AgentHandle, responses=_ERRORS)
-async def get_agent(agent_id: str, service: ServiceDep) -> AgentHandle:
-    return service.get(agent_id)
+async def get_agent(agent_id: str, service: ServiceDep) -> Response:
+    return Response(content=service.get_json(agent_id), media_type="application/json")
 
 
 @router.delete(
