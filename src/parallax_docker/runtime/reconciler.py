@@ -13,8 +13,9 @@ import contextlib
 import logging
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
-from parallax_docker.backends.base import Backend, ContainerEvent
+from parallax_docker.backends.base import Backend, ContainerEvent, ContainerState
 from parallax_docker.errors import ParallaxError
 from parallax_docker.runtime.labels import PREFIX
 from parallax_docker.runtime.service import AgentService
@@ -24,21 +25,11 @@ log = logging.getLogger(__name__)
 
 _INITIAL_BACKOFF_S = 0.2
 _MAX_BACKOFF_S = 5.0
-# Actions after which the container's state is read again.
+# Actions after which the container's state is read again. Not "kill" (a signal was sent; the
+# state changes only with the "die" that follows), "stop" (it follows "die") or "oom" (noted,
+# and applied with the "die" that follows it).
 _STATE_ACTIONS = frozenset(
-    {
-        "create",
-        "start",
-        "restart",
-        "die",
-        "oom",
-        "kill",
-        "stop",
-        "pause",
-        "unpause",
-        "health_status",
-        "update",
-    }
+    {"create", "start", "restart", "die", "pause", "unpause", "health_status", "update"}
 )
 
 
@@ -49,6 +40,8 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self.reconnects = 0
         self.synced = asyncio.Event()
+        # Containers the engine reported out of memory, until their "die" arrives.
+        self._oom: set[str] = set()
 
     def start(self) -> None:
         if self._task is None:
@@ -104,7 +97,11 @@ class Reconciler:
                 self._service.pool.observe_event(event)
             return
         if event.action == "destroy":
+            self._oom.discard(event.container_id)
             self._service.forget(agent_id)
+            return
+        if event.action == "oom":
+            self._oom.add(event.container_id)
             return
         if event.action not in _STATE_ACTIONS:
             return
@@ -112,7 +109,19 @@ class Reconciler:
         if record is not None and (record.transitioning or record.stopping):
             # The spawn, restart or stop under way reads the container's state itself and
             # settles the status; an inspect per event would only compete with it.
+            if event.action == "die":
+                self._oom.discard(event.container_id)
             return
+        if (
+            event.action == "die"
+            and record is not None
+            and record.state is not None
+            and record.state.id == event.container_id
+        ):
+            # The event says it exited, and with what code: report that at once, then read
+            # the full state (finish time, health) below.
+            self._service.observe(exited(record.state, event, oom=event.container_id in self._oom))
+            self._oom.discard(event.container_id)
         health = event.labels.get("health_status")
         if (
             event.action == "health_status"
@@ -138,6 +147,22 @@ class Reconciler:
             self._service.forget(agent_id)
         else:
             self._service.observe(state)
+
+
+def exited(state: ContainerState, event: ContainerEvent, *, oom: bool) -> ContainerState:
+    """``state`` after the "die" ``event``, from what the event carries."""
+    finished = (
+        datetime.fromtimestamp(event.time_ns / 1e9, UTC).isoformat() if event.time_ns else None
+    )
+    return replace(
+        state,
+        status="exited",
+        running=False,
+        exit_code=event.exit_code,
+        oom_killed=oom or state.oom_killed,
+        finished_at=finished or state.finished_at,
+        pid=None,
+    )
 
 
 def _describe(exc: BaseException) -> str:
