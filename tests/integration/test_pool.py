@@ -286,3 +286,21 @@ def test_a_cold_spawn_with_the_pool_empty_still_succeeds(
     assert first["containerId"] != second["containerId"]
     assert httpx.get(proc.url + "/agents").json()["count"] == 2
     assert first["status"] == second["status"] == "ready"
+
+
+def test_a_claimed_agents_lifetime_counts_from_the_claim(
+    pooled_service: ServiceProcess, engine: Engine
+) -> None:
+    instance = pooled_service.env["PARALLAX_INSTANCE"]
+    wait_idle(engine, instance, 1)
+    time.sleep(3)  # the pooled container has been up longer than the agent's lifetime
+    handle = spawn_on(pooled_service, pool_body(resources={"memory": "96m", "timeout": 3}))
+    time.sleep(1.5)  # a janitor pass or more
+    assert httpx.get(f"{pooled_service.url}/agents/{handle['id']}").status_code == 200
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if httpx.get(f"{pooled_service.url}/agents/{handle['id']}").status_code == 404:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("the claimed agent outlived its lifetime")

@@ -102,7 +102,10 @@ class Janitor:
             finished = parse_engine_time(state.finished_at) or now
             return "expire" if now - finished >= settings.exited_retention_s else None
         timeout = record.labels.timeout
-        if timeout is not None and started is not None and now - started >= timeout:
+        # A claimed pooled container started before it became this agent: count the lifetime
+        # from the later of its start and the agent's creation.
+        born = max(started, parse_engine_time(record.labels.created_at) or 0.0) if started else None
+        if timeout is not None and born is not None and now - born >= timeout:
             return "lifetime"
         idle = record.labels.idle_timeout
         # A turn under way is activity even while its CLI prints nothing.

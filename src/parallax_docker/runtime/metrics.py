@@ -75,13 +75,15 @@ def _metrics(record: AgentRecord, before: _Kept, after: _Kept, host_cpus: int) -
         else 0.0,
         pids=after.sample.pids,
         network=NetworkUsage(rx_bytes=after.sample.rx_bytes, tx_bytes=after.sample.tx_bytes),
-        uptime=_uptime(started),
+        uptime=_uptime(started, record.labels.created_at),
         timestamp=datetime.now(UTC).isoformat(timespec="milliseconds"),
     )
 
 
-def _uptime(started_at: str | None) -> float:
+def _uptime(started_at: str | None, created_at: str) -> float:
     started = parse_engine_time(started_at)
     if started is None:
         return 0.0
+    # A claimed pooled container started before the agent was created (docs/pool.md).
+    started = max(started, parse_engine_time(created_at) or 0.0)
     return round(max(0.0, time.time() - started), 3)
