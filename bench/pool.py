@@ -175,7 +175,7 @@ async def measure(
     trials: int,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """The pool of the benchmark's image; also the project's base image when it supports it."""
+    """The pool of the benchmark's image; also the project's base image when it is built."""
     results = await measure_one(
         raw, image.ref, image.ref, workdir, f"pbench-{run_id}-pool", base_env, trials, log
     )
@@ -183,8 +183,7 @@ async def measure(
         base = await raw.json("images/parallax/agent-base:latest/json")
     except Exception:
         base = None
-    labels = ((base or {}).get("Config") or {}).get("Labels") or {}
-    if "parallax.entrypoint.env-ready" in labels:
+    if base is not None:
         results["base_image"] = await measure_one(
             raw,
             None,
