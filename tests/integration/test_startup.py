@@ -89,5 +89,8 @@ def test_sigterm_leaves_agents_running_and_restart_adopts_them(
             time.sleep(0.05)
         assert adopted.json()["status"] == "ready"
         assert adopted.json()["containerId"] == handle["containerId"]
+        # Its output is served again too: what it printed before the restart, and new lines.
+        logs = httpx.get(f"{again.url}/agents/{handle['id']}/logs", timeout=10).json()
+        assert "agent-up" in logs["logs"]
     finally:
         engine.remove_container(handle["containerName"])
