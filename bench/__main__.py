@@ -149,8 +149,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rss: dict[str, float] = {"0": await scenarios.rss_mib(ctx)}
             log(f"service RSS with 0 agents: {rss['0']:.1f} MiB")
 
+            phases: dict[str, tuple[float, float, float]] = {}
+            results["load_by_phase"] = phases
+
             def wanted(name: str) -> bool:
-                return not args.only or name in args.only
+                chosen = not args.only or name in args.only
+                if chosen:
+                    # The 1-min load average as each phase starts: what else was running.
+                    phases[name] = machine.load_average()
+                return chosen
 
             if wanted("spawn"):
                 log(f"spawn and stop: {args.trials} trials each, service and raw interleaved")
@@ -205,6 +212,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 log(f"  service p50 {results['events']['service']['median']:.1f} ms")
 
     finally:
+        # Before the clean-up, which keeps the engine busy removing what the run made.
+        results["load_after"] = machine.load_average()
         log("cleaning up")
         with contextlib.suppress(Exception):
             removed = await raw.remove_labelled(f"parallax.instance={instance}", concurrency=16)
@@ -218,7 +227,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await raw.remove_network(network)
         await raw.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    results["load_after"] = machine.load_average()
     results["duration_s"] = time.monotonic() - started
     results["verdicts"] = report.as_json_verdicts(report.verdicts(results))
     return results

@@ -200,6 +200,15 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['load_after'][0]:.2f} after; {m['containers_running_at_start']} other "
         "containers running at start |",
         f"| Busy processes at start | {'; '.join(results['busy_at_start'][:5]) or '—'} |",
+        "| 1-min load as each phase started | "
+        + (
+            ", ".join(
+                f"{name} {load[0]:.2f}"
+                for name, load in (results.get("load_by_phase") or {}).items()
+            )
+            or "—"
+        )
+        + " |",
         "",
         "### Targets",
         "",
@@ -251,6 +260,13 @@ def markdown(results: dict[str, Any]) -> str:
     if ev:
         lines.append(_summary_row("Container killed → API shows it (service)", ev["service"]))
         lines.append(_summary_row("Container killed → engine event arrives", ev["engine_event"]))
+        if ev.get("service_after_engine_event"):
+            lines.append(
+                _summary_row(
+                    "Engine event → API shows it (the service's own delay, with the 2 ms poll)",
+                    ev["service_after_engine_event"],
+                )
+            )
     rd = results.get("readiness")
     if rd:
         lines.append(
