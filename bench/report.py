@@ -319,7 +319,9 @@ def markdown(results: dict[str, Any]) -> str:
             f"`{calls['engine_calls_during_reads'] or {}}` "
             f"(background {calls['engine_calls_idle_per_s']} calls/s: events stream, janitor); "
             f"that service adopted the agents and synced in "
-            f"{calls['observer_start_and_adopt_s']} s.",
+            f"{calls['observer_start_and_adopt_s']} s with "
+            f"{calls.get('engine_calls_to_start_and_adopt', '?')} engine calls (the proxy at "
+            "work: a list, an inspect per container, network and info calls).",
         ]
     lines += ["", END]
     return "\n".join(lines)

@@ -323,6 +323,8 @@ async def engine_calls_per_read(ctx: Context, n: int = 200) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=observer.url, timeout=60) as client:
             await _latencies(client, lambda _: "/agents", 5, warmup=0)
             await asyncio.sleep(1.0)
+            # What it took to start and adopt the agents: shows the proxy counts.
+            at_start = sum(proxy.snapshot().values())
             before = proxy.snapshot()
             idle_started = time.perf_counter()
             await asyncio.sleep(3.0)
@@ -346,6 +348,7 @@ async def engine_calls_per_read(ctx: Context, n: int = 200) -> dict[str, Any]:
         "engine_calls_idle_per_s": round(sum(idle.values()) / idle_s, 2),
         "engine_calls_per_read": round(extra / (2 * n), 4),
         "observer_start_and_adopt_s": round(adopt_s, 2),
+        "engine_calls_to_start_and_adopt": at_start,
     }
 
 
