@@ -216,7 +216,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results["load_after"] = machine.load_average()
         log("cleaning up")
         with contextlib.suppress(Exception):
-            removed = await raw.remove_labelled(f"parallax.instance={instance}", concurrency=16)
+            removed = await raw.remove_labelled(f"parallax.instance={instance}", concurrency=8)
             removed += await raw.remove_labelled(f"parallax.bench.run={run_id}")
             for suffix in ("pool", "poolbase"):
                 removed += await raw.remove_labelled(f"parallax.instance={instance}-{suffix}")
@@ -224,7 +224,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         service.stop()
         with contextlib.suppress(Exception):
             await raw.remove_labelled(f"parallax.instance={instance}")
-            await raw.remove_network(network)
+        for attempt in range(10):
+            try:
+                await raw.remove_network(network)
+                break
+            except Exception as exc:
+                # Endpoints of containers just removed can linger a moment in the engine.
+                if attempt == 9:
+                    log(f"  could not remove network {network}: {exc}")
+                await asyncio.sleep(1.0)
         await raw.close()
         shutil.rmtree(workdir, ignore_errors=True)
     results["duration_s"] = time.monotonic() - started
