@@ -16,6 +16,7 @@ import pytest
 
 from tests.integration.conftest import agent_body, managed_containers
 from tests.support.engine import Engine
+from tests.support.polling import poll
 from tests.support.server import ServiceProcess
 from tests.support.sockproxy import SocketProxy
 
@@ -28,12 +29,7 @@ def proxy(tmp_path: Path) -> Iterator[SocketProxy]:
 
 
 def _wait_for(predicate: Callable[[], bool], timeout_s: float = 15) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
+    poll(predicate, bool, timeout_s)
 
 
 def test_service_starts_without_engine_and_recovers(

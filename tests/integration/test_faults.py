@@ -20,20 +20,10 @@ from tests.integration.conftest import PREFIX, SESSION, agent_body
 from tests.support.dockerd import PrivateDockerd
 from tests.support.engine import Engine
 from tests.support.images import AGENT_IMAGE, BUSYBOX_IMAGE
+from tests.support.polling import poll
 from tests.support.server import ServiceProcess
 
 StartService = Callable[..., ServiceProcess]
-
-
-def _poll(fetch: Callable[[], Any], until: Callable[[Any], bool], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    value = fetch()
-    while not until(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout_s}s; last value: {value!r}")
-        time.sleep(0.05)
-        value = fetch()
-    return value
 
 
 def _containers(engine: Engine, instance: str) -> list[dict[str, Any]]:
@@ -81,7 +71,7 @@ def test_sigkill_during_spawns_leaves_no_orphan_and_retries_are_idempotent(
                 for c in states
             )
 
-        _poll(settled, bool, timeout_s=30)
+        poll(settled, bool, timeout_s=30)
         # Retried with the same ids and bodies: one agent per id, never two.
         for body in bodies:
             response = httpx.post(second.url + "/agents", json=body, timeout=60)
@@ -109,7 +99,7 @@ def test_sigkill_in_steady_state_loses_and_duplicates_nothing(
         # Injected: SIGKILL of the service with five agents running.
         first.stop(signal.SIGKILL)
         second = start_service(env)
-        listed = _poll(
+        listed = poll(
             lambda: httpx.get(second.url + "/agents", timeout=5).json()["agents"],
             lambda agents: all(a["status"] == "ready" for a in agents),
             timeout_s=10,
@@ -180,7 +170,7 @@ def test_engine_restart_under_load_is_reconciled(
     try:
         # Injected: the engine stops (taking its containers down) and comes back.
         private_dockerd.stop()
-        _poll(
+        poll(
             lambda: httpx.get(proc.url + "/health", timeout=5).status_code,
             lambda s: s == 503,
             timeout_s=10,
@@ -192,7 +182,7 @@ def test_engine_restart_under_load_is_reconciled(
         stale = httpx.get(f"{proc.url}/agents/{plain[0]['id']}", timeout=5).json()
         assert stale["stale"] is True
         private_dockerd.start()
-        _poll(
+        poll(
             lambda: httpx.get(proc.url + "/health", timeout=5).json()["runtime"]["synced"],
             bool,
             timeout_s=30,
@@ -203,13 +193,13 @@ def test_engine_restart_under_load_is_reconciled(
 
         # Counted: each plain agent is reported as exited, not as still ready.
         for made in plain:
-            state = _poll(
+            state = poll(
                 lambda m=made: agent(m["id"]),  # type: ignore[misc]
                 lambda a: a["status"] in ("stopped", "error"),
                 timeout_s=15,
             )
             assert state["stale"] is False
-        back = _poll(
+        back = poll(
             lambda: agent(restarting["id"]),
             lambda a: a["status"] == "ready" and a["restartCount"] >= 1,
             timeout_s=30,

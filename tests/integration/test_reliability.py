@@ -15,21 +15,11 @@ import pytest
 
 from tests.integration.conftest import PREFIX, SESSION, agent_body, managed_containers
 from tests.support.engine import Engine
+from tests.support.polling import poll
 from tests.support.server import ServiceProcess
 
 Spawn = Callable[..., dict[str, Any]]
 StartService = Callable[..., ServiceProcess]
-
-
-def _poll(fetch: Callable[[], Any], until: Callable[[Any], bool], timeout_s: float) -> Any:
-    deadline = time.monotonic() + timeout_s
-    value = fetch()
-    while not until(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout_s}s; last value: {value!r}")
-        time.sleep(0.02)
-        value = fetch()
-    return value
 
 
 def test_killed_agent_is_reported_within_a_second(
@@ -39,7 +29,7 @@ def test_killed_agent_is_reported_within_a_second(
     # Injected: SIGKILL to the agent's container. Counted: time until the API says so.
     killed_at = time.monotonic()
     engine.kill(handle["containerName"])
-    agent = _poll(
+    agent = poll(
         lambda: api.get(f"/agents/{handle['id']}").json(),
         lambda a: a["status"] == "error",
         timeout_s=5,
@@ -55,7 +45,7 @@ def test_oom_kill_is_reported_as_resource_limit(spawn: Spawn, api: httpx.Client)
         resources={"memory": "16m", "cpu": 0.5},
         command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.3; tail /dev/zero"],
     )
-    agent = _poll(
+    agent = poll(
         lambda: api.get(f"/agents/{handle['id']}").json(),
         lambda a: a["status"] == "error",
         timeout_s=15,
@@ -70,14 +60,14 @@ def test_container_removed_behind_the_service_is_forgotten(
     handle = spawn()
     # Injected: `docker rm -f` of the agent's container. Counted: the agent leaves the list.
     engine.remove_container(handle["containerName"])
-    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=2)
+    poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=2)
     ids = {a["id"] for a in api.get("/agents").json()["agents"]}
     assert handle["id"] not in ids
 
 
 def test_agent_exiting_cleanly_is_stopped(spawn: Spawn, api: httpx.Client) -> None:
     handle = spawn(command=["/bin/sh", "-c", "touch /tmp/ready; sleep 0.5; exit 0"])
-    agent = _poll(
+    agent = poll(
         lambda: api.get(f"/agents/{handle['id']}").json(),
         lambda a: a["status"] != "ready",
         timeout_s=5,
@@ -108,14 +98,14 @@ def test_retried_spawn_with_same_id_and_body_is_the_same_agent(
 def test_lifetime_timeout_stops_the_agent(spawn: Spawn, api: httpx.Client, engine: Engine) -> None:
     handle = spawn(resources={"memory": "64m", "cpu": 0.25, "timeout": 2})
     started = time.monotonic()
-    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=10)
+    poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=10)
     assert time.monotonic() - started >= 1.5
     assert engine.inspect(handle["containerName"]) is None
 
 
 def test_idle_timeout_stops_an_idle_agent(spawn: Spawn, api: httpx.Client, engine: Engine) -> None:
     handle = spawn(idleTimeout=2)
-    _poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=10)
+    poll(lambda: api.get(f"/agents/{handle['id']}").status_code, lambda s: s == 404, timeout_s=10)
     assert engine.inspect(handle["containerName"]) is None
 
 
@@ -130,7 +120,7 @@ def test_lifetime_holds_across_a_service_restart(
         first.stop()
         assert engine.inspect(handle["containerName"]) is not None
         second = start_service(shared)
-        _poll(
+        poll(
             lambda: httpx.get(f"{second.url}/agents/{handle['id']}", timeout=5).status_code,
             lambda s: s == 404,
             timeout_s=15,
@@ -151,7 +141,7 @@ def test_auto_restart_restarts_with_back_off_up_to_the_cap(
     handle = httpx.post(proc.url + "/agents", json=body, timeout=60).json()
     url = f"{proc.url}/agents/{handle['id']}"
     try:
-        seen = _poll(
+        seen = poll(
             lambda: httpx.get(url, timeout=5).json(),
             lambda a: a["restartCount"] >= 2 and a["status"] == "error",
             timeout_s=30,
@@ -217,7 +207,7 @@ def test_gc_reports_then_removes_leftovers(start_service: StartService, engine: 
     )
     handle = httpx.post(proc.url + "/agents", json=body, timeout=60).json()
     try:
-        _poll(
+        poll(
             lambda: httpx.get(f"{proc.url}/agents/{handle['id']}", timeout=5).json(),
             lambda a: a["status"] == "error",
             timeout_s=10,
