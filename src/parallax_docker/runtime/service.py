@@ -12,7 +12,7 @@ import builtins
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from parallax_docker.backends.base import Backend, ContainerState, EngineInfo, ImageInfo
@@ -428,28 +428,7 @@ class AgentService:
         container_id = record.container_id
         if container_id is None or record.transitioning:
             raise AgentStateError(f"agent {agent_id!r} is being spawned or restarted")
-        image = await self._image(record.labels.image, record.labels.type)
-        record.transitioning = True
-        record.status = AgentStatus.STARTING
-        try:
-            await self.backend.restart(container_id, self.settings.stop_grace_s)
-            state = await wait_ready(
-                self.backend,
-                container_id,
-                health_probe(image),
-                timeout_s=self.settings.ready_timeout_s,
-            )
-        except BaseException:
-            record.transitioning = False
-            current = await self.backend.get(container_id)
-            if current is not None:
-                record.observe(current)
-            raise
-        record.transitioning = False
-        record.probed_ready = True
-        record.last_activity = time.time()
-        record.observe(state)
-        self._publish("agent_ready", record)
+        await self._bring_back(record, container_id, restart=True)
         return record.handle()
 
     # -- logs and metrics -------------------------------------------------------------------
@@ -578,33 +557,54 @@ class AgentService:
         container_id = record.container_id
         if container_id is None or record.transitioning or record.stopping:
             return
+        record.restart_count += 1
+        await self._bring_back(
+            record,
+            container_id,
+            # A container still running is unhealthy, not exited: it needs a restart.
+            restart=record.state is not None and record.state.running,
+            on_started=lambda: self._publish(
+                "agent_started", record, reason="auto-restart", restartCount=record.restart_count
+            ),
+        )
+
+    async def _bring_back(
+        self,
+        record: AgentRecord,
+        container_id: str,
+        *,
+        restart: bool,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        """Restart (or start) an agent's container and wait until it is ready again.
+
+        On failure the record takes whatever state the container is left in.
+        """
         image = await self._image(record.labels.image, record.labels.type)
         record.transitioning = True
-        record.restart_count += 1
         record.status = AgentStatus.STARTING
         try:
-            if record.state is not None and record.state.running:  # running but unhealthy
+            if restart:
                 await self.backend.restart(container_id, self.settings.stop_grace_s)
             else:
                 await self.backend.start(container_id)
-            self._publish(
-                "agent_started", record, reason="auto-restart", restartCount=record.restart_count
-            )
+            if on_started is not None:
+                on_started()
             state = await wait_ready(
                 self.backend,
                 container_id,
                 health_probe(image),
                 timeout_s=self.settings.ready_timeout_s,
             )
-        except ParallaxError:
+        except BaseException:
             record.transitioning = False
             current = await self.backend.get(container_id)
             if current is not None:
                 record.observe(current)
             raise
-        finally:
-            record.transitioning = False
+        record.transitioning = False
         record.probed_ready = True
+        record.last_activity = time.time()
         record.observe(state)
         self._publish("agent_ready", record)
 
