@@ -20,6 +20,7 @@ from yarl import URL
 
 from parallax_docker.backends.base import ImageInfo
 from parallax_docker.backends.docker import translate
+from parallax_docker.backends.docker.connection import EngineConnection, timeouts
 from parallax_docker.backends.docker.errors import engine_call
 from parallax_docker.errors import EngineError
 from parallax_docker.images.engine import BuildDone, BuildEvent, BuildOutput, BuildStep
@@ -89,29 +90,18 @@ class DockerImageEngine:
         connect_timeout_s: float = 3.0,
         pull_timeout_s: float = 300.0,
     ) -> None:
-        self._url = f"unix://{socket_path}"
-        self._timeout = aiohttp.ClientTimeout(
-            total=request_timeout_s, connect=connect_timeout_s, sock_connect=connect_timeout_s
-        )
         # Builds and imports run as long as they need; only connecting is bounded.
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_read=None, connect=connect_timeout_s, sock_connect=connect_timeout_s
-        )
+        self._timeout, self._stream_timeout = timeouts(request_timeout_s, connect_timeout_s)
         # The only image pulled is Debian's slim one (about 30 MB); a registry that never
         # answers must not hold the build forever.
         self._pull_timeout_s = pull_timeout_s
-        self._docker: aiodocker.Docker | None = None
+        self._connection = EngineConnection(socket_path, self._timeout)
 
     def _client(self) -> aiodocker.Docker:
-        # Created on first use so that it binds to the running event loop.
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self._url, timeout=self._timeout)
-        return self._docker
+        return self._connection.client()
 
     async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
+        await self._connection.close()
 
     async def get_image(self, ref: str) -> ImageInfo | None:
         async with engine_call("image", ref):

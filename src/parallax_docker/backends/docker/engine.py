@@ -36,6 +36,7 @@ from parallax_docker.backends.base import (
 from parallax_docker.backends.docker import exec as docker_exec
 from parallax_docker.backends.docker import translate
 from parallax_docker.backends.docker.cgroups import CgroupReader
+from parallax_docker.backends.docker.connection import EngineConnection, timeouts
 from parallax_docker.backends.docker.errors import engine_call
 from parallax_docker.backends.docker.verify import verify_created
 from parallax_docker.errors import InsecureSpawnError, NetworkForbiddenError
@@ -58,27 +59,16 @@ class DockerBackend:
         connect_timeout_s: float = 3.0,
         cgroup_root: Path | None = Path("/sys/fs/cgroup"),
     ) -> None:
-        self._url = f"unix://{socket_path}"
         # Usage counters straight from the host's cgroup files (None: always ask the engine).
         self._cgroups = CgroupReader(cgroup_root)
-        self._timeout = aiohttp.ClientTimeout(
-            total=request_timeout_s, connect=connect_timeout_s, sock_connect=connect_timeout_s
-        )
-        self._stream_timeout = aiohttp.ClientTimeout(
-            total=None, sock_read=None, connect=connect_timeout_s, sock_connect=connect_timeout_s
-        )
-        self._docker: aiodocker.Docker | None = None
+        self._timeout, self._stream_timeout = timeouts(request_timeout_s, connect_timeout_s)
+        self._connection = EngineConnection(socket_path, self._timeout)
 
     def _client(self) -> aiodocker.Docker:
-        # Created on first use so that it binds to the running event loop, not the importer's.
-        if self._docker is None:
-            self._docker = aiodocker.Docker(url=self._url, timeout=self._timeout)
-        return self._docker
+        return self._connection.client()
 
     async def close(self) -> None:
-        if self._docker is not None:
-            await self._docker.close()
-            self._docker = None
+        await self._connection.close()
 
     async def _json(
         self,
@@ -377,7 +367,7 @@ class DockerBackend:
     ) -> AsyncIterator[ExecOutput | ExecExit]:
         return docker_exec.stream_exec(
             self._client(),
-            self._url.removeprefix("unix://"),
+            self._connection.socket_path,
             container_id,
             spec,
             connect_timeout_s=self._timeout.connect or 3.0,
@@ -388,7 +378,7 @@ class DockerBackend:
     ) -> TerminalSession:
         return await docker_exec.open_terminal(
             self._client(),
-            self._url.removeprefix("unix://"),
+            self._connection.socket_path,
             container_id,
             spec,
             cols,
