@@ -39,144 +39,107 @@ class ParallaxError(Exception):
         return body
 
 
-class ConfigError(ParallaxError):
-    code = "CONFIG_ERROR"
-    http_status = 500
-    default_resolution = "Fix the setting; docs/configuration.md lists every one."
+# -- the caller's side: 4xx ---------------------------------------------------------------------
 
 
-class ValidationError(ParallaxError):
+class RequestError(ParallaxError):
+    """The request cannot be served as asked; the caller can change it (4xx)."""
+
+    code = "BAD_REQUEST"
+    http_status = 400
+    default_resolution = "Correct the request; the message says what is wrong."
+
+
+class ValidationError(RequestError):
     code = "VALIDATION_ERROR"
     http_status = 422
     default_resolution = "Correct the request fields named in the message."
 
 
-class PayloadTooLargeError(ParallaxError):
+class LimitAboveHostError(ValidationError):
+    """A memory or CPU limit larger than the whole host: no amount of waiting helps."""
+
+    code = "LIMIT_ABOVE_HOST"
+    default_resolution = "Ask for less memory or CPU than the host has."
+
+
+class PayloadTooLargeError(RequestError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
     default_resolution = "Send a smaller request body."
 
 
-class UnauthorizedError(ParallaxError):
+class UnauthorizedError(RequestError):
     code = "UNAUTHORIZED"
     http_status = 401
     default_resolution = "Send 'Authorization: Bearer <token>' with the service's API token."
 
 
-class VolumeForbiddenError(ParallaxError):
-    code = "VOLUME_FORBIDDEN"
+class ForbiddenError(RequestError):
+    """The request asks for something the runtime's policy never allows (403)."""
+
+    code = "FORBIDDEN"
     http_status = 403
+    default_resolution = "docs/security.md lists what agents may be given."
+
+
+class VolumeForbiddenError(ForbiddenError):
+    code = "VOLUME_FORBIDDEN"
     default_resolution = (
         "Mount a project directory or a named volume; host system paths and the Docker socket "
         "are never mounted."
     )
 
 
-class NetworkForbiddenError(ParallaxError):
+class NetworkForbiddenError(ForbiddenError):
     code = "NETWORK_FORBIDDEN"
-    http_status = 403
     default_resolution = (
         "Use the default agent network, a named network, 'internal' or 'none'; host and "
         "container network modes break isolation."
     )
 
 
-class AgentNotFoundError(ParallaxError):
-    code = "AGENT_NOT_FOUND"
-    http_status = 404
-    default_resolution = "List agents with GET /agents to find a valid id."
-
-
-class ImageNotFoundError(ParallaxError):
-    code = "IMAGE_NOT_FOUND"
-    http_status = 404
-    default_resolution = "Build the image: parallax-docker images build <type>."
-
-
-class ConflictError(ParallaxError):
-    code = "CONFLICT"
-    http_status = 409
-    default_resolution = "Choose another id or name, or remove the existing agent first."
-
-
-class ResourceLimitError(ParallaxError):
-    """A limit cannot be honoured: above the host, or the host is out of capacity."""
-
-    code = "RESOURCE_LIMIT"
-    http_status = 422
-    default_resolution = "Increase limits or reduce agents."
-
-
-class CapacityExceededError(ResourceLimitError):
-    http_status = 507
-    default_resolution = "Stop some agents or lower the requested memory/cpu."
-
-
-class HealthCheckFailedError(ParallaxError):
-    code = "HEALTH_CHECK_FAILED"
-    http_status = 502
-    default_resolution = (
-        "Check the agent's command and image: GET /agents/{id}/logs shows its output. The "
-        "container was removed."
-    )
-
-
-class NetworkError(ParallaxError):
-    code = "NETWORK_ERROR"
-    http_status = 502
-    default_resolution = "Create or check the Docker network (docker network ls)."
-
-
-class SocketError(ParallaxError):
-    code = "SOCKET_ERROR"
-    http_status = 503
-    default_resolution = "Check that the Docker daemon is running and DOCKER_SOCKET points at it."
-
-
-class EngineError(ParallaxError):
-    """The engine refused an operation in a way no more specific error describes."""
-
-    code = "ENGINE_ERROR"
-    http_status = 502
-    default_resolution = "Check the Docker daemon's logs; retry if the engine was busy."
-
-
-class InsecureSpawnError(ParallaxError):
-    """The engine did not apply a limit or security setting it was asked for (fail closed)."""
-
-    code = "INSECURE_SPAWN"
-    http_status = 500
-    default_resolution = (
-        "The Docker engine could not enforce a limit or security option; check its cgroup and "
-        "kernel support (docker info warnings)."
-    )
-
-
-class RuntimeForbiddenError(ParallaxError):
+class RuntimeForbiddenError(ForbiddenError):
     """A request named a container runtime the service does not allow."""
 
     code = "RUNTIME_FORBIDDEN"
-    http_status = 403
     default_resolution = (
         "Leave 'runtime' out (the service's PARALLAX_RUNTIME applies) or pick one of "
         "PARALLAX_ALLOWED_RUNTIMES."
     )
 
 
-class RuntimeUnavailableError(ParallaxError):
-    """The configured or allowed container runtime is not registered with the engine."""
-
-    code = "RUNTIME_UNAVAILABLE"
-    http_status = 503
-    default_resolution = (
-        "Install the runtime (runsc for gVisor) and register it in the engine's daemon.json "
-        "'runtimes', or change PARALLAX_RUNTIME / PARALLAX_ALLOWED_RUNTIMES."
-    )
+class NotFoundError(RequestError):
+    code = "NOT_FOUND"
+    http_status = 404
+    default_resolution = "See the OpenAPI document at /openapi.json for the routes."
 
 
-class AgentStateError(ParallaxError):
-    code = "AGENT_STATE"
+class AgentNotFoundError(NotFoundError):
+    code = "AGENT_NOT_FOUND"
+    default_resolution = "List agents with GET /agents to find a valid id."
+
+
+class ImageNotFoundError(NotFoundError):
+    code = "IMAGE_NOT_FOUND"
+    default_resolution = "Build the image: parallax-docker images build <type>."
+
+
+class ExecutionNotFoundError(NotFoundError):
+    code = "EXECUTION_NOT_FOUND"
+    default_resolution = "Nothing is kept for this executionId; there is nothing to remove."
+
+
+class ConflictError(RequestError):
+    """The id or name is taken (and, as a base, any request at odds with current state)."""
+
+    code = "CONFLICT"
     http_status = 409
+    default_resolution = "Choose another id or name, or remove the existing agent first."
+
+
+class AgentStateError(ConflictError):
+    code = "AGENT_STATE"
     default_resolution = "Wait for the agent to reach a state that allows this operation."
 
 
@@ -190,17 +153,97 @@ class AgentBusyError(AgentStateError):
     )
 
 
-class ExecutionNotFoundError(ParallaxError):
-    code = "EXECUTION_NOT_FOUND"
-    http_status = 404
-    default_resolution = "Nothing is kept for this executionId; there is nothing to remove."
-
-
-class ExecutionInUseError(ParallaxError):
+class ExecutionInUseError(ConflictError):
     code = "EXECUTION_IN_USE"
-    http_status = 409
     default_resolution = (
         "Stop the execution's agents first (DELETE /agents/{id}), then remove its resources."
+    )
+
+
+class VolumeInUseError(ConflictError):
+    """The engine refuses to remove a volume a container still holds."""
+
+    code = "VOLUME_IN_USE"
+    default_resolution = "Remove the containers that use the volume first."
+
+
+# -- the service's side: 5xx ---------------------------------------------------------------------
+
+
+class ServerError(ParallaxError):
+    """The runtime, the engine or the host failed to do what was asked (5xx)."""
+
+
+class ConfigError(ServerError):
+    code = "CONFIG_ERROR"
+    http_status = 500
+    default_resolution = "Fix the setting; docs/configuration.md lists every one."
+
+
+class ResourceLimitError(ServerError):
+    """The host has no room left for the agent's limits (the spec's RESOURCE_LIMIT)."""
+
+    code = "RESOURCE_LIMIT"
+    http_status = 507
+    default_resolution = "Stop some agents or lower the requested memory/cpu."
+
+
+class HealthCheckFailedError(ServerError):
+    code = "HEALTH_CHECK_FAILED"
+    http_status = 502
+    default_resolution = (
+        "Check the agent's command and image: GET /agents/{id}/logs shows its output. The "
+        "container was removed."
+    )
+
+
+class SpawnInterruptedError(ServerError):
+    """A spawn this request waited for ended without an agent (a crash, a concurrent stop)."""
+
+    code = "SPAWN_INTERRUPTED"
+    http_status = 503
+    default_resolution = "Send the request again: nothing of the interrupted spawn is left."
+
+
+class NetworkError(ServerError):
+    code = "NETWORK_ERROR"
+    http_status = 502
+    default_resolution = "Create or check the Docker network (docker network ls)."
+
+
+class SocketError(ServerError):
+    code = "SOCKET_ERROR"
+    http_status = 503
+    default_resolution = "Check that the Docker daemon is running and DOCKER_SOCKET points at it."
+
+
+class EngineError(ServerError):
+    """The engine refused an operation in a way no more specific error describes."""
+
+    code = "ENGINE_ERROR"
+    http_status = 502
+    default_resolution = "Check the Docker daemon's logs; retry if the engine was busy."
+
+
+class InsecureSpawnError(ServerError):
+    """The engine did not apply a limit or security setting it was asked for (fail closed)."""
+
+    code = "INSECURE_SPAWN"
+    http_status = 500
+    default_resolution = (
+        "The Docker engine could not enforce a limit or security option; check its cgroup and "
+        "kernel support (docker info warnings)."
+    )
+
+
+class RuntimeUnavailableError(ServerError):
+    """The configured or allowed container runtime is not registered with the engine."""
+
+    code = "RUNTIME_UNAVAILABLE"
+    http_status = 503
+    default_resolution = (
+        "Install the runtime (runsc for gVisor) and register it in the engine's daemon.json "
+        "'runtimes', or change PARALLAX_RUNTIME / PARALLAX_ALLOWED_RUNTIMES."
     )
 
 

@@ -1,13 +1,18 @@
-"""The Backend protocol: everything the runtime asks of a container engine.
+"""What the runtime asks of a container platform: one core protocol and a few capabilities.
 
-It speaks in the project's own types only, so that a Swarm or Kubernetes backend can sit behind
-it later without any change above it. Engine failures surface as parallax_docker.errors classes.
-"""
+``Backend`` holds the verbs every platform must offer (containers, networks, volumes, images,
+processes, logs, usage and events). A platform may offer more through optional capabilities:
+``Terminals`` (interactive TTYs), ``WarmStart`` (containers started ahead of time and turned
+into agents on demand, for the warm pool) and ``ImageBuilding`` (the image builder). Every
+platform must say how secret env values reach an agent (``SecretDelivery``). One
+``Deployment`` bundles them, all made from one connection to the platform.
 
+Everything here speaks the project's own types, so that a Swarm or Kubernetes deployment can sit
+behind it without any change above it. Failures surface as parallax_docker.errors classes.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -196,34 +201,12 @@ class TerminalSession(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
-    async def resize(self, cols: int, rows: int) -> None: ...
+    async def resclass Backend(Protocol):
+    """The core verbs: what every platform the runtime runs on must do."""
 
-    async def exit_code(self) -> int | None:
-        """The process's exit code once it has ended, else None."""
-        ...
-
-    async def close(self) -> None:
-        """Hang up (the process sees its terminal close)."""
-        ...
-
-
-@dataclass(frozen=True)
-class StatsSample:
-    cpu_total_ns: int
-    system_cpu_ns: int
-    online_cpus: int
-    memory_usage: int
-    memory_limit: int
-    pids: int
-    rx_bytes: int
-    tx_bytes: int
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-
-class Backend(Protocol):
     async def ping(self) -> EngineInfo: ...
 
-    async def close(self) -> None: ...
+    # -- networks ---------------------------------------------------------------------------
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
@@ -231,7 +214,7 @@ class Backend(Protocol):
         """Create network ``name`` with ``labels`` unless it exists; return its labels."""
         ...
 
-    async def network_exists(self, name: str) -> bool: ...
+    async def get_network(self, name: str) -> NetworkInfo | None: ...
 
     async def remove_network(self, name: str) -> None: ...
 
@@ -239,55 +222,58 @@ class Backend(Protocol):
         """Networks carrying all ``labels``, with how many containers are attached."""
         ...
 
+    # -- volumes ----------------------------------------------------------------------------
+
+    async def get_volume(self, name: str) -> VolumeInfo | None: ...
+
     async def list_volumes(
         self, labels: Mapping[str, str], unused_only: bool = False
     ) -> builtins.list[VolumeInfo]:
         """Volumes carrying all ``labels``; with ``unused_only``, those no container uses."""
         ...
 
-    async def remove_volume(self, name: str) -> None: ...
-
-    async def volume_labels(self, name: str) -> dict[str, str] | None:
-        """The labels of volume ``name``, or None when there is no such volume."""
+    async def remove_volume(self, name: str) -> None:
+        """Remove a volume (none: nothing happens); VolumeInUseError while a container has it."""
         ...
+
+    # -- images -----------------------------------------------------------------------------
 
     async def get_image(self, ref: str) -> ImageInfo | None: ...
 
-    async def create(self, spec: ContainerSpec) -> str: ...
+    # -- containers -------------------------------------------------------------------------
+
+    async def create(self, spec: ContainerSpec) -> str:
+        """Create (not start) the container; its id.
+
+        Fail closed: refused (and removed) with InsecureSpawnError unless the platform applied
+        every limit and security setting of ``spec``, and with ValidationError when the program
+        ``spec.entrypoint`` names is not in the image.
+        """
+        ...
 
     async def start(self, container_id: str) -> None: ...
 
-    async def stop(self, container_id: str, timeout_s: float) -> None: ...
+    async def stop(self, container_id: str, timeout_s: float) -> None:
+        """The stop signal, then SIGKILL after ``timeout_s``; nothing when already stopped."""
+        ...
 
     async def kill(self, container_id: str, signal: str = "SIGKILL") -> None: ...
 
-    async def remove(self, container_id: str, force: bool = True) -> None: ...
-
     async def restart(self, container_id: str, timeout_s: float) -> None: ...
+
+    async def remove(self, container_id: str) -> None:
+        """Remove the container, running or not (gone already: nothing happens)."""
+        ...
 
     async def get(self, container_id: str) -> ContainerState | None: ...
 
-    async def update_limits(self, container_id: str, memory_bytes: int, nano_cpus: int) -> None:
-        """Change a container's memory (no swap beyond it) and CPU limits while it runs."""
-        ...
-
-    async def rename(self, container_id: str, name: str) -> None: ...
-
-    async def reconnect(self, container_id: str, network: str, aliases: tuple[str, ...]) -> None:
-        """Leave ``network`` and join it again answering to ``aliases`` (fixed at join time)."""
-        ...
-
-    async def inspect_raw(self, container_id: str) -> dict[str, Any]: ...
-
-    async def path_exists(self, container_id: str, path: str) -> bool:
-        """Whether ``path`` exists in the container's filesystem (works before it starts)."""
-        ...
-
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]: ...
 
-    async def exec(
-        self, container_id: str, argv: tuple[str, ...], timeout_s: float, user: str | None = None
-    ) -> ExecResult: ...
+    # -- processes in a container -----------------------------------------------------------
+
+    async def exec(self, container_id: str, spec: ExecSpec, timeout_s: float) -> ExecResult:
+        """Run ``spec`` to its end (at most ``timeout_s``); its exit code and first output."""
+        ...
 
     def stream_exec(
         self, container_id: str, spec: ExecSpec
@@ -299,11 +285,7 @@ class Backend(Protocol):
         """
         ...
 
-    async def open_terminal(
-        self, container_id: str, spec: ExecSpec, cols: int, rows: int
-    ) -> TerminalSession:
-        """Start ``spec`` on a new pseudo-terminal of ``cols`` x ``rows``."""
-        ...
+    # -- observation ------------------------------------------------------------------------
 
     async def logs(
         self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
@@ -313,16 +295,187 @@ class Backend(Protocol):
         self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
     ) -> AsyncIterator[str]: ...
 
-    async def stats(self, container_id: str) -> StatsSample: ...
-
-    async def sample_usage(self, container_id: str, pid: int | None = None) -> StatsSample:
-        """The container's usage counters, the cheapest way the backend can read them.
-
-        ``pid`` is the container's main process on the host, when known. Docker reads the
-        cgroup files when this host can see them, else asks the engine for one-shot stats.
-        """
+    async def usage(self, state: ContainerState) -> StatsSample:
+        """The container's usage counters, the cheapest way the platform can read them."""
         ...
 
     def watch_events(
         self, labels: Mapping[str, str], since_ns: int | None = None
     ) -> AsyncIterator[ContainerEvent]: ...
+
+
+# -- capabilities -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SecretMounts:
+    """How one agent receives its secret env: mounts, and the wrapped command when needed."""
+
+    mounts: tuple[MountSpec, ...]
+    entrypoint: tuple[str, ...] | None = None
+    command: tuple[str, ...] | None = None
+
+
+class SecretDelivery(Protocol):
+    """How secret env values reach an agent without entering its spec or the platform's API.
+
+    ``key`` names one agent's secrets (its id); values are never logged or returned.
+    """
+
+    def deliver(
+        self,
+        key: str,
+        env: Mapping[str, str],
+        image: ImageInfo,
+        *,
+        image_ref: str,
+        command: tuple[str, ...] | None,
+        uid: int | None,
+    ) -> SecretMounts | None:
+        """Store the agent's values and say how to mount them; None when ``env`` is empty."""
+        ...
+
+    def remove(self, key: str) -> None: ...
+
+    def prune(self, keep: Iterable[str]) -> builtins.list[str]:
+        """Remove the secrets of every key not in ``keep`` (past a grace period); the keys."""
+        ...
+
+
+class Terminals(Protocol):
+    async def open_terminal(
+        self, container_id: str, spec: ExecSpec, cols: int, rows: int
+    ) -> TerminalSession:
+        """Start ``spec`` on a new pseudo-terminal of ``cols`` x ``rows``."""
+        ...
+
+
+@dataclass(frozen=True)
+class WarmContainer:
+    """A container started ahead of time whose agent process waits for a claim."""
+
+    container_id: str
+    slot: str
+    # The secrets key its (empty) secret files live under until a claim.
+    key: str
+    memory_bytes: int
+    nano_cpus: int
+
+
+@dataclass(frozen=True)
+class WarmClaim:
+    """What a warm container becomes: one agent's name, network identity, limits and env."""
+
+    key: str
+    name: str
+    network: str
+    aliases: tuple[str, ...]
+    memory_bytes: int
+    nano_cpus: int
+    env: Mapping[str, str] = field(repr=False)
+
+
+class WarmStart(Protocol):
+    """Containers started ahead of time and turned into agents on demand (the warm pool)."""
+
+    async def prepare(
+        self, spec: ContainerSpec, image: ImageInfo, probe: tuple[str, ...] | None, slot: str
+    ) -> WarmContainer:
+        """Create and start ``spec`` with its agent process held until a claim."""
+        ...
+
+    async def claim(self, warm: WarmContainer, claim: WarmClaim, timeout_s: float) -> bool:
+        """Make ``warm`` the agent ``claim`` describes and let its process start.
+
+        True once the container announced that its readiness check passed; False when it did
+        not within ``timeout_s`` (the caller probes readiness itself). On failure the container
+        is left for the caller to discard.
+        """
+        ...
+
+    async def discard(self, container_id: str, slot: str) -> None:
+        """Remove a warm container (claimed or not) with everything kept for it."""
+        ...
+
+
+class ImageBuilding(Protocol):
+    """What the image builder needs from the platform (images/)."""
+
+    async def get_image(self, ref: str) -> ImageInfo | None:
+        """The image called ``ref``, or None when the platform has no such image."""
+        ...
+
+    def stream_build(
+        self,
+        context: bytes,
+        *,
+        dockerfile: str,
+        tag: str,
+        build_args: Mapping[str, str],
+        labels: Mapping[str, str],
+        no_cache: bool,
+        network: str | None = None,
+    ) -> AsyncIterator[BuildEvent]:
+        """Build from a gzipped tar ``context``; raises a project error when the build fails.
+
+        ``network`` is the build steps' network mode (None: the platform's default).
+        """
+        ...
+
+    def stream_pull(self, ref: str) -> AsyncIterator[str]:
+        """Pull ``ref``, yielding progress lines; raises a project error when it cannot."""
+        ...
+
+    async def import_rootfs(
+        self, chunks: AsyncIterator[bytes], ref: str, changes: tuple[str, ...]
+    ) -> str:
+        """Import a root filesystem tar as image ``ref`` (``docker import``); returns its id."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuildStep:
+    """The builder started instruction ``index`` of ``total`` ("Step 3/12 : RUN ...")."""
+
+    index: int
+    total: int
+    instruction: str
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    """One line the build printed (command output, cache notes)."""
+
+    line: str
+
+
+@dataclass(frozen=True)
+class BuildDone:
+    """The build finished and produced ``image_id``."""
+
+    image_id: str
+
+
+BuildEvent = BuildStep | BuildOutput | BuildDone
+
+
+class Deployment(Protocol):
+    """One platform the runtime runs on: the core verbs and the capabilities it offers, all
+    over one connection (closed by ``close``)."""
+
+    @property
+    def backend(self) -> Backend: ...
+
+    @property
+    def secrets(self) -> SecretDelivery: ...
+
+    @property
+    def terminals(self) -> Terminals | None: ...
+
+    @property
+    def warm_start(self) -> WarmStart | None: ...
+
+    @property
+    def images(self) -> ImageBuilding | None: ...
+
+    async def close(self) -> None: ...
