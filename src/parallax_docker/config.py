@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from parallax_docker.errors import ConfigError, ParallaxError
+from parallax_docker.models import AGENT_TYPES, AgentType
 from parallax_docker.resources import parse_cpu, parse_memory
 
 ENV_PREFIX = "PARALLAX_"
@@ -46,7 +47,6 @@ _BARE_NAMES: dict[str, str] = {
 }
 
 
-POOL_TYPES = ("claude", "codex", "gemini", "aider", "custom")
 _POOL_PART_RE = re.compile(r"^(?P<type>[a-z]+)(?:=(?P<image>[^\s,=]+))?:(?P<size>[0-9]{1,3})\Z")
 
 
@@ -55,7 +55,7 @@ class PoolSize(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: Literal["claude", "codex", "gemini", "aider", "custom"]
+    type: AgentType
     size: int = Field(ge=0, le=64)
     image: str | None = Field(None, min_length=1, max_length=255)
 
@@ -70,9 +70,9 @@ def parse_pool(text: str) -> tuple[PoolSize, ...]:
         if not part:
             continue
         match = _POOL_PART_RE.match(part)
-        if match is None or match["type"] not in POOL_TYPES:
+        if match is None or match["type"] not in AGENT_TYPES:
             raise ValueError(
-                f"{part[:80]!r} is not TYPE[=IMAGE]:COUNT with TYPE one of {', '.join(POOL_TYPES)}"
+                f"{part[:80]!r} is not TYPE[=IMAGE]:COUNT with TYPE one of {', '.join(AGENT_TYPES)}"
             )
         sizes.append(
             PoolSize(type=match["type"], size=int(match["size"]), image=match["image"] or None)

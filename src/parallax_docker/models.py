@@ -35,8 +35,17 @@ IMAGE_MAX = 512
 RUNTIME_MAX = 128
 VOLUME_ENTRY_MAX = 8192
 
-AgentType = Literal["claude", "codex", "gemini", "aider", "custom"]
-AGENT_TYPES: tuple[str, ...] = ("claude", "codex", "gemini", "aider", "custom")
+class AgentType(StrEnum):
+    """The kinds of agent the runtime knows: one CLI each, or any command (``custom``)."""
+
+    CLAUDE = "claude"
+    CODEX = "codex"
+    GEMINI = "gemini"
+    AIDER = "aider"
+    CUSTOM = "custom"
+
+
+AGENT_TYPES: tuple[str, ...] = tuple(kind.value for kind in AgentType)
 
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=SHORT_TEXT_MAX)]
 LabelKey = Annotated[

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from parallax_docker.errors import ResourceLimitError, ValidationError
+from parallax_docker.errors import LimitAboveHostError, ValidationError
 
 # Docker refuses containers below 6 MiB of memory (runc's minimum).
 MIN_MEMORY_BYTES = 6 * 1024 * 1024
@@ -112,13 +112,13 @@ def parse_cpu(value: str | float | int) -> int:
 def check_within_host(memory_bytes: int, nano_cpus: int, host_memory: int, host_cpus: int) -> None:
     """Refuse limits the host cannot give: Docker would accept them and enforce nothing."""
     if host_memory and memory_bytes > host_memory:
-        raise ResourceLimitError(
+        raise LimitAboveHostError(
             f"memory limit {format_bytes(memory_bytes)} exceeds the host's "
             f"{format_bytes(host_memory)}",
             resolution="Ask for less memory than the host has.",
         )
     if host_cpus and nano_cpus > host_cpus * NANO:
-        raise ResourceLimitError(
+        raise LimitAboveHostError(
             f"cpu limit {nano_cpus / NANO:g} exceeds the host's {host_cpus} cores",
             resolution=f"Ask for at most {host_cpus} cores.",
         )

@@ -1,7 +1,7 @@
 """The application factory: ``create_app(settings, backend=None)``.
 
-Nothing is built at import time; the backend, the service and the reconciler start in the
-lifespan, so the service comes up even while the Docker engine is down.
+Nothing is built at import time; the runtime's parts start in the lifespan, so the service comes
+up even while the Docker engine is down.
 """
 
 from __future__ import annotations
@@ -20,14 +20,11 @@ from parallax_docker.api.openapi import document_common_responses
 from parallax_docker.api.query import reject_unknown_query
 from parallax_docker.api.request_log import RequestLogMiddleware
 from parallax_docker.api.routes import agents, executions, gc, health, messages, prometheus, ws
-from parallax_docker.backends.base import Backend
-from parallax_docker.backends.factory import create_backend
+from parallax_docker.backends.base import Deployment
+from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
-from parallax_docker.runtime.janitor import Janitor
-from parallax_docker.runtime.messaging import MessagingService
-from parallax_docker.runtime.reconciler import Reconciler
-from parallax_docker.runtime.service import AgentService
-from parallax_docker.runtime.store import Store, StoredEventBus
+from parallax_docker.runtime.runtime import Runtime
+from parallax_docker.runtime.store import Store
 from parallax_docker.runtime.telemetry import PrometheusTelemetry
 
 DESCRIPTION = """Runs CLI AI coding agents as isolated, hardened Docker containers.
@@ -42,39 +39,26 @@ class _App(FastAPI):
         return ContainErrorsMiddleware(super().build_middleware_stack())
 
 
-def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
-    engine = backend if backend is not None else create_backend(settings)
+def create_app(settings: Settings, deployment: Deployment | None = None) -> FastAPI:
     telemetry = PrometheusTelemetry()
-    store = Store.in_dir(settings.state_dir)
-    service = AgentService(settings, engine, bus=StoredEventBus(store), telemetry=telemetry)
-    messaging = MessagingService(settings, service, store)
-    reconciler = Reconciler(service, engine)
-    telemetry.watch(
-        agents=lambda: [(r.status.value, r.labels.type) for r in service.registry],
-        reconnects=lambda: reconciler.reconnects,
+    runtime = Runtime(
+        settings,
+        deployment if deployment is not None else create_deployment(settings),
+        store=Store.in_dir(settings.state_dir),
+        telemetry=telemetry,
     )
-    janitor = Janitor(service, engine, settings)
+    telemetry.watch(
+        agents=lambda: [(r.status.value, r.labels.type) for r in runtime.registry],
+        reconnects=lambda: runtime.reconciler.reconnects,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await store.open()
-        reconciler.start()
-        janitor.start()
-        if service.pool is not None:
-            service.pool.start()
+        await runtime.start()
         try:
             yield
         finally:
-            if service.pool is not None:
-                # Idle pooled containers go with the service; claimed ones are agents.
-                await service.pool.stop()
-            await janitor.stop()
-            await messaging.close()
-            if settings.stop_agents_on_exit:
-                await service.stop_all(reason="service-exit")
-            await reconciler.stop()
-            await engine.close()
-            await store.close()
+            await runtime.stop()
 
     app = _App(
         title="Parallax Docker Runtime",
@@ -85,11 +69,8 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         dependencies=[Depends(reject_unknown_query)],
     )
     app.state.settings = settings
-    app.state.service = service
-    app.state.reconciler = reconciler
+    app.state.runtime = runtime
     app.state.telemetry = telemetry
-    app.state.janitor = janitor
-    app.state.messaging = messaging
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(agents.router)

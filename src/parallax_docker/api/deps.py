@@ -1,4 +1,4 @@
-"""Request-scoped access to the service built at start-up.
+"""Request-scoped access to the runtime built at start-up.
 
 Dependencies are async: FastAPI runs a plain `def` dependency in a worker thread.
 """
@@ -9,12 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.runtime import Runtime
 
 
-async def get_service(request: Request) -> AgentService:
-    service: AgentService = request.app.state.service
-    return service
+async def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
 
 
-ServiceDep = Annotated[AgentService, Depends(get_service)]
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]

@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from parallax_docker.errors import CapacityExceededError
-from parallax_docker.models import AgentStatus
+from parallax_docker.errors import ResourceLimitError
 from parallax_docker.resources import NANO, format_bytes
-from parallax_docker.runtime.registry import AgentRecord
+from parallax_docker.runtime.lifecycle import RELEASED, AgentRecord
 
-# An agent whose container has exited holds no memory or CPU.
-_RELEASED = frozenset({AgentStatus.STOPPED, AgentStatus.ERROR})
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,7 @@ class Committed:
 def committed(records: Iterable[AgentRecord]) -> Committed:
     memory = cpus = count = 0
     for record in records:
-        if record.status not in _RELEASED:
+        if record.status not in RELEASED:
             memory += record.labels.memory_bytes
             cpus += record.labels.nano_cpus
             count += 1
@@ -49,18 +46,18 @@ def capacity(
 
 
 def admit(memory_bytes: int, nano_cpus: int, used: Committed, limit: Capacity) -> None:
-    """Raise CapacityExceededError (507, RESOURCE_LIMIT) naming what is left."""
+    """Raise ResourceLimitError (507, RESOURCE_LIMIT) naming what is left."""
     memory_left = max(0, limit.memory_bytes - used.memory_bytes)
     cpu_left = max(0, limit.nano_cpus - used.nano_cpus)
     if memory_bytes > memory_left:
-        raise CapacityExceededError(
+        raise ResourceLimitError(
             f"not enough memory left for this agent: asked {format_bytes(memory_bytes)}, "
             f"{format_bytes(memory_left)} left of {format_bytes(limit.memory_bytes)} "
             f"({used.agents} agents running)",
             details={"memoryLeft": memory_left, "cpuLeft": cpu_left / NANO},
         )
     if nano_cpus > cpu_left:
-        raise CapacityExceededError(
+        raise ResourceLimitError(
             f"not enough CPU left for this agent: asked {nano_cpus / NANO:g} cores, "
             f"{cpu_left / NANO:g} left of {limit.nano_cpus / NANO:g} "
             f"({used.agents} agents running)",

@@ -1,4 +1,5 @@
-"""The service's own event bus: agent_* events fanned out to any number of subscribers.
+"""The runtime's events: what happened (``AgentEvent``), the one ``Publisher`` that sends them,
+and the bus that fans them out to any number of subscribers.
 
 Each subscriber has a bounded queue; one that falls behind loses its oldest events and is told
 how many, so a slow consumer never stalls the publisher.
@@ -10,9 +11,18 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class AgentEvent:
+    """Something that happened to an agent (or, without ``agent_id``, to the runtime)."""
+
+    event: str
+    data: dict[str, Any]
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,3 +90,14 @@ class EventBus:
                 yield await subscription.get()
         finally:
             subscription.close()
+
+
+class Publisher:
+    """The one way events leave the runtime: every part hands its events here."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.bus = bus
+
+    def publish(self, events: Iterable[AgentEvent]) -> None:
+        for item in events:
+            self.bus.publish(item.event, item.data, agent_id=item.agent_id)

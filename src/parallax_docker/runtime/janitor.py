@@ -7,24 +7,28 @@ Each pass, from the registry (no engine call unless there is work):
 - stops agents past their lifetime (``resources.timeout``) or idle past ``idleTimeout``;
 - restarts crashed agents that asked for ``autoRestart``, with a doubling back-off and a cap;
 - removes exited agents' containers once they have been listed long enough;
-- every so often, removes managed networks no agent uses any more.
+- every so often, removes managed networks no agent uses any more;
+- takes over operations left in the journal that no one is finishing (runtime/recovery.py).
 Deadlines come from the container's own timestamps, so they hold across service restarts.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 
 from parallax_docker.backends.base import Backend
 from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus
+from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.clock import parse_engine_time
-from parallax_docker.runtime.registry import AgentRecord
-from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.engine_link import EngineLink
+from parallax_docker.runtime.lifecycle import AgentRecord
+from parallax_docker.runtime.loops import Loop, Tasks
+from parallax_docker.runtime.operations import Operations
+from parallax_docker.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -33,58 +37,64 @@ _NETWORK_SWEEP_MAX_EVERY_S = 30.0
 
 
 class Janitor:
-    def __init__(self, service: AgentService, backend: Backend, settings: Settings) -> None:
-        self._service = service
-        self._backend = backend
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        backend: Backend,
+        registry: Registry,
+        engine: EngineLink,
+        operations: Operations,
+        selector: Mapping[str, str],
+        take_orphans: Callable[[], int] = lambda: 0,
+    ) -> None:
         self._settings = settings
-        self._task: asyncio.Task[None] | None = None
+        self._backend = backend
+        self._registry = registry
+        self._engine = engine
+        self._operations = operations
+        self._selector = dict(selector)
+        self._take_orphans = take_orphans
         self._busy: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._actions = Tasks()
+        self._loop = Loop("janitor", self._pass)
         self._last_network_sweep = 0.0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="parallax-janitor")
+        self._loop.start()
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._tasks) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._task = None
+        await self._loop.stop()
+        await self._actions.stop()
 
-    async def _run(self) -> None:
-        while True:
-            if not self._service.engine_up:
-                # Poll briefly, so that the first pass (which settles adopted agents) runs
-                # right after the registry is in sync.
-                await asyncio.sleep(0.05)
-                continue
-            try:
-                await self.sweep()
-            except Exception as exc:  # one bad pass must not end housekeeping
-                log.warning("janitor pass failed: %s", _describe(exc))
-            await asyncio.sleep(self._settings.janitor_interval_s)
+    async def _pass(self) -> float:
+        if not self._engine.up:
+            # Poll briefly, so that the first pass (which settles adopted agents) runs right
+            # after the registry is in sync.
+            return 0.05
+        await self.sweep()
+        return self._settings.janitor_interval_s
 
     async def sweep(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        for record in self._service.registry:
+        self._take_orphans()
+        for record in self._registry:
             action = self._due(record, now)
             if action is not None and record.id not in self._busy:
                 self._busy.add(record.id)
-                task = asyncio.create_task(self._act(record, action), name=f"janitor-{record.id}")
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._actions.spawn(self._act(record, action), name=f"janitor-{record.id}")
         every = min(_NETWORK_SWEEP_MAX_EVERY_S, max(1.0, self._settings.network_grace_s))
         if now - self._last_network_sweep >= every:
             self._last_network_sweep = now
             await self.sweep_networks(now)
 
+    async def settle(self) -> None:
+        """Until the actions started so far have ended (tests)."""
+        await self._actions.wait()
+
     def _due(self, record: AgentRecord, now: float) -> str | None:
         """What, if anything, is due for ``record`` now."""
-        if record.transitioning or record.stopping or record.state is None:
+        if record.in_operation or record.state is None:
             return None
         state = record.state
         settings = self._settings
@@ -114,8 +124,7 @@ class Janitor:
         return None
 
     def _restart_allowed(self, record: AgentRecord, now: float) -> bool:
-        window = self._settings.auto_restart_window_s
-        record.restart_times[:] = [t for t in record.restart_times if now - t < window]
+        lifecycle.forget_restarts_before(record, now - self._settings.auto_restart_window_s)
         if len(record.restart_times) >= self._settings.auto_restart_max:
             return False
         if not record.restart_times:
@@ -126,22 +135,21 @@ class Janitor:
         return now - record.restart_times[-1] >= backoff
 
     async def _act(self, record: AgentRecord, action: str) -> None:
-        service = self._service
+        operations = self._operations
         try:
             if action == "probe":
-                await service.probe_starting(record)
+                await operations.probe_starting(record)
             elif action == "orphan":
-                await service.remove_container(record, "a spawn was cut short; removed")
+                await operations.remove_container(record, "a spawn was cut short; removed")
             elif action == "never-ready":
-                await service.remove_container(record, "the agent never became ready")
+                await operations.remove_container(record, "the agent never became ready")
             elif action == "expire":
-                await service.remove_container(record, "exited agent expired")
+                await operations.remove_container(record, "exited agent expired")
             elif action == "restart":
-                record.restart_times.append(time.time())
-                await service.auto_restart(record)
+                await operations.auto_restart(record)
             elif action in ("lifetime", "idle"):
                 reason = "timeout" if action == "lifetime" else "idle"
-                await service.stop(record.id, reason=reason)
+                await operations.stop(record.id, reason=reason)
         except ParallaxError as exc:
             log.warning("janitor could not %s agent %s: %s", action, record.id, exc.code)
         finally:
@@ -149,9 +157,9 @@ class Janitor:
 
     async def sweep_networks(self, now: float) -> list[str]:
         """Remove managed networks that no agent uses (never the default network)."""
-        in_use = {record.labels.network for record in self._service.registry}
+        in_use = {record.labels.network for record in self._registry}
         removed = []
-        for network in await self._backend.list_networks(self._service.selector):
+        for network in await self._backend.list_networks(self._selector):
             if network.name == self._settings.docker_network or network.name in in_use:
                 continue
             if (
@@ -168,6 +176,3 @@ class Janitor:
             removed.append(network.name)
         return removed
 
-
-def _describe(exc: BaseException) -> str:
-    return f"{exc.code}: {exc.message}" if isinstance(exc, ParallaxError) else type(exc).__name__

@@ -22,6 +22,17 @@ RESERVED_PREFIX = "parallax."
 SCHEMA_VERSION = "1"
 
 
+# Agents spawned with one executionId share their home through a runtime-managed volume.
+EXECUTION_LABEL = "parallax.execution.id"
+HOME_VOLUME_PREFIX = "parallax-exec-"
+
+
+def home_volume(execution_id: str, instance: str) -> str:
+    """The execution's shared home volume; its name carries the instance unless default."""
+    scope = "" if instance == "default" else f"{instance}-"
+    return f"{HOME_VOLUME_PREFIX}{scope}{execution_id}"
+
+
 def selector(instance: str) -> dict[str, str]:
     """The labels that mark what one runtime instance manages."""
     return {MANAGED: "true", INSTANCE: instance}

@@ -1,11 +1,12 @@
 """MessagingService: a message in, one turn of the agent's CLI, the answer out.
 
 One turn per message, one turn at a time per agent: while a turn runs the agent is ``busy`` and
-another ``send`` is refused with 409 ``AGENT_BUSY`` (docs/messaging.md). A turn is a
-``docker exec`` of the agent's driver argv through the turn wrapper (drivers/wrapper.py), the
-message on stdin. A turn past its timeout is interrupted (its process group killed from a second
-exec) and answered with a ``TURN_TIMEOUT`` error message; the agent stays usable. A CLI that
-says it needs a login puts the agent in ``authenticating`` and publishes ``login_required``.
+another ``send`` is refused with 409 ``AGENT_BUSY`` (docs/messaging.md). The turn itself runs in
+runtime/turns.py. A turn past its timeout is interrupted and answered with a ``TURN_TIMEOUT``
+error message; the agent stays usable. A CLI that says it needs a login puts the agent in
+``authenticating`` and publishes ``login_required``. A turn cut short (the service stops, or
+crashed: ``recover`` after the restart) is answered with a ``TURN_INTERRUPTED`` error message
+holding what the CLI had said, and its CLI is ended.
 
 Messages go to the store and out as ``message`` events; the CLI session id is kept per agent in
 the store so that the conversation resumes across turns and across restarts of the service.
@@ -19,11 +20,9 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from parallax_docker.backends.base import ExecExit, ExecSpec
 from parallax_docker.config import Settings
 from parallax_docker.errors import (
     AgentBusyError,
@@ -32,51 +31,48 @@ from parallax_docker.errors import (
     ParallaxError,
 )
 from parallax_docker.models import AgentMessage, AgentStatus, SendResponse
+from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.drivers import Driver, driver_for
-from parallax_docker.runtime.drivers.base import TurnOutput, TurnPlan, TurnResult
-from parallax_docker.runtime.drivers.wrapper import kill_argv, turn_argv
-from parallax_docker.runtime.registry import AgentRecord
-from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.drivers.base import TurnOutput, TurnResult
+from parallax_docker.runtime.engine_link import EngineLink
+from parallax_docker.runtime.events import AgentEvent, Publisher
+from parallax_docker.runtime.journal import Intent, Journal
+from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.store import Store, StoredMessage
+from parallax_docker.runtime.turns import KILL_EXEC_TIMEOUT_S, Turn, TurnRunner
 
 log = logging.getLogger(__name__)
 
 # Error codes a turn's answer can carry (metadata.code of a message of type "error").
 TURN_TIMEOUT = "TURN_TIMEOUT"
 TURN_FAILED = "TURN_FAILED"
+TURN_INTERRUPTED = "TURN_INTERRUPTED"
 LOGIN_REQUIRED = "LOGIN_REQUIRED"
 
-STDOUT_MAX = 32 * 1024 * 1024
-STDERR_MAX = 1024 * 1024
-# After the kill, how long the interrupted exec may take to report its end.
-KILL_WAIT_S = 5.0
-KILL_EXEC_TIMEOUT_S = 10.0
-# Activity during a long turn keeps the agent from being stopped as idle.
-_TOUCH_EVERY_S = 1.0
 _ACCEPTING = (AgentStatus.READY, AgentStatus.AUTHENTICATING)
-
-
-@dataclass
-class _Turn:
-    id: str
-    agent_id: str
-    container_id: str
-    message: str
-    timeout_s: float
 
 
 class MessagingService:
     def __init__(
         self,
+        *,
         settings: Settings,
-        service: AgentService,
+        registry: Registry,
+        engine: EngineLink,
+        runner: TurnRunner,
+        publisher: Publisher,
+        journal: Journal,
         store: Store,
         drivers: Callable[[str], Driver] = driver_for,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.service = service
         self.store = store
+        self._registry = registry
+        self._engine = engine
+        self._runner = runner
+        self._publisher = publisher
+        self._journal = journal
         self._drivers = drivers
         self._clock = clock
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
@@ -97,8 +93,8 @@ class MessagingService:
         Once accepted, every outcome is an answer message: a timeout, a failure or a login
         prompt is an ``error`` message whose ``metadata.code`` says which.
         """
-        self.service.require_engine()
-        record = self.service.registry.get(agent_id)
+        self._engine.require()
+        record = self._registry.get(agent_id)
         if record.busy or agent_id in self._turns:
             raise AgentBusyError(f"agent {agent_id!r} is working on another message")
         if record.status not in _ACCEPTING or record.container_id is None:
@@ -106,16 +102,19 @@ class MessagingService:
                 f"agent {agent_id!r} is {record.status.value}; it takes messages once ready"
             )
         timeout_s = self.settings.turn_timeout_s if timeout_ms is None else timeout_ms / 1000
-        turn = _Turn(
+        turn = Turn(
             id=f"turn-{secrets.token_hex(8)}",
             agent_id=agent_id,
             container_id=record.container_id,
             message=message,
             timeout_s=timeout_s,
         )
+        intent = self._journal.begin(
+            "turn", agent_id, container_id=turn.container_id, turnId=turn.id
+        )
         # From here to the task's creation nothing awaits: no second send can slip in.
-        self._begin(record)
-        task = asyncio.create_task(self._run_turn(turn), name=f"parallax-{turn.id}")
+        self._publisher.publish(lifecycle.turn_started(record, self._clock()))
+        task = asyncio.create_task(self._run_turn(turn, intent), name=f"parallax-{turn.id}")
         self._turns[agent_id] = task
         task.add_done_callback(lambda done: self._forget(agent_id, done))
         if not expect_response:
@@ -127,7 +126,7 @@ class MessagingService:
     async def messages(self, agent_id: str, limit: int) -> list[AgentMessage]:
         """The conversation with ``agent_id``, oldest first (kept after the agent is gone)."""
         stored = await self.store.messages(agent_id, limit)
-        if not stored and self.service.registry.find(agent_id) is None:
+        if not stored and self._registry.find(agent_id) is None:
             raise AgentNotFoundError(f"agent {agent_id[:80]!r} does not exist")
         return [_message_model(m) for m in stored]
 
@@ -139,14 +138,20 @@ class MessagingService:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    # -- one turn ---------------------------------------------------------------------------
+    async def recover(self, intent: Intent) -> None:
+        """A turn the service's crash cut short: end its CLI and answer it as interrupted."""
+        turn_id = str(intent.data.get("turnId") or "")
+        record = self._registry.find(intent.key)
+        if intent.container_id is not None and record is not None and record.state is not None:
+            if record.state.running:
+                await self._runner.interrupt(intent.container_id, turn_id)
+        output = self._journal.output(intent)
+        await self._answer_interrupted(intent.key, turn_id, output, "the service restarted")
+        if record is not None and record.busy:
+            self._publisher.publish(lifecycle.turn_ended(record, ok=None, now=self._clock()))
+        self._journal.end(intent)
 
-    def _begin(self, record: AgentRecord) -> None:
-        record.busy = True
-        if record.status in _ACCEPTING:
-            record.status = AgentStatus.BUSY
-        record.last_activity = self._clock()
-        self._publish("agent_busy", record)
+    # -- one turn ---------------------------------------------------------------------------
 
     def _forget(self, agent_id: str, task: asyncio.Task[AgentMessage]) -> None:
         if self._turns.get(agent_id) is task:
@@ -154,7 +159,7 @@ class MessagingService:
         if not task.cancelled() and task.exception() is not None:
             log.warning("turn on agent %s failed: %s", agent_id, type(task.exception()).__name__)
 
-    async def _run_turn(self, turn: _Turn) -> AgentMessage:
+    async def _run_turn(self, turn: Turn, intent: Intent) -> AgentMessage:
         started = time.monotonic()
         driver = self._drivers(self._agent_type(turn.agent_id))
         try:
@@ -169,17 +174,25 @@ class MessagingService:
                     metadata={"turnId": turn.id},
                 )
             )
-            result = await self._attempt(turn, driver)
+            result = await self._attempt(turn, driver, intent)
         except asyncio.CancelledError:
-            # The service is stopping: leave no CLI running in the agent.
+            # The service is stopping: leave no CLI running in the agent, keep what it said.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._interrupt(turn), KILL_EXEC_TIMEOUT_S)
+                await asyncio.wait_for(
+                    self._runner.interrupt(turn.container_id, turn.id), KILL_EXEC_TIMEOUT_S
+                )
+            with contextlib.suppress(Exception):
+                await self._answer_interrupted(
+                    turn.agent_id, turn.id, self._journal.output(intent), "the service stopped"
+                )
+            self._journal.end(intent)
             self._end(turn.agent_id, None)
             raise
         except ParallaxError as exc:
             # The engine refused the exec (the container stopped, the engine went away).
             result = TurnResult(content=exc.message, ok=False, metadata={"code": exc.code})
         except BaseException:
+            self._journal.end(intent)
             self._end(turn.agent_id, None)
             raise
         metadata: dict[str, Any] = {
@@ -203,17 +216,18 @@ class MessagingService:
             metadata=metadata,
         )
         model = await self._record(answer)
+        self._journal.end(intent)
         self._end(turn.agent_id, result)
         return model
 
-    async def _attempt(self, turn: _Turn, driver: Driver) -> TurnResult:
+    async def _attempt(self, turn: Turn, driver: Driver, intent: Intent) -> TurnResult:
         session = await self.store.session(turn.agent_id, driver.name)
         deadline = time.monotonic() + turn.timeout_s
-        result = await self._once(turn, driver, driver.plan(turn.message, session), deadline)
+        result = await self._once(turn, driver, session, deadline, intent)
         if result.resume_failed and session is not None:
             # The CLI no longer has the session (its home was reset): start a new one.
             await self.store.set_session(turn.agent_id, driver.name, None, self._clock())
-            result = await self._once(turn, driver, driver.plan(turn.message, None), deadline)
+            result = await self._once(turn, driver, None, deadline, intent)
         if result.ok and result.session_id and result.session_id != session:
             await self.store.set_session(
                 turn.agent_id, driver.name, result.session_id, self._clock()
@@ -221,9 +235,16 @@ class MessagingService:
         return result
 
     async def _once(
-        self, turn: _Turn, driver: Driver, plan: TurnPlan, deadline: float
+        self, turn: Turn, driver: Driver, session: str | None, deadline: float, intent: Intent
     ) -> TurnResult:
-        output = await self._exec(turn, plan, max(deadline - time.monotonic(), 0.001))
+        plan = driver.plan(turn.message, session)
+        output = await self._runner.run(
+            turn,
+            plan,
+            max(deadline - time.monotonic(), 0.001),
+            intent,
+            touch=lambda: self._touch(turn.agent_id),
+        )
         if output is None:
             return TurnResult(
                 content=f"the agent did not answer within {turn.timeout_s:g} s; the turn was "
@@ -233,90 +254,57 @@ class MessagingService:
             )
         return driver.parse(output)
 
-    async def _exec(self, turn: _Turn, plan: TurnPlan, timeout_s: float) -> TurnOutput | None:
-        """Run the turn; its output, or None when it ran past ``timeout_s`` (then it is killed)."""
-        spec = ExecSpec(
-            argv=turn_argv(
-                turn.id,
-                plan.argv,
-                check_credentials=plan.check_credentials,
-                message_file_flag=plan.message_file_flag,
-            ),
-            stdin=plan.stdin,
-        )
-        stdout, stderr = bytearray(), bytearray()
-        state = {"exit": -1, "truncated": False, "touched": time.monotonic()}
-
-        async def consume() -> None:
-            async for item in self.service.backend.stream_exec(turn.container_id, spec):
-                if isinstance(item, ExecExit):
-                    state["exit"] = item.exit_code
-                    continue
-                if item.stream == "stdout":
-                    room = STDOUT_MAX - len(stdout)
-                    stdout.extend(item.data[:room])
-                    if len(item.data) > room:
-                        state["truncated"] = True
-                else:
-                    stderr.extend(item.data)
-                    if len(stderr) > STDERR_MAX:
-                        del stderr[: len(stderr) - STDERR_MAX]
-                now = time.monotonic()
-                if now - state["touched"] >= _TOUCH_EVERY_S:
-                    state["touched"] = now
-                    self.service.touch(turn.agent_id)
-
-        reader = asyncio.create_task(consume(), name=f"parallax-{turn.id}-output")
-        try:
-            done, _ = await asyncio.wait({reader}, timeout=timeout_s)
-            if reader in done:
-                reader.result()
-                return TurnOutput(
-                    stdout=bytes(stdout),
-                    stderr=bytes(stderr),
-                    exit_code=int(state["exit"]),
-                    truncated=bool(state["truncated"]),
-                )
-            log.info("turn %s on agent %s timed out after %gs", turn.id, turn.agent_id, timeout_s)
-            await self._interrupt(turn)
+    async def _answer_interrupted(
+        self, agent_id: str, turn_id: str, output: bytes, why: str
+    ) -> AgentMessage:
+        """The answer of a turn cut short: what the CLI had said, as its driver reads it."""
+        driver = self._drivers(self._agent_type(agent_id))
+        said = ""
+        if output:
             with contextlib.suppress(Exception):
-                await asyncio.wait({reader}, timeout=KILL_WAIT_S)
-            return None
-        finally:
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, ParallaxError):
-                    await reader
-
-    async def _interrupt(self, turn: _Turn) -> None:
-        try:
-            await self.service.backend.exec(
-                turn.container_id, kill_argv(turn.id), timeout_s=KILL_EXEC_TIMEOUT_S
+                said = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=-1)).content
+            said = said or output.decode("utf-8", "replace")
+        content = f"the turn was interrupted ({why})" + (f"; the agent had said: {said}" if said else "")
+        return await self._record(
+            StoredMessage(
+                id=_message_id(),
+                agent_id=agent_id,
+                direction="outbound",
+                type="error",
+                content=content,
+                timestamp=self._clock(),
+                metadata={
+                    "turnId": turn_id,
+                    "driver": driver.name,
+                    "code": TURN_INTERRUPTED,
+                    "status": "interrupted",
+                    "output": output.decode("utf-8", "replace"),
+                },
             )
-        except ParallaxError as exc:
-            log.warning("could not interrupt turn %s: %s", turn.id, exc.code)
+        )
+
+    def _touch(self, agent_id: str) -> None:
+        record = self._registry.find(agent_id)
+        if record is not None:
+            lifecycle.touched(record)
 
     def _end(self, agent_id: str, result: TurnResult | None) -> None:
-        record = self.service.registry.find(agent_id)
+        record = self._registry.find(agent_id)
         if record is None:
             return
-        record.busy = False
-        record.last_activity = self._clock()
-        if result is not None and result.login_required:
-            record.login_required = True
-        elif result is not None and result.ok:
-            record.login_required = False
-        if record.status in (AgentStatus.BUSY, *_ACCEPTING):
-            record.status = record.ready_status()
-        if result is not None and result.login_required:
-            self._publish("login_required", record, loginUrl=result.login_url)
-        elif record.status == AgentStatus.READY:
-            self._publish("agent_ready", record)
+        events: list[AgentEvent] = lifecycle.turn_ended(
+            record,
+            ok=None if result is None else result.ok,
+            login_required=result is not None and result.login_required,
+            login_url=result.login_url if result is not None else None,
+            now=self._clock(),
+        )
+        self._publisher.publish(events)
 
     # -- helpers ----------------------------------------------------------------------------
 
     def _agent_type(self, agent_id: str) -> str:
-        record = self.service.registry.find(agent_id)
+        record = self._registry.find(agent_id)
         return record.labels.type if record is not None else "custom"
 
     async def _record(self, message: StoredMessage) -> AgentMessage:
@@ -325,17 +313,16 @@ class MessagingService:
         except Exception as exc:  # the answer still goes out; only its history is lost
             log.error("could not store message %s: %s", message.id, type(exc).__name__)
         model = _message_model(message)
-        self.service.bus.publish(
-            "message",
-            {"message": model.model_dump(mode="json", by_alias=True)},
-            agent_id=message.agent_id,
+        self._publisher.publish(
+            [
+                AgentEvent(
+                    "message",
+                    {"message": model.model_dump(mode="json", by_alias=True)},
+                    message.agent_id,
+                )
+            ]
         )
         return model
-
-    def _publish(self, event: str, record: AgentRecord, **extra: Any) -> None:
-        data: dict[str, Any] = {"agent": record.handle().model_dump(mode="json", by_alias=True)}
-        data.update(extra)
-        self.service.bus.publish(event, data, agent_id=record.id)
 
 
 def _message_id() -> str:

@@ -17,7 +17,7 @@ from parallax_docker.backends.base import Backend, StatsSample
 from parallax_docker.models import MetricsResponse, NetworkUsage
 from parallax_docker.resources import NANO
 from parallax_docker.runtime.clock import parse_engine_time
-from parallax_docker.runtime.registry import AgentRecord
+from parallax_docker.runtime.lifecycle import AgentRecord
 
 _FIRST_GAP_S = 0.05
 # An older previous sample still gives a rate, but over a long, stale window.
@@ -38,17 +38,17 @@ class MetricsSampler:
     def forget(self, agent_id: str) -> None:
         self._last.pop(agent_id, None)
 
-    async def sample(
-        self, record: AgentRecord, container_id: str, *, host_cpus: int
-    ) -> MetricsResponse:
-        pid = record.state.pid if record.state is not None else None
-        now_sample = await self._backend.sample_usage(container_id, pid)
+    async def sample(self, record: AgentRecord, *, host_cpus: int) -> MetricsResponse:
+        state = record.state
+        if state is None:
+            raise ValueError("an agent without a container has no metrics")
+        now_sample = await self._backend.usage(state)
         now = time.monotonic()
         previous = self._last.get(record.id)
         if previous is None or now - previous.at > _MAX_SAMPLE_AGE_S:
             previous = _Kept(now_sample, now)
             await asyncio.sleep(_FIRST_GAP_S)
-            now_sample = await self._backend.sample_usage(container_id, pid)
+            now_sample = await self._backend.usage(state)
             now = time.monotonic()
         self._last[record.id] = _Kept(now_sample, now)
         return _metrics(record, previous, _Kept(now_sample, now), host_cpus)

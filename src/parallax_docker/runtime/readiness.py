@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from parallax_docker.backends.base import Backend, ContainerState
+from parallax_docker.backends.base import Backend, ContainerState, ExecSpec
 from parallax_docker.errors import HealthCheckFailedError, ParallaxError
 
 _FIRST_DELAY_S = 0.02
@@ -50,7 +50,9 @@ async def wait_ready(
 async def probe_passes(backend: Backend, container_id: str, probe: tuple[str, ...]) -> bool:
     """Run the readiness probe once; False on any failure to run it."""
     try:
-        result = await backend.exec(container_id, probe, timeout_s=_PROBE_TIMEOUT_S)
+        result = await backend.exec(
+            container_id, ExecSpec(argv=probe), timeout_s=_PROBE_TIMEOUT_S
+        )
     except (ParallaxError, TimeoutError):
         # The container may be exiting; the next state read tells.
         return False

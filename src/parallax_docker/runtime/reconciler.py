@@ -9,17 +9,21 @@ whatever changed meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from parallax_docker.backends.base import Backend, ContainerEvent, ContainerState
-from parallax_docker.errors import ParallaxError
+from parallax_docker.errors import EngineError, ParallaxError
+from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.labels import PREFIX
-from parallax_docker.runtime.service import AgentService
-from parallax_docker.runtime.telemetry import outcome_of
+from parallax_docker.runtime.loops import Loop, describe
+from parallax_docker.runtime.observer import Observer
+from parallax_docker.runtime.pool.pool import WarmPool
+from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.telemetry import Telemetry, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -34,104 +38,107 @@ _STATE_ACTIONS = frozenset(
 
 
 class Reconciler:
-    def __init__(self, service: AgentService, backend: Backend) -> None:
-        self._service = service
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        engine: EngineLink,
+        observer: Observer,
+        registry: Registry,
+        selector: Mapping[str, str],
+        telemetry: Telemetry,
+        after_sync: Callable[[], object] = lambda: None,
+        pool: WarmPool | None = None,
+    ) -> None:
         self._backend = backend
-        self._task: asyncio.Task[None] | None = None
+        self._engine = engine
+        self._observer = observer
+        self._registry = registry
+        self._selector = dict(selector)
+        self._telemetry = telemetry
+        self._after_sync = after_sync
+        self._pool = pool
+        self._first = True
+        self._loop = Loop(
+            "reconciler",
+            self._sync_and_follow,
+            first_backoff_s=_INITIAL_BACKOFF_S,
+            max_backoff_s=_MAX_BACKOFF_S,
+            on_error=self._lost,
+        )
         self.reconnects = 0
         self.synced = asyncio.Event()
         # Containers the engine reported out of memory, until their "die" arrives.
         self._oom: set[str] = set()
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="parallax-reconciler")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
 
-    async def _run(self) -> None:
-        backoff = _INITIAL_BACKOFF_S
-        first = True
-        while True:
-            try:
-                await self._sync_and_follow()
-                # A clean end of the stream means the engine closed it (shutting down).
-                raise ParallaxError("the engine closed its event stream")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.synced.clear()
-                if first or self._service.engine_up:
-                    log.warning("lost the Docker engine's event stream: %s", _describe(exc))
-                first = False
-                self._service.engine_lost()
-                self._service.telemetry.error(outcome_of(exc), "reconciler")
-                self.reconnects += 1
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, _MAX_BACKOFF_S)
-            else:  # pragma: no cover - the try always raises
-                backoff = _INITIAL_BACKOFF_S
+    def _lost(self, exc: BaseException) -> None:
+        self.synced.clear()
+        if self._first or self._engine.up:
+            log.warning("lost the Docker engine's event stream: %s", describe(exc))
+        self._first = False
+        self._engine.lost()
+        self._telemetry.error(outcome_of(exc), "reconciler")
+        self.reconnects += 1
 
-    async def _sync_and_follow(self) -> None:
-        info = await self._service.connect()
+    async def _sync_and_follow(self) -> float:
+        info = await self._engine.connect()
         since_ns = time.time_ns() - 1_000_000_000
-        states = await self._backend.list(self._service.selector)
-        self._service.adopt(states)
-        self._service.engine_ready(info)
+        states = await self._backend.list(self._selector)
+        # No await from here to ready(): recovery takes what a crash left half-done before any
+        # request can see it or take its name.
+        self._observer.adopt(states)
+        self._after_sync()
+        self._engine.ready(info)
         self.synced.set()
+        self._loop.reset_backoff()
         log.info("in sync with the Docker engine: %d managed container(s)", len(states))
-        async for event in self._backend.watch_events(self._service.selector, since_ns=since_ns):
+        async for event in self._backend.watch_events(self._selector, since_ns=since_ns):
             await self._apply(event)
+        # A clean end of the stream means the engine closed it (shutting down).
+        raise EngineError("the engine closed its event stream")
 
     async def _apply(self, event: ContainerEvent) -> None:
-        agent_id = event.labels.get(PREFIX + "id") or self._service.agent_of_container(
+        agent_id = event.labels.get(PREFIX + "id") or self._observer.agent_of_container(
             event.container_id
         )
         if not agent_id:
-            if self._service.pool is not None:
-                self._service.pool.observe_event(event)
+            if self._pool is not None:
+                self._pool.observe_event(event)
             return
         if event.action == "destroy":
             self._oom.discard(event.container_id)
-            self._service.forget(agent_id)
+            self._observer.forget(agent_id)
             return
         if event.action == "oom":
             self._oom.add(event.container_id)
             return
         if event.action not in _STATE_ACTIONS:
             return
-        record = self._service.registry.find(agent_id)
-        if record is not None and (record.transitioning or record.stopping):
+        record = self._registry.find(agent_id)
+        if record is not None and record.in_operation:
             # The spawn, restart or stop under way reads the container's state itself and
             # settles the status; an inspect per event would only compete with it.
             if event.action == "die":
                 self._oom.discard(event.container_id)
             return
-        if (
-            event.action == "die"
-            and record is not None
-            and record.state is not None
-            and record.state.id == event.container_id
-        ):
+        current = record.state if record is not None else None
+        if current is not None and current.id != event.container_id:
+            current = None
+        if event.action == "die" and current is not None:
             # The event says it exited, and with what code: report that at once, then read
             # the full state (finish time, health) below.
-            self._service.observe(exited(record.state, event, oom=event.container_id in self._oom))
+            self._observer.observe(exited(current, event, oom=event.container_id in self._oom))
             self._oom.discard(event.container_id)
         health = event.labels.get("health_status")
-        if (
-            event.action == "health_status"
-            and health
-            and record is not None
-            and record.state is not None
-            and record.state.id == event.container_id
-        ):
+        if event.action == "health_status" and health and current is not None:
             # The event carries all that changed; no inspect (one per check of every agent).
-            self._service.observe(replace(record.state, health=health))
+            self._observer.observe(replace(current, health=health))
             return
         try:
             state = await self._backend.get(event.container_id)
@@ -144,9 +151,9 @@ class Reconciler:
             )
             return
         if state is None:
-            self._service.forget(agent_id)
+            self._observer.forget(agent_id)
         else:
-            self._service.observe(state)
+            self._observer.observe(state)
 
 
 def exited(state: ContainerState, event: ContainerEvent, *, oom: bool) -> ContainerState:
@@ -163,9 +170,3 @@ def exited(state: ContainerState, event: ContainerEvent, *, oom: bool) -> Contai
         finished_at=finished or state.finished_at,
         pid=None,
     )
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, ParallaxError):
-        return f"{exc.code}: {exc.message}"
-    return type(exc).__name__

@@ -13,7 +13,7 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from parallax_docker.backends.base import ContainerSpec, ImageInfo, MountSpec
+from parallax_docker.backends.base import ContainerSpec, ImageInfo, MountSpec, SecretMounts
 from parallax_docker.config import Settings
 from parallax_docker.errors import ValidationError
 from parallax_docker.models import MAX_ENV_ENTRIES, SpawnRequest
@@ -25,15 +25,15 @@ from parallax_docker.resources import (
     validate_env_key,
     validate_name,
 )
-from parallax_docker.runtime.executions import EXECUTION_LABEL, home_volume
 from parallax_docker.runtime.labels import (
+    EXECUTION_LABEL,
     MANAGED,
     RESERVED_PREFIX,
     AgentLabels,
     container_name,
+    home_volume,
     selector,
 )
-from parallax_docker.runtime.secrets import SecretDelivery
 from parallax_docker.security import (
     AGENT_HOME,
     AGENT_WORKSPACE,
@@ -60,7 +60,7 @@ class PlannedAgent:
     mounts: tuple[MountSpec, ...]
     named_volumes: tuple[str, ...]
     command: tuple[str, ...] | None
-    # Secret values: delivered through a file (runtime/secrets.py), never the container's Env.
+    # Secret values: delivered through a file (the platform's SecretDelivery), never the container's Env.
     env: dict[str, str]
     runtime: str | None = None
 
@@ -213,7 +213,7 @@ def container_spec(
     plan: PlannedAgent,
     image: ImageInfo,
     settings: Settings,
-    secrets: SecretDelivery | None = None,
+    secrets: SecretMounts | None = None,
 ) -> ContainerSpec:
     """The container for ``plan``; secret env arrives only through ``secrets``' mounts."""
     aliases = tuple(

@@ -2,19 +2,22 @@
 
 A TTY exec outlives the connection that started it, so the terminal's shell records its pid
 (runtime/drivers/wrapper.py) and ``close`` hangs its process group up from a second exec.
+Terminals are a capability of the platform; without it, opening one is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 
-from parallax_docker.backends.base import ExecSpec, TerminalSession
-from parallax_docker.errors import AgentStateError, ParallaxError
+from parallax_docker.backends.base import Backend, ExecSpec, TerminalSession, Terminals
+from parallax_docker.errors import AgentStateError, ParallaxError, ValidationError
+from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.drivers.wrapper import hangup_argv, terminal_argv
-from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.engine_link import EngineLink
+from parallax_docker.runtime.lifecycle import AgentRecord
+from parallax_docker.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +30,14 @@ class AgentTerminal:
 
     def __init__(
         self,
-        service: AgentService,
-        agent_id: str,
+        backend: Backend,
+        record: AgentRecord,
         container_id: str,
         terminal_id: str,
         session: TerminalSession,
     ) -> None:
-        self._service = service
-        self._agent_id = agent_id
+        self._backend = backend
+        self._record = record
         self._container_id = container_id
         self.id = terminal_id
         self._session = session
@@ -43,7 +46,7 @@ class AgentTerminal:
         return await self._session.read()
 
     async def write(self, data: bytes) -> None:
-        self._service.touch(self._agent_id)
+        lifecycle.touched(self._record)
         await self._session.write(data)
 
     async def resize(self, cols: int, rows: int) -> None:
@@ -57,30 +60,45 @@ class AgentTerminal:
         await self._session.close()
         try:
             await asyncio.shield(
-                self._service.backend.exec(
-                    self._container_id, hangup_argv(self.id), timeout_s=HANGUP_TIMEOUT_S
+                self._backend.exec(
+                    self._container_id,
+                    ExecSpec(argv=hangup_argv(self.id)),
+                    timeout_s=HANGUP_TIMEOUT_S,
                 )
             )
         except ParallaxError as exc:  # the agent may be gone already
             log.debug("could not hang up terminal %s: %s", self.id, exc.code)
 
 
-async def open_terminal(
-    service: AgentService, agent_id: str, *, cols: int, rows: int, cli: bool = False
-) -> AgentTerminal:
-    """A terminal in running agent ``agent_id``: a login shell, or (``cli``) its CLI."""
-    service.require_engine()
-    record = service.registry.get(agent_id)
-    container_id = record.container_id
-    if container_id is None or record.state is None or not record.state.running:
-        raise AgentStateError(f"agent {agent_id!r} is not running")
-    terminal_id = f"term-{secrets.token_hex(8)}"
-    session = await service.backend.open_terminal(
-        container_id,
-        ExecSpec(argv=terminal_argv(terminal_id, cli=cli), env=TERMINAL_ENV),
-        cols,
-        rows,
-    )
-    with contextlib.suppress(ParallaxError):
-        service.touch(agent_id)
-    return AgentTerminal(service, agent_id, container_id, terminal_id, session)
+class TerminalService:
+    def __init__(
+        self, *, backend: Backend, terminals: Terminals | None, registry: Registry, engine: EngineLink
+    ) -> None:
+        self._backend = backend
+        self._terminals = terminals
+        self._registry = registry
+        self._engine = engine
+
+    async def open(
+        self, agent_id: str, *, cols: int, rows: int, cli: bool = False
+    ) -> AgentTerminal:
+        """A terminal in running agent ``agent_id``: a login shell, or (``cli``) its CLI."""
+        self._engine.require()
+        record = self._registry.get(agent_id)
+        if self._terminals is None:
+            raise ValidationError(
+                "this platform offers no terminals",
+                resolution="Use POST /agents/{id}/send to talk to the agent.",
+            )
+        container_id = record.container_id
+        if container_id is None or record.state is None or not record.state.running:
+            raise AgentStateError(f"agent {agent_id!r} is not running")
+        terminal_id = f"term-{secrets.token_hex(8)}"
+        session = await self._terminals.open_terminal(
+            container_id,
+            ExecSpec(argv=terminal_argv(terminal_id, cli=cli), env=TERMINAL_ENV),
+            cols,
+            rows,
+        )
+        lifecycle.touched(record)
+        return AgentTerminal(self._backend, record, container_id, terminal_id, session)

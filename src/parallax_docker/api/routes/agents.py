@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
-from parallax_docker.api.deps import ServiceDep
+from parallax_docker.api.deps import RuntimeDep
 from parallax_docker.errors import ParallaxError, ValidationError
 from parallax_docker.models import (
     AgentHandle,
@@ -34,25 +34,25 @@ _ERRORS: dict[int | str, dict[str, object]] = {
     responses=_ERRORS,
     summary="Spawn an agent and wait until it is ready",
 )
-async def spawn(request: SpawnRequest, service: ServiceDep) -> AgentHandle:
-    return await service.spawn(request)
+async def spawn(request: SpawnRequest, runtime: RuntimeDep) -> AgentHandle:
+    return await runtime.spawner.spawn(request)
 
 
 @router.get("", response_model=AgentListResponse, responses=_ERRORS)
 async def list_agents(
-    service: ServiceDep,
+    runtime: RuntimeDep,
     status: Annotated[list[str] | None, Query(max_length=16)] = None,
     type: Annotated[list[str] | None, Query(max_length=16)] = None,
     role: Annotated[list[str] | None, Query(max_length=16)] = None,
 ) -> Response:
     # Served from the registry's cached handle JSON (AgentListResponse, as documented).
-    body = service.list_json(status or (), type or (), role or ())
+    body = runtime.queries.list_json(status or (), type or (), role or ())
     return Response(content=body, media_type="application/json")
 
 
 @router.get("/{agent_id}", response_model=AgentHandle, responses=_ERRORS)
-async def get_agent(agent_id: str, service: ServiceDep) -> Response:
-    return Response(content=service.get_json(agent_id), media_type="application/json")
+async def get_agent(agent_id: str, runtime: RuntimeDep) -> Response:
+    return Response(content=runtime.queries.get_json(agent_id), media_type="application/json")
 
 
 @router.delete(
@@ -63,19 +63,20 @@ async def get_agent(agent_id: str, service: ServiceDep) -> Response:
 )
 async def stop_agent(
     agent_id: str,
-    service: ServiceDep,
+    runtime: RuntimeDep,
     force: bool = False,
     timeout: Annotated[
         int | None, Query(ge=0, le=600_000, description="Grace period in milliseconds")
     ] = None,
 ) -> Response:
-    await service.stop(agent_id, force=force, timeout_s=None if timeout is None else timeout / 1000)
+    await runtime.operations.stop(
+        agent_id, force=force, timeout_s=None if timeout is None else timeout / 1000)
     return Response(status_code=204)
 
 
 @router.post("/{agent_id}/restart", response_model=AgentHandle, responses=_ERRORS)
-async def restart_agent(agent_id: str, service: ServiceDep) -> AgentHandle:
-    return await service.restart(agent_id)
+async def restart_agent(agent_id: str, runtime: RuntimeDep) -> AgentHandle:
+    return await runtime.operations.restart(agent_id)
 
 
 @router.get(
@@ -91,7 +92,7 @@ async def restart_agent(agent_id: str, service: ServiceDep) -> AgentHandle:
 )
 async def agent_logs(
     agent_id: str,
-    service: ServiceDep,
+    runtime: RuntimeDep,
     tail: Annotated[int | None, Query(ge=0, le=10_000)] = None,
     since: Annotated[
         str | None, Query(max_length=64, description="Unix seconds or an ISO 8601 time")
@@ -101,16 +102,16 @@ async def agent_logs(
 ) -> Response:
     since_s = _parse_since(since)
     if follow:
-        lines = service.stream_logs(agent_id, tail=tail, since=since_s, timestamps=timestamps)
+        lines = runtime.queries.stream_logs(agent_id, tail=tail, since=since_s, timestamps=timestamps)
         return StreamingResponse(_line_stream(lines), media_type="text/plain; charset=utf-8")
-    logs = await service.logs(agent_id, tail=tail, since=since_s, timestamps=timestamps)
+    logs = await runtime.queries.logs(agent_id, tail=tail, since=since_s, timestamps=timestamps)
     body = LogsResponse(logs=logs, count=len(logs))
     return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get("/{agent_id}/metrics", response_model=MetricsResponse, responses=_ERRORS)
-async def agent_metrics(agent_id: str, service: ServiceDep) -> MetricsResponse:
-    return await service.metrics(agent_id)
+async def agent_metrics(agent_id: str, runtime: RuntimeDep) -> MetricsResponse:
+    return await runtime.queries.metrics(agent_id)
 
 
 async def _line_stream(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:

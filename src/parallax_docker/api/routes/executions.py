@@ -5,9 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from parallax_docker.api.deps import ServiceDep
+from parallax_docker.api.deps import RuntimeDep
 from parallax_docker.models import ErrorResponse
-from parallax_docker.runtime.executions import remove_execution_resources
 
 router = APIRouter(prefix="/executions", tags=["executions"])
 
@@ -30,6 +29,6 @@ class ExecutionResourcesRemoved(BaseModel):
         "execution exists; 404 `EXECUTION_NOT_FOUND` when there is nothing to remove."
     ),
 )
-async def remove_resources(execution_id: str, service: ServiceDep) -> ExecutionResourcesRemoved:
-    removed = await remove_execution_resources(service, execution_id)
+async def remove_resources(execution_id: str, runtime: RuntimeDep) -> ExecutionResourcesRemoved:
+    removed = await runtime.executions.remove_resources(execution_id)
     return ExecutionResourcesRemoved(execution_id=execution_id, volumes=removed)

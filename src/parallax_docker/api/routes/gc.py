@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from parallax_docker.api.deps import ServiceDep
+from parallax_docker.api.deps import RuntimeDep
 from parallax_docker.models import ErrorResponse, GcReport
-from parallax_docker.runtime.gc import collect_garbage
 
 router = APIRouter(tags=["maintenance"])
 
@@ -20,11 +19,7 @@ router = APIRouter(tags=["maintenance"])
     summary="Find (and unless dryRun, remove) leftover containers, networks and volumes",
 )
 async def gc(
-    request: Request,
-    service: ServiceDep,
+    runtime: RuntimeDep,
     dry_run: Annotated[bool, Query(alias="dryRun")] = False,
 ) -> GcReport:
-    service.require_engine()
-    return await collect_garbage(
-        service, service.backend, request.app.state.settings, dry_run=dry_run
-    )
+    return await runtime.gc.collect(dry_run=dry_run)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 
+from parallax_docker.api.deps import RuntimeDep
 from parallax_docker.models import ErrorResponse, MessagesResponse, SendRequest, SendResponse
-from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.store import MAX_MESSAGES_PER_AGENT
 
 router = APIRouter(prefix="/agents", tags=["messages"])
@@ -15,14 +15,6 @@ router = APIRouter(prefix="/agents", tags=["messages"])
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse} for status in (404, 409, 413, 422, 503)
 }
-
-
-async def get_messaging(request: Request) -> MessagingService:
-    messaging: MessagingService = request.app.state.messaging
-    return messaging
-
-
-MessagingDep = Annotated[MessagingService, Depends(get_messaging)]
 
 
 @router.post(
@@ -39,8 +31,8 @@ MessagingDep = Annotated[MessagingService, Depends(get_messaging)]
         "refused with 409 `AGENT_BUSY`."
     ),
 )
-async def send(agent_id: str, body: SendRequest, messaging: MessagingDep) -> SendResponse:
-    return await messaging.send(
+async def send(agent_id: str, body: SendRequest, runtime: RuntimeDep) -> SendResponse:
+    return await runtime.messaging.send(
         agent_id, body.message, expect_response=body.expect_response, timeout_ms=body.timeout
     )
 
@@ -53,8 +45,8 @@ async def send(agent_id: str, body: SendRequest, messaging: MessagingDep) -> Sen
 )
 async def messages(
     agent_id: str,
-    messaging: MessagingDep,
+    runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=MAX_MESSAGES_PER_AGENT)] = 200,
 ) -> MessagesResponse:
-    found = await messaging.messages(agent_id, limit)
+    found = await runtime.messaging.messages(agent_id, limit)
     return MessagesResponse(messages=found, count=len(found))

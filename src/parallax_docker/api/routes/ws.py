@@ -24,9 +24,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from parallax_docker.errors import ParallaxError, ValidationError
 from parallax_docker.runtime.events import RuntimeEvent, Subscription
-from parallax_docker.runtime.messaging import MessagingService, iso_time
-from parallax_docker.runtime.service import AgentService
-from parallax_docker.runtime.terminal import AgentTerminal, open_terminal
+from parallax_docker.runtime.messaging import iso_time
+from parallax_docker.runtime.runtime import Runtime
+from parallax_docker.runtime.terminal import AgentTerminal
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +118,7 @@ async def agent_events(
 
 
 async def _events(websocket: WebSocket, agent_id: str | None) -> None:
-    service: AgentService = websocket.app.state.service
-    messaging: MessagingService = websocket.app.state.messaging
+    runtime: Runtime = websocket.app.state.runtime
     try:
         history = _int_param(websocket, "history", 0, 0, MAX_HISTORY)
     except ParallaxError as exc:
@@ -128,8 +127,8 @@ async def _events(websocket: WebSocket, agent_id: str | None) -> None:
     await websocket.accept()
     # The history read is queued before the subscription starts, with no await in between:
     # the replay and the live events neither overlap nor leave a gap.
-    past = messaging.store.recent_events(agent_id, history) if history else None
-    subscription = service.bus.subscribe(agent_id)
+    past = runtime.store.recent_events(agent_id, history) if history else None
+    subscription = runtime.bus.subscribe(agent_id)
     try:
         await _first_of(_send_events(websocket, subscription, past), _until_disconnect(websocket))
     except TimeoutError:
@@ -179,14 +178,16 @@ async def terminal(
     mode: _Text = None,
 ) -> None:
     """An interactive terminal in the agent: a login shell, or its CLI with ``?mode=cli``."""
-    service: AgentService = websocket.app.state.service
+    runtime: Runtime = websocket.app.state.runtime
     try:
         width = _int_param(websocket, "cols", DEFAULT_COLS, 1, MAX_TERMINAL_SIDE)
         height = _int_param(websocket, "rows", DEFAULT_ROWS, 1, MAX_TERMINAL_SIDE)
         mode = mode or "shell"
         if mode not in ("shell", "cli"):
             raise ValidationError("mode must be 'shell' or 'cli'")
-        session = await open_terminal(service, agent_id, cols=width, rows=height, cli=mode == "cli")
+        session = await runtime.terminals.open(
+            agent_id, cols=width, rows=height, cli=mode == "cli"
+        )
     except ParallaxError as exc:
         await _refuse(websocket, exc)
         return

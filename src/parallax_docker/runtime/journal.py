@@ -1,0 +1,189 @@
+"""The journal of operations under way: what a restarted runtime must finish or undo.
+
+Every multi-step operation (spawn, stop, restart, an execution's clean-up, a turn) writes an
+``Intent`` here before its first engine call and removes it once it has finished or fully
+undone what it did. An intent still on disk after a crash (or left by an operation that could
+not undo its work, the engine being away) is an orphan; ``runtime/recovery.py`` settles it
+after the next sync with the engine. docs/reliability.md gives the rule for each kind.
+
+One small JSON file per intent, written atomically (temporary file, then rename) without
+fsync: it has to survive the service process, not the machine. A turn's output is appended to a
+sidecar file as it arrives, so that an interrupted turn's answer keeps what the CLI had said.
+Nothing secret is written here: spawns record the agent's labels, never env values.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from parallax_docker.resources import NAME_RE
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["spawn", "stop", "restart", "execution", "turn"]
+KINDS: tuple[Kind, ...] = ("spawn", "stop", "restart", "execution", "turn")
+# What an interrupted turn keeps of the CLI's output.
+OUTPUT_MAX = 256 * 1024
+
+
+@dataclass
+class Intent:
+    kind: Kind
+    key: str
+    data: dict[str, Any] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
+    container_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}.{self.key}"
+
+
+class Journal:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        # Intents that a live operation of this process owns (the rest are orphans).
+        self._owned: set[str] = set()
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def begin(
+        self, kind: Kind, key: str, *, container_id: str | None = None, **data: Any
+    ) -> Intent:
+        if not NAME_RE.match(key):
+            raise ValueError("not an agent or execution id")
+        intent = Intent(kind=kind, key=key, data=data, container_id=container_id)
+        self._write(intent)
+        self._owned.add(intent.name)
+        if kind == "turn":
+            with contextlib.suppress(OSError):
+                self._output_path(intent).unlink()
+        return intent
+
+    def note(self, intent: Intent, *, container_id: str | None = None, **data: Any) -> None:
+        """Record progress (the container made, a step passed) before the next engine call."""
+        if container_id is not None:
+            intent.container_id = container_id
+        intent.data.update(data)
+        self._write(intent)
+
+    def append_output(self, intent: Intent, chunk: bytes) -> None:
+        """Keep a turn's output as it arrives (up to OUTPUT_MAX)."""
+        path = self._output_path(intent)
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        except OSError:
+            return
+        room = OUTPUT_MAX - size
+        if room <= 0:
+            return
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, chunk[:room])
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.debug("could not keep a turn's output: %s", exc.strerror)
+
+    def output(self, intent: Intent) -> bytes:
+        try:
+            return self._output_path(intent).read_bytes()[:OUTPUT_MAX]
+        except OSError:
+            return b""
+
+    def end(self, intent: Intent) -> None:
+        """The operation finished or undid everything: forget it."""
+        self._owned.discard(intent.name)
+        for path in (self._path(intent.name), self._output_path(intent)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def release(self, intent: Intent) -> None:
+        """The operation gives up on it (it could not undo its work): recovery takes it over."""
+        self._owned.discard(intent.name)
+
+    def claim(self, intent: Intent) -> bool:
+        """Recovery takes an orphan; False when some operation owns it already."""
+        if intent.name in self._owned:
+            return False
+        self._owned.add(intent.name)
+        return True
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def orphans(self) -> list[Intent]:
+        """Intents on disk that no live operation owns, oldest first."""
+        found = []
+        try:
+            paths = sorted(self.folder.glob("*.json"))
+        except OSError:
+            return []
+        for path in paths:
+            if path.stem in self._owned:
+                continue
+            intent = _read(path)
+            if intent is None:
+                log.warning("removing an unreadable journal entry %s", path.name)
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            found.append(intent)
+        return sorted(found, key=lambda i: i.started_at)
+
+    def owned(self, kind: Kind, key: str) -> bool:
+        return f"{kind}.{key}" in self._owned
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _path(self, name: str) -> Path:
+        return self.folder / f"{name}.json"
+
+    def _output_path(self, intent: Intent) -> Path:
+        return self.folder / f"{intent.name}.out"
+
+    def _write(self, intent: Intent) -> None:
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = self._path(intent.name)
+        temp = path.with_name(f".{path.name}.tmp")
+        body = {
+            "kind": intent.kind,
+            "key": intent.key,
+            "data": intent.data,
+            "startedAt": intent.started_at,
+            "container": intent.container_id,
+        }
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, json.dumps(body, sort_keys=True).encode())
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+
+
+def _read(path: Path) -> Intent | None:
+    try:
+        body = json.loads(path.read_text())
+        kind = body["kind"]
+        key = str(body["key"])
+        if kind not in KINDS or not NAME_RE.match(key) or path.stem != f"{kind}.{key}":
+            return None
+        container = body.get("container")
+        return Intent(
+            kind=kind,
+            key=key,
+            data=dict(body.get("data") or {}),
+            started_at=float(body.get("startedAt") or 0.0),
+            container_id=str(container) if container else None,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -1,0 +1,1 @@
+"""The warm pool: its rules (fit), its claim records (claims) and its policy (pool)."""

@@ -1,0 +1,190 @@
+"""The runtime: one object that makes, owns, starts and stops every long-lived part.
+
+Each part gets only what it needs through its constructor; none reaches through another. The
+API calls the verbs (``spawner``, ``operations``, ``queries``, ``messaging``, ``terminals``,
+``executions``, ``gc``); the loops (``reconciler``, ``janitor``, the warm pool) and ``recovery``
+keep the registry true and finish what a crash cut short. docs/architecture.md draws the rooms.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from parallax_docker.backends.base import Deployment
+from parallax_docker.config import Settings
+from parallax_docker.runtime.engine_link import EngineLink
+from parallax_docker.runtime.events import Publisher
+from parallax_docker.runtime.executions import Executions
+from parallax_docker.runtime.gc import GarbageCollector
+from parallax_docker.runtime.janitor import Janitor
+from parallax_docker.runtime.journal import Journal
+from parallax_docker.runtime.labels import selector
+from parallax_docker.runtime.messaging import MessagingService
+from parallax_docker.runtime.metrics import MetricsSampler
+from parallax_docker.runtime.observer import Observer
+from parallax_docker.runtime.operations import Operations
+from parallax_docker.runtime.pool.claims import ClaimStore
+from parallax_docker.runtime.pool.pool import WarmPool
+from parallax_docker.runtime.queries import Queries
+from parallax_docker.runtime.reconciler import Reconciler
+from parallax_docker.runtime.recovery import Recovery
+from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.spawner import Spawner
+from parallax_docker.runtime.store import Store, StoredEventBus
+from parallax_docker.runtime.telemetry import Telemetry
+from parallax_docker.runtime.terminal import TerminalService
+from parallax_docker.runtime.turns import TurnRunner
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    def __init__(
+        self,
+        settings: Settings,
+        deployment: Deployment,
+        *,
+        store: Store,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.deployment = deployment
+        self.store = store
+        self.telemetry = telemetry or Telemetry()
+        backend = deployment.backend
+        secrets = deployment.secrets
+        self.selector = selector(settings.instance)
+        self.bus = StoredEventBus(store)
+        publisher = Publisher(self.bus)
+        self.registry = Registry()
+        self.engine = EngineLink(backend, settings.docker_network, self.selector)
+        self.journal = Journal(settings.state_dir / "journal" / settings.instance)
+        # Which agents claimed pooled containers are: read before the first sync, and kept
+        # even when the pool is now off, so claimed agents are served after any restart.
+        self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
+        sampler = MetricsSampler(backend)
+        warm = deployment.warm_start
+        self.pool = (
+            WarmPool(settings, backend, warm, self.claims, self.engine)
+            if warm is not None and any(size.size for size in settings.pool)
+            else None
+        )
+        self.spawner = Spawner(
+            settings=settings,
+            backend=backend,
+            secrets=secrets,
+            registry=self.registry,
+            engine=self.engine,
+            publisher=publisher,
+            journal=self.journal,
+            telemetry=self.telemetry,
+            pool=self.pool,
+        )
+        self.operations = Operations(
+            settings=settings,
+            backend=backend,
+            secrets=secrets,
+            registry=self.registry,
+            engine=self.engine,
+            publisher=publisher,
+            journal=self.journal,
+            telemetry=self.telemetry,
+            sampler=sampler,
+        )
+        self.queries = Queries(
+            backend=backend, registry=self.registry, engine=self.engine, sampler=sampler
+        )
+        self.messaging = MessagingService(
+            settings=settings,
+            registry=self.registry,
+            engine=self.engine,
+            runner=TurnRunner(backend, self.journal),
+            publisher=publisher,
+            journal=self.journal,
+            store=store,
+        )
+        self.terminals = TerminalService(
+            backend=backend,
+            terminals=deployment.terminals,
+            registry=self.registry,
+            engine=self.engine,
+        )
+        self.executions = Executions(
+            backend=backend,
+            registry=self.registry,
+            engine=self.engine,
+            journal=self.journal,
+            selector=self.selector,
+        )
+        self.gc = GarbageCollector(
+            settings=settings,
+            backend=backend,
+            registry=self.registry,
+            engine=self.engine,
+            operations=self.operations,
+            selector=self.selector,
+            claims=self.claims,
+            warm=warm,
+            pool_holds=self.pool.holds if self.pool is not None else set,
+        )
+        self.recovery = Recovery(
+            settings=settings,
+            backend=backend,
+            secrets=secrets,
+            registry=self.registry,
+            journal=self.journal,
+            publisher=publisher,
+            operations=self.operations,
+            claims=self.claims,
+            warm=warm,
+        )
+        self.recovery.handlers["turn"] = self.messaging.recover
+        self.recovery.handlers["execution"] = self.executions.recover
+        observer = Observer(
+            registry=self.registry,
+            claims=self.claims,
+            secrets=secrets,
+            publisher=publisher,
+            sampler=sampler,
+            secret_keys_in_use=self.pool.secret_keys if self.pool is not None else tuple,
+        )
+        self.reconciler = Reconciler(
+            backend=backend,
+            engine=self.engine,
+            observer=observer,
+            registry=self.registry,
+            selector=self.selector,
+            telemetry=self.telemetry,
+            after_sync=self.recovery.take_orphans,
+            pool=self.pool,
+        )
+        self.janitor = Janitor(
+            settings=settings,
+            backend=backend,
+            registry=self.registry,
+            engine=self.engine,
+            operations=self.operations,
+            selector=self.selector,
+            take_orphans=self.recovery.take_orphans,
+        )
+
+    async def start(self) -> None:
+        await self.store.open()
+        self.claims.load()
+        self.reconciler.start()
+        self.janitor.start()
+        if self.pool is not None:
+            self.pool.start()
+
+    async def stop(self) -> None:
+        if self.pool is not None:
+            # Idle pooled containers go with the service; claimed ones are agents.
+            await self.pool.stop()
+        await self.janitor.stop()
+        await self.messaging.close()
+        await self.recovery.stop()
+        if self.settings.stop_agents_on_exit:
+            await self.operations.stop_all(reason="service-exit")
+        await self.reconciler.stop()
+        await self.deployment.close()
+        await self.store.close()

@@ -1,0 +1,210 @@
+"""Spawn: a validated request becomes a ready agent, or nothing at all.
+
+The id and name are reserved and the spawn is written to the journal before the first engine
+call. A warm pooled container serves the spawn when one fits (runtime/pool/); otherwise the
+container is made cold: create, start, readiness. Any failure removes what was made (shielded
+from a caller that hangs up); when even that fails (the engine went away), the agent stays
+reserved and recovery finishes the clean-up after the next sync, so that no other spawn can take
+the name meanwhile. A retried spawn with the same id and body joins the first one and answers
+with its agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+
+from parallax_docker.backends.base import Backend, ContainerState, SecretDelivery
+from parallax_docker.config import Settings
+from parallax_docker.errors import AgentStateError, ParallaxError, VolumeForbiddenError
+from parallax_docker.models import AgentHandle, SpawnRequest
+from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.admission import admit, capacity, committed
+from parallax_docker.runtime.engine_link import EngineLink
+from parallax_docker.runtime.events import Publisher
+from parallax_docker.runtime.image_lookup import require_image
+from parallax_docker.runtime.journal import Intent, Journal
+from parallax_docker.runtime.labels import MANAGED
+from parallax_docker.runtime.lifecycle import AgentRecord
+from parallax_docker.runtime.pool.pool import WarmPool
+from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
+from parallax_docker.runtime.telemetry import Telemetry
+from parallax_docker.security import check_runtime_available, image_uid
+
+log = logging.getLogger(__name__)
+
+
+class Spawner:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        backend: Backend,
+        secrets: SecretDelivery,
+        registry: Registry,
+        engine: EngineLink,
+        publisher: Publisher,
+        journal: Journal,
+        telemetry: Telemetry,
+        pool: WarmPool | None,
+    ) -> None:
+        self._settings = settings
+        self._backend = backend
+        self._secrets = secrets
+        self._registry = registry
+        self._engine = engine
+        self._publisher = publisher
+        self._journal = journal
+        self._telemetry = telemetry
+        self._pool = pool
+
+    async def spawn(self, request: SpawnRequest) -> AgentHandle:
+        engine = self._engine.require()
+        plan = plan_agent(
+            request, self._settings, host_memory=engine.memory_bytes, host_cpus=engine.cpus
+        )
+        while request.id is not None:
+            existing = self._registry.find(plan.labels.id)
+            if existing is None or existing.labels.spec_hash != plan.labels.spec_hash:
+                break  # a different body under a taken id: the reservation refuses it
+            handle = await self._join(existing)
+            if handle is not None:
+                return handle
+        # No await between the capacity check and the reservation: two spawns cannot both
+        # take the last of the host.
+        admit(
+            plan.labels.memory_bytes,
+            plan.labels.nano_cpus,
+            committed(self._registry),
+            capacity(
+                engine.memory_bytes,
+                engine.cpus,
+                self._settings.memory_overcommit,
+                self._settings.cpu_overcommit,
+            ),
+        )
+        record = self._registry.reserve(plan.labels)
+        intent = self._journal.begin("spawn", record.id, labels=plan.labels.encode())
+        started = time.monotonic()
+        try:
+            state = await self._pooled(record, plan, intent) or await self._cold(record, plan, intent)
+        except BaseException as exc:
+            self._telemetry.spawn_finished(record.labels.type, time.monotonic() - started, exc)
+            await asyncio.shield(self._abandon(record, intent))
+            raise
+        self._publisher.publish(lifecycle.became_ready(record, state))
+        self._journal.end(intent)
+        seconds = time.monotonic() - started
+        self._telemetry.spawn_finished(record.labels.type, seconds, None)
+        log.info(
+            "agent spawned",
+            extra={"agent_id": record.id, "type": record.labels.type, "seconds": round(seconds, 3)},
+        )
+        return record.handle()
+
+    async def _join(self, record: AgentRecord) -> AgentHandle | None:
+        """The agent of an earlier spawn with this id and body, once it has settled; None when
+        that spawn left nothing (this one then starts afresh)."""
+        await record.settled.wait()
+        current = self._registry.find(record.id)
+        if current is None:
+            return None
+        if current is not record:
+            return None  # another spawn took the id meanwhile: look again
+        if current.stopping:
+            raise AgentStateError(f"agent {record.id!r} is being stopped")
+        return current.handle()
+
+    # -- the two ways to an agent -----------------------------------------------------------
+
+    async def _pooled(
+        self, record: AgentRecord, plan: PlannedAgent, intent: Intent
+    ) -> ContainerState | None:
+        slot = self._pool.take(plan) if self._pool is not None else None
+        if self._pool is None or slot is None:
+            return None
+        self._journal.note(intent, container_id=slot.container_id, pooled=True)
+        try:
+            return await self._pool.claim(
+                slot,
+                plan,
+                on_started=lambda: self._publisher.publish(lifecycle.container_started(record)),
+            )
+        except Exception as exc:
+            # The pooled container is gone; a cold start still serves the request.
+            log.warning(
+                "claim from the warm pool failed, starting cold: %s",
+                exc.code if isinstance(exc, ParallaxError) else type(exc).__name__,
+                extra={"agent_id": record.id},
+            )
+            self._journal.note(intent, pooled=False)
+            intent.container_id = None
+            return None
+
+    async def _cold(self, record: AgentRecord, plan: PlannedAgent, intent: Intent) -> ContainerState:
+        image = await require_image(
+            self._backend, plan.image, record.labels.type, self._settings.image_prefix
+        )
+        # Everything that can refuse the spawn comes before the first thing it makes.
+        check_runtime_available(plan.runtime, self._engine.require().runtimes)
+        await self._check_named_volumes(plan.named_volumes)
+        delivery = self._secrets.deliver(
+            record.id,
+            plan.env,
+            image,
+            image_ref=plan.image,
+            command=plan.command,
+            uid=image_uid(image.user),
+        )
+        if not plan.network.is_none:
+            await self._engine.ensure_network(plan.network.name, plan.network.internal)
+        spec = container_spec(plan, image, self._settings, delivery)
+        container_id = await self._backend.create(spec)
+        self._journal.note(intent, container_id=container_id)
+        await self._backend.start(container_id)
+        self._publisher.publish(lifecycle.container_started(record))
+        return await wait_ready(
+            self._backend,
+            container_id,
+            health_probe(image),
+            timeout_s=self._settings.ready_timeout_s,
+        )
+
+    async def _check_named_volumes(self, names: Iterable[str]) -> None:
+        for name in names:
+            volume = await self._backend.get_volume(name)
+            if volume is not None and volume.labels.get(MANAGED) != "true":
+                raise VolumeForbiddenError(
+                    f"volume {name!r} exists but is not managed by the runtime",
+                    resolution="Use a new volume name; the runtime creates and labels it.",
+                )
+
+    # -- failure ----------------------------------------------------------------------------
+
+    async def _abandon(self, record: AgentRecord, intent: Intent) -> None:
+        """Remove what the failed spawn made; leave it to recovery when that fails too."""
+        container_id = intent.container_id
+        if container_id is not None and not intent.data.get("pooled"):
+            try:
+                await self._backend.remove(container_id)
+            except ParallaxError as exc:
+                # The record stays reserved (and unsettled) until recovery has removed it.
+                log.warning(
+                    "could not remove the container of a failed spawn (%s); recovery will",
+                    exc.code,
+                    extra={"agent_id": record.id},
+                )
+                # The caller is told the spawn failed: recovery undoes it, never finishes it.
+                self._journal.note(intent, undo=True)
+                self._journal.release(intent)
+                return
+        with contextlib.suppress(OSError):
+            self._secrets.remove(record.id)
+        lifecycle.spawn_abandoned(record)
+        self._registry.drop(record.id)
+        self._journal.end(intent)

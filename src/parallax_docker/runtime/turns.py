@@ -1,0 +1,118 @@
+"""Running one turn in an agent: a ``docker exec`` of the driver's argv through the turn wrapper.
+
+The message goes in on stdin; stdout is collected (bounded) and, as it arrives, kept in the
+journal so that a turn a crash cut short still has what the CLI said. A turn past its timeout is
+interrupted: its process group is killed from a second exec (runtime/drivers/wrapper.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from parallax_docker.backends.base import Backend, ExecExit, ExecSpec
+from parallax_docker.errors import ParallaxError
+from parallax_docker.runtime.drivers.base import TurnOutput, TurnPlan
+from parallax_docker.runtime.drivers.wrapper import kill_argv, turn_argv
+from parallax_docker.runtime.journal import Intent, Journal
+
+log = logging.getLogger(__name__)
+
+STDOUT_MAX = 32 * 1024 * 1024
+STDERR_MAX = 1024 * 1024
+# After the kill, how long the interrupted exec may take to report its end.
+KILL_WAIT_S = 5.0
+KILL_EXEC_TIMEOUT_S = 10.0
+# Activity during a long turn keeps the agent from being stopped as idle.
+_TOUCH_EVERY_S = 1.0
+
+
+@dataclass
+class Turn:
+    id: str
+    agent_id: str
+    container_id: str
+    message: str
+    timeout_s: float
+
+
+class TurnRunner:
+    def __init__(self, backend: Backend, journal: Journal) -> None:
+        self._backend = backend
+        self._journal = journal
+
+    async def run(
+        self,
+        turn: Turn,
+        plan: TurnPlan,
+        timeout_s: float,
+        intent: Intent,
+        touch: Callable[[], None],
+    ) -> TurnOutput | None:
+        """Run the turn; its output, or None when it ran past ``timeout_s`` (it is killed)."""
+        spec = ExecSpec(
+            argv=turn_argv(
+                turn.id,
+                plan.argv,
+                check_credentials=plan.check_credentials,
+                message_file_flag=plan.message_file_flag,
+            ),
+            stdin=plan.stdin,
+        )
+        stdout, stderr = bytearray(), bytearray()
+        state = {"exit": -1, "truncated": False, "touched": time.monotonic()}
+
+        async def consume() -> None:
+            async for item in self._backend.stream_exec(turn.container_id, spec):
+                if isinstance(item, ExecExit):
+                    state["exit"] = item.exit_code
+                    continue
+                if item.stream == "stdout":
+                    room = STDOUT_MAX - len(stdout)
+                    stdout.extend(item.data[:room])
+                    if len(item.data) > room:
+                        state["truncated"] = True
+                    self._journal.append_output(intent, item.data)
+                else:
+                    stderr.extend(item.data)
+                    if len(stderr) > STDERR_MAX:
+                        del stderr[: len(stderr) - STDERR_MAX]
+                now = time.monotonic()
+                if now - state["touched"] >= _TOUCH_EVERY_S:
+                    state["touched"] = now
+                    touch()
+
+        reader = asyncio.create_task(consume(), name=f"parallax-{turn.id}-output")
+        try:
+            done, _ = await asyncio.wait({reader}, timeout=timeout_s)
+            if reader in done:
+                reader.result()
+                return TurnOutput(
+                    stdout=bytes(stdout),
+                    stderr=bytes(stderr),
+                    exit_code=int(state["exit"]),
+                    truncated=bool(state["truncated"]),
+                )
+            log.info("turn %s on agent %s timed out after %gs", turn.id, turn.agent_id, timeout_s)
+            await self.interrupt(turn.container_id, turn.id)
+            with contextlib.suppress(Exception):
+                await asyncio.wait({reader}, timeout=KILL_WAIT_S)
+            return None
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ParallaxError):
+                    await reader
+
+    async def interrupt(self, container_id: str, turn_id: str) -> None:
+        """End the turn's CLI and everything it started (nothing when it has ended)."""
+        try:
+            await self._backend.exec(
+                container_id, ExecSpec(argv=kill_argv(turn_id)), timeout_s=KILL_EXEC_TIMEOUT_S
+            )
+        except ParallaxError as exc:
+            log.warning("could not interrupt turn %s: %s", turn_id, exc.code)
