@@ -173,6 +173,8 @@ class VolumeInUseError(ConflictError):
 class ServerError(ParallaxError):
     """The runtime, the engine or the host failed to do what was asked (5xx)."""
 
+    code = "SERVER_ERROR"
+
 
 class ConfigError(ServerError):
     code = "CONFIG_ERROR"

@@ -1,8 +1,11 @@
-"""A fake Backend for unit tests: no Docker engine, every call recorded.
+"""A fake platform for unit tests: no Docker engine, every call recorded.
 
-It implements the protocol in ``parallax_docker.backends.base``. Tests set its attributes to
-shape the "engine" (containers it lists, an exception ``ping`` or ``get_image`` raises) and read
-``calls`` to see what the service asked for.
+``FakeBackend`` keeps containers in memory and moves them as an engine would (create → created,
+start → running, stop → exited 0, kill → exited 137, remove → gone). Tests shape it through its
+attributes: ``fail`` makes a verb raise, ``hold`` makes a verb wait for an event (to stop an
+operation half-way), ``exec_results`` and ``turn_outputs`` script what processes in containers
+answer. ``as_deployment`` hands the fakes to the runtime typed as the protocols, so mypy checks
+that they conform.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import asyncio
 import builtins
 import os
 import tempfile
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +24,25 @@ from parallax_docker.backends.base import (
     ContainerEvent,
     ContainerSpec,
     ContainerState,
+    Deployment,
     EngineInfo,
+    ExecExit,
+    ExecOutput,
     ExecResult,
+    ExecSpec,
+    ImageBuilding,
     ImageInfo,
     NetworkInfo,
+    SecretDelivery,
+    SecretMounts,
     StatsSample,
+    TerminalSession,
+    Terminals,
     VolumeInfo,
+    WarmClaim,
+    WarmContainer,
+    WarmStart,
 )
-from parallax_docker.errors import AgentNotFoundError
 
 GIB = 1024**3
 
@@ -77,176 +91,384 @@ def running_state(container_id: str, labels: Mapping[str, str]) -> ContainerStat
     )
 
 
+def created_state(container_id: str, labels: Mapping[str, str], name: str) -> ContainerState:
+    return replace(
+        running_state(container_id, labels),
+        name=name,
+        status="created",
+        running=False,
+        started_at=None,
+    )
+
+
+def exited_state(state: ContainerState, exit_code: int) -> ContainerState:
+    return replace(
+        state,
+        status="exited",
+        running=False,
+        exit_code=exit_code,
+        finished_at="2026-01-01T00:00:09Z",
+        pid=None,
+    )
+
+
 class FakeBackend:
-    """An in-memory engine. Attributes ending in ``_error`` make that call raise."""
+    """An in-memory engine with the core verbs."""
 
     def __init__(self) -> None:
         self.info = engine_info()
         self.images: dict[str, ImageInfo] = {}
         self.containers: dict[str, ContainerState] = {}
+        self.networks: dict[str, dict[str, str]] = {}
+        self.volumes: dict[str, VolumeInfo] = {}
         self._created = 0
         self.calls: list[tuple[str, Any]] = []
-        self.ping_error: BaseException | None = None
-        self.get_image_error: BaseException | None = None
-        self.logs_error: BaseException | None = None
-        self.closed = False
-        # Paths that path_exists reports missing in every container.
-        self.missing_paths: set[str] = set()
+        # verb -> the exception it raises (once per entry in the list, or always for one).
+        self.fail: dict[str, BaseException] = {}
+        # verb -> the exception its next call raises (then it works again).
+        self.fail_once: dict[str, BaseException] = {}
+        # verb -> an event the verb waits for before it acts.
+        self.hold: dict[str, asyncio.Event] = {}
+        # argv[0:3] joined by spaces -> what an exec of it answers.
+        self.exec_results: dict[str, ExecResult] = {}
+        # Outputs of the next turns (stream_exec), in order; each a list of items.
+        self.turn_outputs: list[list[ExecOutput | ExecExit]] = []
+        # Set while a turn's stream is open; a turn waits on it when ``hang_turns``.
+        self.hang_turns = False
+        # A kill exec (the turn wrapper's kill script) ends the hung turns, as on an engine.
+        self._killed = asyncio.Event()
+        self.events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
 
     def called(self, name: str) -> list[Any]:
         return [args for call, args in self.calls if call == name]
 
-    async def ping(self) -> EngineInfo:
-        self.calls.append(("ping", None))
-        if self.ping_error is not None:
-            raise self.ping_error
-        return self.info
+    async def _step(self, verb: str, args: Any = None) -> None:
+        self.calls.append((verb, args))
+        held = self.hold.get(verb)
+        if held is not None:
+            await held.wait()
+        error = self.fail.get(verb) or self.fail_once.pop(verb, None)
+        if error is not None:
+            raise error
 
-    async def close(self) -> None:
-        self.closed = True
+    # -- engine, networks, volumes, images ---------------------------------------------------
+
+    async def ping(self) -> EngineInfo:
+        await self._step("ping")
+        return self.info
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
     ) -> dict[str, str]:
-        self.calls.append(("ensure_network", (name, dict(labels), internal)))
-        return dict(labels)
+        await self._step("ensure_network", (name, dict(labels), internal))
+        return self.networks.setdefault(name, dict(labels))
 
-    async def network_exists(self, name: str) -> bool:
-        return True
+    async def get_network(self, name: str) -> NetworkInfo | None:
+        await self._step("get_network", name)
+        labels = self.networks.get(name)
+        return None if labels is None else NetworkInfo(name, labels, 0, None)
 
     async def remove_network(self, name: str) -> None:
-        self.calls.append(("remove_network", name))
+        await self._step("remove_network", name)
+        self.networks.pop(name, None)
 
-    async def list_networks(self, labels: Mapping[str, str]) -> list[NetworkInfo]:
-        self.calls.append(("list_networks", dict(labels)))
-        return []
+    async def list_networks(self, labels: Mapping[str, str]) -> builtins.list[NetworkInfo]:
+        await self._step("list_networks", dict(labels))
+        return [
+            NetworkInfo(name, own, 0, None)
+            for name, own in self.networks.items()
+            if all(own.get(k) == v for k, v in labels.items())
+        ]
+
+    async def get_volume(self, name: str) -> VolumeInfo | None:
+        await self._step("get_volume", name)
+        return self.volumes.get(name)
 
     async def list_volumes(
         self, labels: Mapping[str, str], unused_only: bool = False
-    ) -> list[VolumeInfo]:
-        self.calls.append(("list_volumes", (dict(labels), unused_only)))
-        return []
+    ) -> builtins.list[VolumeInfo]:
+        await self._step("list_volumes", (dict(labels), unused_only))
+        return [
+            v for v in self.volumes.values() if all(v.labels.get(k) == w for k, w in labels.items())
+        ]
 
     async def remove_volume(self, name: str) -> None:
-        self.calls.append(("remove_volume", name))
-
-    async def volume_labels(self, name: str) -> dict[str, str] | None:
-        return None
+        await self._step("remove_volume", name)
+        self.volumes.pop(name, None)
 
     async def get_image(self, ref: str) -> ImageInfo | None:
-        self.calls.append(("get_image", ref))
-        if self.get_image_error is not None:
-            raise self.get_image_error
+        await self._step("get_image", ref)
         return self.images.get(ref)
 
+    # -- containers -------------------------------------------------------------------------
+
     async def create(self, spec: ContainerSpec) -> str:
-        self.calls.append(("create", spec))
+        await self._step("create", spec)
         self._created += 1
         container_id = f"c{self._created:063d}"
         self.containers[container_id] = replace(
-            running_state(container_id, spec.labels),
+            created_state(container_id, spec.labels, spec.name),
             memory_bytes=spec.memory_bytes,
             nano_cpus=spec.nano_cpus,
             pids_limit=spec.pids_limit,
         )
         return container_id
 
-    async def start(self, container_id: str) -> None:
-        self.calls.append(("start", container_id))
-
-    async def stop(self, container_id: str, timeout_s: float) -> None:
-        self.calls.append(("stop", container_id))
-
-    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
-        self.calls.append(("kill", container_id))
-
-    async def remove(self, container_id: str, force: bool = True) -> None:
-        self.calls.append(("remove", container_id))
-        self.containers.pop(container_id, None)
-
-    async def restart(self, container_id: str, timeout_s: float) -> None:
-        self.calls.append(("restart", container_id))
-
-    async def update_limits(self, container_id: str, memory_bytes: int, nano_cpus: int) -> None:
-        self.calls.append(("update_limits", (container_id, memory_bytes, nano_cpus)))
+    def _set(self, container_id: str, **changes: Any) -> None:
         state = self.containers.get(container_id)
         if state is not None:
-            self.containers[container_id] = replace(
-                state, memory_bytes=memory_bytes, nano_cpus=nano_cpus
-            )
+            self.containers[container_id] = replace(state, **changes)
 
-    async def rename(self, container_id: str, name: str) -> None:
-        self.calls.append(("rename", (container_id, name)))
+    async def start(self, container_id: str) -> None:
+        await self._step("start", container_id)
+        self._set(
+            container_id,
+            status="running",
+            running=True,
+            exit_code=None,
+            started_at="2026-01-01T00:00:01Z",
+            finished_at=None,
+        )
 
-    async def reconnect(self, container_id: str, network: str, aliases: tuple[str, ...]) -> None:
-        self.calls.append(("reconnect", (container_id, network, aliases)))
+    async def stop(self, container_id: str, timeout_s: float) -> None:
+        await self._step("stop", container_id)
+        state = self.containers.get(container_id)
+        if state is not None and state.running:
+            self.containers[container_id] = exited_state(state, 0)
+
+    async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        await self._step("kill", container_id)
+        state = self.containers.get(container_id)
+        if state is not None and state.running:
+            self.containers[container_id] = exited_state(state, 137)
+
+    async def restart(self, container_id: str, timeout_s: float) -> None:
+        await self._step("restart", container_id)
+        self._set(container_id, status="running", running=True, exit_code=None)
+
+    async def remove(self, container_id: str) -> None:
+        await self._step("remove", container_id)
+        self.containers.pop(container_id, None)
 
     async def get(self, container_id: str) -> ContainerState | None:
+        await self._step("get", container_id)
         return self.containers.get(container_id)
 
-    async def inspect_raw(self, container_id: str) -> dict[str, Any]:
-        if container_id not in self.containers:
-            raise AgentNotFoundError(f"container {container_id} does not exist")
-        return {"Id": container_id}
-
-    async def path_exists(self, container_id: str, path: str) -> bool:
-        self.calls.append(("path_exists", (container_id, path)))
-        return path not in self.missing_paths
-
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]:
-        self.calls.append(("list", dict(labels)))
+        await self._step("list", dict(labels))
         return [
             state
             for state in self.containers.values()
             if all(state.labels.get(k) == v for k, v in labels.items())
         ]
 
-    async def exec(
-        self, container_id: str, argv: tuple[str, ...], timeout_s: float, user: str | None = None
-    ) -> ExecResult:
+    # -- processes --------------------------------------------------------------------------
+
+    async def exec(self, container_id: str, spec: ExecSpec, timeout_s: float) -> ExecResult:
+        await self._step("exec", (container_id, spec.argv))
+        if "parallax-kill" in spec.argv:
+            self._killed.set()
+        key = " ".join(spec.argv[:3])
+        for prefix, result in self.exec_results.items():
+            if key.startswith(prefix):
+                return result
         return ExecResult(exit_code=0, output=b"")
+
+    async def stream_exec(
+        self, container_id: str, spec: ExecSpec
+    ) -> AsyncIterator[ExecOutput | ExecExit]:
+        await self._step("stream_exec", (container_id, spec))
+        items = self.turn_outputs.pop(0) if self.turn_outputs else [ExecExit(0)]
+        for item in items:
+            yield item
+            await asyncio.sleep(0)
+        if self.hang_turns:
+            self._killed.clear()
+            await self._killed.wait()
+            yield ExecExit(143)
+
+    # -- observation ------------------------------------------------------------------------
 
     async def logs(
         self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
     ) -> builtins.list[str]:
-        self.calls.append(("logs", container_id))
-        if self.logs_error is not None:
-            raise self.logs_error
+        await self._step("logs", container_id)
         return ["hello"]
 
     async def stream_logs(
         self, container_id: str, *, tail: int | None, since: float | None, timestamps: bool
     ) -> AsyncIterator[str]:
+        await self._step("stream_logs", container_id)
         yield "hello"
 
-    async def stats(self, container_id: str) -> StatsSample:
+    async def usage(self, state: ContainerState) -> StatsSample:
+        await self._step("usage", state.id)
         return StatsSample(
             cpu_total_ns=0,
             system_cpu_ns=0,
             online_cpus=1,
-            memory_usage=0,
+            memory_usage=1024,
             memory_limit=0,
             pids=1,
             rx_bytes=0,
             tx_bytes=0,
         )
 
-    async def sample_usage(self, container_id: str, pid: int | None = None) -> StatsSample:
-        self.calls.append(("sample_usage", (container_id, pid)))
-        return await self.stats(container_id)
-
     async def watch_events(
         self, labels: Mapping[str, str], since_ns: int | None = None
     ) -> AsyncIterator[ContainerEvent]:
-        # The engine's stream stays open and quiet until the reconciler is cancelled.
         self.calls.append(("watch_events", dict(labels)))
-        await asyncio.Event().wait()
-        return
-        yield  # pragma: no cover - makes this an async generator
+        while True:
+            yield await self.events.get()
+
+
+@dataclass
+class FakeSecrets:
+    """Where secret env would go: remembered per key, never written anywhere."""
+
+    delivered: dict[str, dict[str, str]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+    pruned_keeping: list[set[str]] = field(default_factory=list)
+
+    def deliver(
+        self,
+        key: str,
+        env: Mapping[str, str],
+        image: ImageInfo,
+        *,
+        image_ref: str,
+        command: tuple[str, ...] | None,
+        uid: int | None,
+    ) -> SecretMounts | None:
+        if not env:
+            return None
+        self.delivered[key] = dict(env)
+        return SecretMounts(mounts=())
+
+    def remove(self, key: str) -> None:
+        self.removed.append(key)
+        self.delivered.pop(key, None)
+
+    def prune(self, keep: Iterable[str]) -> builtins.list[str]:
+        kept = set(keep)
+        self.pruned_keeping.append(kept)
+        gone = [key for key in self.delivered if key not in kept]
+        for key in gone:
+            del self.delivered[key]
+        return gone
+
+
+class FakeWarmStart:
+    """Warm containers on the fake engine: prepared running, claimed by a rename."""
+
+    def __init__(self, backend: FakeBackend, *, announce: bool = True) -> None:
+        self.backend = backend
+        self.announce = announce
+        self.claimed: list[tuple[str, WarmClaim]] = []
+        self.discarded: list[str] = []
+        self.claim_error: BaseException | None = None
+
+    async def prepare(
+        self, spec: ContainerSpec, image: ImageInfo, probe: tuple[str, ...] | None, slot: str
+    ) -> WarmContainer:
+        container_id = await self.backend.create(spec)
+        await self.backend.start(container_id)
+        return WarmContainer(
+            container_id=container_id,
+            slot=slot,
+            key=f"pool-{slot}",
+            memory_bytes=spec.memory_bytes,
+            nano_cpus=spec.nano_cpus,
+        )
+
+    async def claim(self, warm: WarmContainer, claim: WarmClaim, timeout_s: float) -> bool:
+        self.claimed.append((warm.container_id, claim))
+        if self.claim_error is not None:
+            raise self.claim_error
+        self.backend._set(
+            warm.container_id,
+            name=claim.name,
+            memory_bytes=claim.memory_bytes,
+            nano_cpus=claim.nano_cpus,
+        )
+        return self.announce
+
+    async def discard(self, container_id: str, slot: str) -> None:
+        self.discarded.append(container_id)
+        await self.backend.remove(container_id)
+
+
+class FakeTerminal:
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.closed = False
+
+    async def read(self) -> bytes:
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        self.written.extend(data)
+
+    async def resize(self, cols: int, rows: int) -> None:
+        return None
+
+    async def exit_code(self) -> int | None:
+        return 0
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeTerminals:
+    def __init__(self) -> None:
+        self.opened: list[tuple[str, ExecSpec]] = []
+
+    async def open_terminal(
+        self, container_id: str, spec: ExecSpec, cols: int, rows: int
+    ) -> TerminalSession:
+        self.opened.append((container_id, spec))
+        return FakeTerminal()
+
+
+class FakeDeployment:
+    def __init__(self, *, warm: bool = True) -> None:
+        self.fake = FakeBackend()
+        self.fake_secrets = FakeSecrets()
+        self.fake_warm = FakeWarmStart(self.fake)
+        self.fake_terminals = FakeTerminals()
+        self._warm = warm
+        self.closed = False
+
+    @property
+    def backend(self) -> Backend:
+        return self.fake
+
+    @property
+    def secrets(self) -> SecretDelivery:
+        return self.fake_secrets
+
+    @property
+    def terminals(self) -> Terminals | None:
+        return self.fake_terminals
+
+    @property
+    def warm_start(self) -> WarmStart | None:
+        return self.fake_warm if self._warm else None
+
+    @property
+    def images(self) -> ImageBuilding | None:
+        return None
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def as_deployment(fake: FakeDeployment) -> Deployment:
+    """The fake, typed as the protocol (mypy checks that it conforms)."""
+    return fake
 
 
 def as_backend(fake: FakeBackend) -> Backend:
-    """The fake, typed as the protocol (mypy checks that it conforms)."""
     return fake
 
 

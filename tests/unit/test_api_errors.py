@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from parallax_docker.api.app import create_app
 from parallax_docker.config import load_settings
 from parallax_docker.errors import SocketError
-from tests.unit.fakes import FakeBackend, as_backend, image, unit_environ
+from tests.unit.fakes import FakeBackend, FakeDeployment, as_deployment, image, unit_environ
 
 SECRET = "sk-SECRET-123"
 MAX_BODY = 4096
@@ -26,15 +26,20 @@ ERROR_KEYS = {"error", "code", "resolution"}
 
 
 @pytest.fixture
-def fake() -> FakeBackend:
-    backend = FakeBackend()
-    backend.images["parallax/agent-claude:latest"] = image()
-    return backend
+def deployment() -> FakeDeployment:
+    made = FakeDeployment()
+    made.fake.images["parallax/agent-claude:latest"] = image()
+    return made
 
 
-def make_app(fake: FakeBackend) -> FastAPI:
+@pytest.fixture
+def fake(deployment: FakeDeployment) -> FakeBackend:
+    return deployment.fake
+
+
+def make_app(deployment: FakeDeployment) -> FastAPI:
     settings = load_settings(environ=unit_environ(PARALLAX_MAX_BODY_BYTES=str(MAX_BODY)))
-    return create_app(settings, backend=as_backend(fake))
+    return create_app(settings, as_deployment(deployment))
 
 
 @asynccontextmanager
@@ -49,8 +54,8 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def app(fake: FakeBackend) -> FastAPI:
-    return make_app(fake)
+def app(deployment: FakeDeployment) -> FastAPI:
+    return make_app(deployment)
 
 
 @pytest.fixture
@@ -60,17 +65,17 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def down_client(fake: FakeBackend) -> AsyncIterator[httpx.AsyncClient]:
+async def down_client(deployment: FakeDeployment) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app whose engine has been unreachable from the start."""
-    fake.ping_error = SocketError("cannot connect to the Docker engine")
-    async with serve(make_app(fake)) as http:
+    deployment.fake.fail["ping"] = SocketError("cannot connect to the Docker engine")
+    async with serve(make_app(deployment)) as http:
         yield http
 
 
 @pytest.fixture
 async def ready(app: FastAPI, client: httpx.AsyncClient) -> httpx.AsyncClient:
     """The client once the reconciler has reached the (fake) engine."""
-    await asyncio.wait_for(app.state.reconciler.synced.wait(), timeout=2)
+    await asyncio.wait_for(app.state.runtime.reconciler.synced.wait(), timeout=2)
     return client
 
 
@@ -192,11 +197,11 @@ async def test_a_bad_memory_string_is_refused_with_422_validation_error(
     assert_error(response, 422, "VALIDATION_ERROR")
 
 
-async def test_memory_above_the_host_is_refused_with_422_resource_limit(
+async def test_memory_above_the_host_is_refused_with_422_limit_above_host(
     ready: httpx.AsyncClient,
 ) -> None:
     response = await ready.post("/agents", json=spawn_body(resources={"memory": "1024g"}))
-    assert_error(response, 422, "RESOURCE_LIMIT")
+    assert_error(response, 422, "LIMIT_ABOVE_HOST")
 
 
 async def test_a_boolean_cpu_is_refused_with_422(ready: httpx.AsyncClient) -> None:
@@ -288,7 +293,7 @@ async def test_a_chunked_body_over_the_limit_is_refused_before_create(
 async def test_an_unexpected_backend_exception_is_500_internal_error_without_its_text(
     ready: httpx.AsyncClient, fake: FakeBackend
 ) -> None:
-    fake.get_image_error = RuntimeError(f"boom {SECRET} /usr/lib/python3/x.py line 3")
+    fake.fail["get_image"] = RuntimeError(f"boom {SECRET} /usr/lib/python3/x.py line 3")
     response = await ready.post("/agents", json=spawn_body())
     body = assert_error(response, 500, "INTERNAL_ERROR")
     assert SECRET not in response.text

@@ -29,7 +29,7 @@ from parallax_docker.config import (
     read_token_file,
 )
 from parallax_docker.errors import ConfigError
-from tests.unit.fakes import FakeBackend, as_backend, unit_environ
+from tests.unit.fakes import FakeDeployment, as_deployment, unit_environ
 
 TOKEN = "tok-0123456789abcdef-XYZ"
 
@@ -201,7 +201,7 @@ async def test_websocket_with_a_wrong_subprotocol_token_is_closed_with_1008() ->
 
 def _app(token: str | None) -> ASGIApp:
     environ = unit_environ(PARALLAX_API_TOKEN=token) if token else unit_environ()
-    return create_app(load_settings(environ=environ), backend=as_backend(FakeBackend()))
+    return create_app(load_settings(environ=environ), as_deployment(FakeDeployment()))
 
 
 async def _app_client(token: str | None) -> httpx.AsyncClient:

@@ -122,7 +122,7 @@ def test_too_little_memory_fails() -> None:
 
 async def test_an_unreachable_engine_fails_and_skips_network_and_images() -> None:
     backend = FakeBackend()
-    backend.ping_error = SocketError("no engine")
+    backend.fail["ping"] = SocketError("no engine")
     checks = await doctor.run_checks(load_settings({}), backend, memory=lambda: 8 * 1024**3)
     by_name = {c.name: c for c in checks}
     assert by_name["engine answers"].outcome == "fail"

@@ -13,11 +13,11 @@ from parallax_docker.client import BadResponseError, RequestTimeoutError, Servic
 from parallax_docker.errors import (
     AgentNotFoundError,
     AgentStateError,
-    CapacityExceededError,
     ConflictError,
     EngineError,
     HealthCheckFailedError,
     ImageNotFoundError,
+    LimitAboveHostError,
     NetworkForbiddenError,
     ParallaxError,
     ResourceLimitError,
@@ -53,7 +53,7 @@ def render(renderable: object, width: int = 200) -> str:
         (VolumeForbiddenError("x"), 8),
         (NetworkForbiddenError("x"), 8),
         (ResourceLimitError("x"), 9),
-        (CapacityExceededError("x"), 9),
+        (LimitAboveHostError("x"), 9),
         (HealthCheckFailedError("x"), 10),
         (EngineError("x"), 1),
         (ParallaxError("x"), 1),
@@ -70,7 +70,13 @@ def test_every_server_error_class_has_a_deliberate_exit_code() -> None:
         if cls.__module__ == "parallax_docker.errors"
         and output.exit_code_for(cls("x")) == output.EXIT_ERROR
     ]
-    deliberate = {"INTERNAL_ERROR", "ENGINE_ERROR", "INSECURE_SPAWN", "RUNTIME_UNAVAILABLE"}
+    deliberate = {
+        "INTERNAL_ERROR",
+        "SERVER_ERROR",
+        "ENGINE_ERROR",
+        "INSECURE_SPAWN",
+        "RUNTIME_UNAVAILABLE",
+    }
     assert set(unmapped) <= deliberate, unmapped
 
 

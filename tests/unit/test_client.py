@@ -20,10 +20,11 @@ from parallax_docker.client import (
 from parallax_docker.client.calls import send_timeout, websocket_url
 from parallax_docker.errors import (
     AgentNotFoundError,
-    CapacityExceededError,
     ConflictError,
     ParallaxError,
+    RequestError,
     ResourceLimitError,
+    ServerError,
     ValidationError,
     all_error_classes,
 )
@@ -289,11 +290,15 @@ def test_every_error_code_maps_back_to_its_class(cls: type[ParallaxError]) -> No
     assert type(caught.value) is cls
 
 
-def test_resource_limit_422_is_not_capacity_exceeded() -> None:
-    client, _ = client_for(ok(error_json("RESOURCE_LIMIT"), 422))
-    with pytest.raises(ResourceLimitError) as caught:
+def test_codes_map_into_the_4xx_and_5xx_branches() -> None:
+    client, _ = client_for(ok(error_json("LIMIT_ABOVE_HOST"), 422))
+    with pytest.raises(RequestError) as caught:
         client.get("agent-1")
-    assert not isinstance(caught.value, CapacityExceededError)
+    assert isinstance(caught.value, ValidationError)
+    client, _ = client_for(ok(error_json("RESOURCE_LIMIT"), 507))
+    with pytest.raises(ServerError) as server:
+        client.get("agent-1")
+    assert isinstance(server.value, ResourceLimitError)
 
 
 def test_error_keeps_message_and_resolution() -> None:

@@ -17,7 +17,7 @@ from starlette.types import Message
 from parallax_docker.api.app import create_app
 from parallax_docker.api.errors import ContainErrorsMiddleware
 from parallax_docker.config import load_settings
-from tests.unit.fakes import FakeBackend, as_backend, image, unit_environ
+from tests.unit.fakes import FakeDeployment, as_deployment, image, unit_environ
 
 SECRET = "sk-LEAKED-IN-AN-EXCEPTION-42"
 
@@ -36,10 +36,11 @@ def _all_text(records: list[logging.LogRecord]) -> str:
 async def test_an_unexpected_exception_never_leaves_the_app(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fake = FakeBackend()
+    deployment = FakeDeployment()
+    fake = deployment.fake
     fake.images["parallax/agent-claude:latest"] = image()
     app = create_app(
-        load_settings(environ=unit_environ(LOG_LEVEL="DEBUG")), backend=as_backend(fake)
+        load_settings(environ=unit_environ(LOG_LEVEL="DEBUG")), as_deployment(deployment)
     )
     # raise_app_exceptions=True: the transport raises whatever the app lets out.
     transport = httpx.ASGITransport(app, raise_app_exceptions=True)
@@ -48,8 +49,8 @@ async def test_an_unexpected_exception_never_leaves_the_app(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://test") as client,
     ):
-        await asyncio.wait_for(app.state.reconciler.synced.wait(), timeout=2)
-        fake.get_image_error = RuntimeError(f"boom {SECRET}")
+        await asyncio.wait_for(app.state.runtime.reconciler.synced.wait(), timeout=2)
+        fake.fail["get_image"] = RuntimeError(f"boom {SECRET}")
         response = await client.post("/agents", json={"name": "n", "type": "claude"})
     assert response.status_code == 500
     assert response.json()["code"] == "INTERNAL_ERROR"

@@ -10,13 +10,10 @@ import pytest
 from parallax_docker.backends.base import ContainerState
 from parallax_docker.errors import AgentNotFoundError, ConflictError
 from parallax_docker.models import AgentStatus
+from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.registry import (
-    OOM_MESSAGE,
-    AgentRecord,
-    Registry,
-    derive_status,
-)
+from parallax_docker.runtime.lifecycle import OOM_MESSAGE, AgentRecord, derive_status
+from parallax_docker.runtime.registry import Registry
 
 
 def labels(agent_id: str = "agent-1", name: str = "coder") -> AgentLabels:
@@ -219,31 +216,31 @@ def test_derive_status_reads_an_exit_without_a_code_as_stopped() -> None:
     assert derive_status(exited(None))[0] == AgentStatus.STOPPED
 
 
-# -- AgentRecord.observe ----------------------------------------------------------------------
+# -- lifecycle.observed ----------------------------------------------------------------------
 
 
 def test_observe_derives_the_status_from_the_state() -> None:
     record = AgentRecord(labels=labels(), status=AgentStatus.READY)
-    record.observe(exited(2))
+    lifecycle.observed(record, exited(2))
     assert (record.status, record.error_code) == (AgentStatus.ERROR, "AGENT_EXITED")
 
 
 def test_observe_keeps_the_status_while_transitioning_but_takes_the_state() -> None:
     record = AgentRecord(labels=labels(), status=AgentStatus.STARTING, transitioning=True)
     new = exited(2)
-    record.observe(new)
+    lifecycle.observed(record, new)
     assert (record.status, record.state) == (AgentStatus.STARTING, new)
 
 
 def test_observe_forgets_the_probe_result_once_the_container_stops() -> None:
     record = AgentRecord(labels=labels(), status=AgentStatus.READY, probed_ready=True)
-    record.observe(exited(0))
+    lifecycle.observed(record, exited(0))
     assert record.probed_ready is False
 
 
 def test_observe_keeps_a_probed_agent_ready_while_docker_health_is_starting() -> None:
     record = AgentRecord(labels=labels(), status=AgentStatus.READY, probed_ready=True)
-    record.observe(state(health="starting"))
+    lifecycle.observed(record, state(health="starting"))
     assert record.status == AgentStatus.READY
 
 
@@ -259,8 +256,8 @@ def test_handle_json_is_the_handle_and_follows_every_change() -> None:
     assert record.handle_json() == record.handle().model_dump_json(by_alias=True).encode()
     first = record.handle_json()
     assert record.handle_json() is first  # cached while nothing changed
-    record.observe(state(running=False, status="exited", exit_code=3))
+    lifecycle.observed(record, state(running=False, status="exited", exit_code=3))
     assert b'"exitCode":3' in record.handle_json()
-    record.restart_count = 2
-    assert b'"restartCount":2' in record.handle_json()
+    lifecycle.restart_begun(record, automatic=True)
+    assert b'"restartCount":1' in record.handle_json()
     assert b'"stale":true' in record.handle_json(stale=True)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parallax_docker.errors import ParallaxError, ResourceLimitError, ValidationError
+from parallax_docker.errors import ParallaxError, LimitAboveHostError, ValidationError
 from parallax_docker.resources import (
     MIN_MEMORY_BYTES,
     NANO,
@@ -221,15 +221,15 @@ def test_check_within_host_accepts_exactly_the_hosts_capacity() -> None:
 
 
 def test_check_within_host_refuses_more_memory_than_the_host_has() -> None:
-    with pytest.raises(ResourceLimitError, match="memory") as info:
+    with pytest.raises(LimitAboveHostError, match="memory") as info:
         check_within_host(4 * GIB, NANO, host_memory=2 * GIB, host_cpus=2)
-    assert info.value.code == "RESOURCE_LIMIT"
+    assert info.value.code == "LIMIT_ABOVE_HOST"
 
 
 def test_check_within_host_refuses_more_cpus_than_the_host_has() -> None:
-    with pytest.raises(ResourceLimitError, match="cpu") as info:
+    with pytest.raises(LimitAboveHostError, match="cpu") as info:
         check_within_host(GIB, 3 * NANO, host_memory=2 * GIB, host_cpus=2)
-    assert info.value.code == "RESOURCE_LIMIT"
+    assert info.value.code == "LIMIT_ABOVE_HOST"
 
 
 def test_check_within_host_skips_the_check_when_the_host_size_is_unknown() -> None:

@@ -22,9 +22,7 @@ from parallax_docker.runtime.secrets import (
     encode_env_sh,
     loads_env_itself,
 )
-from parallax_docker.runtime.service import AgentService
 from parallax_docker.runtime.spec import container_spec, plan_agent
-from tests.unit.fakes import FakeBackend, as_backend
 
 TRICKY = {
     "PLAIN": "value",
@@ -258,51 +256,3 @@ def test_without_cap_chown_the_file_is_world_readable_inside_the_private_dir(
 
 
 # -- the service --------------------------------------------------------------------------------
-
-
-async def _service(tmp_path: Path, fake: FakeBackend) -> AgentService:
-    settings = load_settings(environ={"PARALLAX_SECRETS_DIR": str(tmp_path / "secrets")})
-    service = AgentService(settings, as_backend(fake))
-    service.engine_ready(await fake.ping())
-    return service
-
-
-async def test_a_spawn_without_a_shell_for_the_wrapper_is_refused_and_cleaned(
-    tmp_path: Path,
-) -> None:
-    fake = FakeBackend()
-    fake.images["example/app:1"] = _image(entrypoint=None, cmd=("/app",))
-    fake.missing_paths.add("/bin/sh")
-    service = await _service(tmp_path, fake)
-    request = SpawnRequest.model_validate(
-        {"name": "n", "type": "custom", "image": "example/app:1", "env": {"K": "v"}}
-    )
-    with pytest.raises(ValidationError, match="/bin/sh"):
-        await service.spawn(request)
-    assert fake.called("start") == []
-    assert fake.containers == {}
-    assert list((tmp_path / "secrets").iterdir()) == []
-
-
-async def test_a_spawn_without_env_is_not_wrapped_and_needs_no_shell(tmp_path: Path) -> None:
-    fake = FakeBackend()
-    fake.images["example/app:1"] = _image(entrypoint=None, cmd=("/app",))
-    fake.missing_paths.add("/bin/sh")
-    service = await _service(tmp_path, fake)
-    request = SpawnRequest.model_validate({"name": "n", "type": "custom", "image": "example/app:1"})
-    await service.spawn(request)
-    [spec] = fake.called("create")
-    assert spec.entrypoint is None and fake.called("path_exists") == []
-
-
-async def test_stop_removes_the_secret_files(tmp_path: Path) -> None:
-    fake = FakeBackend()
-    fake.images["example/app:1"] = PROJECT_IMAGE
-    service = await _service(tmp_path, fake)
-    request = SpawnRequest.model_validate(
-        {"name": "n", "type": "custom", "image": "example/app:1", "env": {"K": "v"}, "id": "a-1"}
-    )
-    await service.spawn(request)
-    assert (tmp_path / "secrets" / "a-1" / "env").exists()
-    await service.stop("a-1")
-    assert not (tmp_path / "secrets" / "a-1").exists()

@@ -10,7 +10,7 @@ import pytest
 from parallax_docker.config import Settings, load_settings
 from parallax_docker.errors import (
     NetworkForbiddenError,
-    ResourceLimitError,
+    LimitAboveHostError,
     ValidationError,
     VolumeForbiddenError,
 )
@@ -196,13 +196,13 @@ def test_plan_agent_applies_requested_resources(settings: Settings) -> None:
 
 
 def test_plan_agent_refuses_memory_above_the_host(settings: Settings) -> None:
-    with pytest.raises(ResourceLimitError) as info:
+    with pytest.raises(LimitAboveHostError) as info:
         plan(settings, resources={"memory": "16g"})
-    assert info.value.code == "RESOURCE_LIMIT"
+    assert info.value.code == "LIMIT_ABOVE_HOST"
 
 
 def test_plan_agent_refuses_cpus_above_the_host(settings: Settings) -> None:
-    with pytest.raises(ResourceLimitError):
+    with pytest.raises(LimitAboveHostError):
         plan(settings, resources={"cpu": 8})
 
 

@@ -1,7 +1,7 @@
 """``parallax-docker doctor``: is this machine ready to run agents? Each failed check says how
 to fix it; the exit code is 1 when any check fails (warnings do not fail).
 
-It talks to the engine through the Backend protocol (``backends.factory.create_backend``), the
+It talks to the engine through the Backend protocol (``backends.factory.create_deployment``), the
 same way the service does, and reads the settings the service would read.
 """
 
@@ -159,7 +159,7 @@ async def run_checks(
 async def _check_network(settings: Settings, backend: Backend) -> Check:
     name = settings.docker_network
     try:
-        exists = await backend.network_exists(name)
+        exists = await backend.get_network(name) is not None
     except ParallaxError as exc:
         return Check("agent network", "fail", exc.message, exc.resolution)
     if exists:
@@ -225,13 +225,13 @@ def doctor(
 
 
 async def _diagnose(settings: Settings) -> list[Check]:
-    from parallax_docker.backends.factory import create_backend
+    from parallax_docker.backends.factory import create_deployment
 
-    backend = create_backend(settings)
+    deployment = create_deployment(settings)
     try:
-        return await run_checks(settings, backend)
+        return await run_checks(settings, deployment.backend)
     finally:
-        await backend.close()
+        await deployment.close()
 
 
 def register(app: typer.Typer) -> None:

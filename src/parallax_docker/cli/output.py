@@ -14,8 +14,8 @@ Exit codes (docs/cli.md shows the same table):
 6   the service is unreachable, timed out or is not a parallax-docker service
 7   authentication: UNAUTHORIZED (missing or wrong token), FORBIDDEN
 8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, RUNTIME_FORBIDDEN, ``*_FORBIDDEN``
-9   resources: RESOURCE_LIMIT (a limit above the host, or no capacity left)
-10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR; an error answer to ``send --wait``
+9   resources: LIMIT_ABOVE_HOST (a limit above the host), RESOURCE_LIMIT (no capacity left)
+10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED; an error answer to ``send --wait``
 130 interrupted (Ctrl-C)
 ==  ==========================================================================================
 """
@@ -73,8 +73,10 @@ EXIT_CODES: dict[str, int] = {
     "VOLUME_FORBIDDEN": EXIT_FORBIDDEN,
     "NETWORK_FORBIDDEN": EXIT_FORBIDDEN,
     "RESOURCE_LIMIT": EXIT_RESOURCES,
+    "LIMIT_ABOVE_HOST": EXIT_RESOURCES,
     "HEALTH_CHECK_FAILED": EXIT_AGENT_FAILED,
     "NETWORK_ERROR": EXIT_AGENT_FAILED,
+    "SPAWN_INTERRUPTED": EXIT_AGENT_FAILED,
 }
 
 _BY_STATUS: dict[int, int] = {

@@ -262,7 +262,9 @@ class MessagingService:
         said = ""
         if output:
             with contextlib.suppress(Exception):
-                said = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=-1)).content
+                # Read as if it had ended well: what the CLI said so far, in its own terms.
+                parsed = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=0))
+                said = parsed.content if parsed.ok else ""
             said = said or output.decode("utf-8", "replace")
         content = f"the turn was interrupted ({why})" + (f"; the agent had said: {said}" if said else "")
         return await self._record(

@@ -1,0 +1,46 @@
+"""Only runtime/lifecycle.py writes an agent record's fields (the state machine has one owner)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import parallax_docker
+from parallax_docker.runtime.lifecycle import AgentRecord
+
+SRC = Path(parallax_docker.__file__).parent
+OWNER = SRC / "runtime" / "lifecycle.py"
+FIELDS = set(AgentRecord.__dataclass_fields__) - {"_json"}
+
+
+def _writes(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        targets: list[ast.expr] = []
+        if isinstance(node, ast.Assign):
+            targets = list(node.targets)
+        elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+            targets = [node.target]
+        for target in targets:
+            if isinstance(target, ast.Attribute) and target.attr in FIELDS:
+                found.append((node.lineno, target.attr))
+        # In-place changes of a record's list (record.restart_times.append(...)).
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            owner = node.func.value
+            if isinstance(owner, ast.Attribute) and owner.attr == "restart_times":
+                found.append((node.lineno, "restart_times"))
+    return found
+
+
+def test_no_module_but_the_lifecycle_writes_a_record_field() -> None:
+    offenders = []
+    for path in sorted(SRC.rglob("*.py")):
+        if path == OWNER:
+            continue
+        for line, name in _writes(ast.parse(path.read_text())):
+            offenders.append(f"{path.relative_to(SRC)}:{line} writes .{name}")
+    assert offenders == []
+
+
+def test_the_check_finds_a_write_when_there_is_one() -> None:
+    assert _writes(ast.parse("record.status = x\nrecord.busy += 1\nr.restart_times.append(1)"))
