@@ -11,7 +11,7 @@ import contextlib
 import random
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,6 +152,7 @@ async def concurrent_spawns(ctx: Context, count: int = 50, rounds: int = 3) -> d
         kinds = ("service", "raw") if round_no % 2 == 0 else ("raw", "service")
         for kind in kinds:
             names = [ctx.next_id("c") for _ in range(count)]
+            calls: list[Coroutine[Any, Any, object]]
             if kind == "service":
                 calls = [service_spawn(ctx, n, TIMED_LIMITS) for n in names]
             else:
@@ -173,9 +174,9 @@ async def concurrent_spawns(ctx: Context, count: int = 50, rounds: int = 3) -> d
                 ok = [n for n, r in zip(names, results, strict=True) if isinstance(r, dict)]
                 await asyncio.gather(*(service_stop(ctx, n) for n in ok), return_exceptions=True)
             else:
-                ok = [r for r in results if isinstance(r, str)]
+                ok_ids = [r for r in results if isinstance(r, str)]
                 await asyncio.gather(
-                    *(ctx.raw.stop_and_remove(c) for c in ok), return_exceptions=True
+                    *(ctx.raw.stop_and_remove(c) for c in ok_ids), return_exceptions=True
                 )
             stop_walls[kind].append((time.perf_counter() - started) * 1000.0)
             ctx.log(f"  round {round_no + 1}: {kind} {count} spawns in {wall:.0f} ms")

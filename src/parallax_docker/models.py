@@ -35,6 +35,7 @@ IMAGE_MAX = 512
 RUNTIME_MAX = 128
 VOLUME_ENTRY_MAX = 8192
 
+
 class AgentType(StrEnum):
     """The kinds of agent the runtime knows: one CLI each, or any command (``custom``)."""
 

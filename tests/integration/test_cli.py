@@ -44,7 +44,7 @@ def cli(app: typer.Typer, service: ServiceProcess) -> Callable[..., Result]:
         return runner.invoke(
             app,
             ["--url", url or service.url, *args],
-            env={"PARALLAX_API_TOKEN": None, **(env or {})},  # type: ignore[dict-item]
+            env={"PARALLAX_API_TOKEN": None, **(env or {})},
             prog_name="parallax-docker",
         )
 

@@ -92,7 +92,7 @@ def loaded(target: FuzzTarget) -> Any:
 EXCLUDED_CHECKS = [checks.positive_data_acceptance]
 
 
-def _nothing_invalid_sent(case: schemathesis.Case) -> bool:
+def _nothing_invalid_sent(case: schemathesis.Case[Any]) -> bool:
     """True when a negative case cannot reach the server as invalid input.
 
     Headers: every call sends the valid token, which replaces a mutated Authorization header
@@ -127,7 +127,7 @@ def test_api_answers_every_generated_request_within_its_schema(
         derandomize=True,
         database=None,
     )
-    def run(case: schemathesis.Case) -> None:
+    def run(case: schemathesis.Case[Any]) -> None:
         response = case.call(base_url=target.proc.url, headers=AUTH, timeout=30)
         assert response.status_code < 500, f"{case.method} {case.formatted_path}: {response.text}"
         excluded = list(EXCLUDED_CHECKS)

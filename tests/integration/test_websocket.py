@@ -243,7 +243,7 @@ def test_a_client_that_never_reads_does_not_delay_send_for_others(
                 started = time.monotonic()
                 assert talk(api, agent["id"], message) == message
                 took.append(time.monotonic() - started)
-            answers = []
+            answers: list[str] = []
             while len(answers) < turns:
                 frame = frames_until(reader, answered(agent["id"]))[-1]
                 answers.append(frame["data"]["message"]["content"].split(":", 1)[0])

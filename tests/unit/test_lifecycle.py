@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.events import AgentEvent
 from parallax_docker.runtime.labels import AgentLabels
 from parallax_docker.runtime.lifecycle import AgentRecord
 from tests.unit.fakes import exited_state, running_state
@@ -27,7 +28,7 @@ def labels(agent_id: str = "agent-1") -> AgentLabels:
     )
 
 
-def names(events: list[lifecycle.AgentEvent]) -> list[str]:
+def names(events: list[AgentEvent]) -> list[str]:
     return [e.event for e in events]
 
 
@@ -114,7 +115,7 @@ def test_a_turn_makes_a_ready_agent_busy_and_its_end_ready_again() -> None:
     assert names(lifecycle.turn_started(record)) == ["agent_busy"]
     assert record.status == AgentStatus.BUSY
     assert names(lifecycle.turn_ended(record, ok=True)) == ["agent_ready"]
-    assert record.status == AgentStatus.READY and not record.busy
+    assert record.handle().status == AgentStatus.READY and not record.busy
 
 
 def test_a_busy_agent_stays_busy_when_the_engine_reports_it_running() -> None:
@@ -127,12 +128,14 @@ def test_a_busy_agent_stays_busy_when_the_engine_reports_it_running() -> None:
 def test_a_login_prompt_makes_the_agent_authenticating_until_a_turn_gets_through() -> None:
     record = ready_record()
     lifecycle.turn_started(record)
-    events = lifecycle.turn_ended(record, ok=False, login_required=True, login_url="https://x/login")
+    events = lifecycle.turn_ended(
+        record, ok=False, login_required=True, login_url="https://x/login"
+    )
     assert names(events) == ["login_required"] and events[0].data["loginUrl"] == "https://x/login"
     assert record.status == AgentStatus.AUTHENTICATING
     lifecycle.turn_started(record)
     lifecycle.turn_ended(record, ok=True)
-    assert record.status == AgentStatus.READY
+    assert record.handle().status == AgentStatus.READY
 
 
 def test_a_turn_cut_short_leaves_the_login_state_as_it_was() -> None:

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from parallax_docker.errors import AgentNotFoundError, EngineError, HealthCheckFailedError, SocketError
+from parallax_docker.errors import (
+    AgentNotFoundError,
+    EngineError,
+    HealthCheckFailedError,
+    SocketError,
+)
 from parallax_docker.models import AgentStatus
 from tests.unit.fakes import exited_state
 from tests.unit.harness import harness, request

@@ -14,7 +14,7 @@ FIELDS = set(AgentRecord.__dataclass_fields__) - {"_json"}
 
 
 def _writes(tree: ast.AST) -> list[tuple[int, str]]:
-    found = []
+    found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
@@ -23,7 +23,7 @@ def _writes(tree: ast.AST) -> list[tuple[int, str]]:
             targets = [node.target]
         for target in targets:
             if isinstance(target, ast.Attribute) and target.attr in FIELDS:
-                found.append((node.lineno, target.attr))
+                found.append((target.lineno, target.attr))
         # In-place changes of a record's list (record.restart_times.append(...)).
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = node.func.value

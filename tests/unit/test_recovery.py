@@ -19,9 +19,7 @@ from tests.unit.harness import Harness, harness, request
 
 async def _crashed_spawn(h: Harness, agent_id: str, *, created: bool = True) -> str | None:
     """What a spawn cut short by a crash leaves: a journal entry, maybe a created container."""
-    plan = plan_agent(
-        request(id=agent_id), h.runtime.settings, host_memory=1 << 40, host_cpus=64
-    )
+    plan = plan_agent(request(id=agent_id), h.runtime.settings, host_memory=1 << 40, host_cpus=64)
     earlier = Journal(h.runtime.journal.folder)
     intent = earlier.begin("spawn", agent_id, labels=plan.labels.encode())
     if not created:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parallax_docker.errors import ParallaxError, LimitAboveHostError, ValidationError
+from parallax_docker.errors import LimitAboveHostError, ParallaxError, ValidationError
 from parallax_docker.resources import (
     MIN_MEMORY_BYTES,
     NANO,

@@ -9,8 +9,8 @@ import pytest
 
 from parallax_docker.config import Settings, load_settings
 from parallax_docker.errors import (
-    NetworkForbiddenError,
     LimitAboveHostError,
+    NetworkForbiddenError,
     ValidationError,
     VolumeForbiddenError,
 )

@@ -15,7 +15,8 @@ Exit codes (docs/cli.md shows the same table):
 7   authentication: UNAUTHORIZED (missing or wrong token), FORBIDDEN
 8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, RUNTIME_FORBIDDEN, ``*_FORBIDDEN``
 9   resources: LIMIT_ABOVE_HOST (a limit above the host), RESOURCE_LIMIT (no capacity left)
-10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED; an error answer to ``send --wait``
+10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED; an error answer
+    to ``send --wait``
 130 interrupted (Ctrl-C)
 ==  ==========================================================================================
 """

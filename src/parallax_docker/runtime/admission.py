@@ -15,7 +15,6 @@ from parallax_docker.resources import NANO, format_bytes
 from parallax_docker.runtime.lifecycle import RELEASED, AgentRecord
 
 
-
 @dataclass(frozen=True)
 class Capacity:
     memory_bytes: int

@@ -51,9 +51,7 @@ class Executions:
         """
         validate_name("executionId", execution_id)
         self._engine.require()
-        holders = sorted(
-            r.id for r in self._registry if r.labels.execution_id == execution_id
-        )
+        holders = sorted(r.id for r in self._registry if r.labels.execution_id == execution_id)
         if holders:
             raise ExecutionInUseError(
                 f"execution {execution_id!r} still has {len(holders)} agent(s): "

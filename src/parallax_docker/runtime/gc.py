@@ -83,9 +83,7 @@ class GarbageCollector:
             else []
         )
         report = GcReport(
-            containers=sorted(
-                [container_name(r.id) for r in leftovers] + [s.name for s in pooled]
-            ),
+            containers=sorted([container_name(r.id) for r in leftovers] + [s.name for s in pooled]),
             networks=sorted(networks),
             volumes=sorted(volumes),
             removed=not dry_run,

@@ -175,4 +175,3 @@ class Janitor:
                 continue
             removed.append(network.name)
         return removed
-

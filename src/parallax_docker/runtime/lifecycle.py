@@ -101,7 +101,14 @@ class AgentRecord:
         The handle is made from the (fixed) labels and exactly the fields in the key; states
         are immutable and replaced on every change, so identity tells a new one.
         """
-        key = (self.status, self.error, self.error_code, self.restart_count, self.probed_ready, stale)
+        key = (
+            self.status,
+            self.error,
+            self.error_code,
+            self.restart_count,
+            self.probed_ready,
+            stale,
+        )
         cached = self._json
         if cached is not None and cached[0] is self.state and cached[1] == key:
             return cached[2]

@@ -142,9 +142,9 @@ class MessagingService:
         """A turn the service's crash cut short: end its CLI and answer it as interrupted."""
         turn_id = str(intent.data.get("turnId") or "")
         record = self._registry.find(intent.key)
-        if intent.container_id is not None and record is not None and record.state is not None:
-            if record.state.running:
-                await self._runner.interrupt(intent.container_id, turn_id)
+        state = record.state if record is not None else None
+        if intent.container_id is not None and state is not None and state.running:
+            await self._runner.interrupt(intent.container_id, turn_id)
         output = self._journal.output(intent)
         await self._answer_interrupted(intent.key, turn_id, output, "the service restarted")
         if record is not None and record.busy:
@@ -266,7 +266,9 @@ class MessagingService:
                 parsed = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=0))
                 said = parsed.content if parsed.ok else ""
             said = said or output.decode("utf-8", "replace")
-        content = f"the turn was interrupted ({why})" + (f"; the agent had said: {said}" if said else "")
+        content = f"the turn was interrupted ({why})" + (
+            f"; the agent had said: {said}" if said else ""
+        )
         return await self._record(
             StoredMessage(
                 id=_message_id(),

@@ -133,7 +133,9 @@ class Operations:
         finally:
             self._stops.pop(agent_id, None)
 
-    async def _stop(self, record: AgentRecord, intent: Intent, *, force: bool, grace_s: float) -> None:
+    async def _stop(
+        self, record: AgentRecord, intent: Intent, *, force: bool, grace_s: float
+    ) -> None:
         container_id = record.container_id
         started = time.monotonic()
         try:

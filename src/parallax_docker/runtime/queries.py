@@ -86,9 +86,7 @@ class Queries:
     ) -> builtins.list[str]:
         container_id = self._container_of(agent_id)
         _check_tail(tail)
-        return await self._backend.logs(
-            container_id, tail=tail, since=since, timestamps=timestamps
-        )
+        return await self._backend.logs(container_id, tail=tail, since=since, timestamps=timestamps)
 
     def stream_logs(
         self, agent_id: str, *, tail: int | None, since: float | None, timestamps: bool

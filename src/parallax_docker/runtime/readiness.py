@@ -50,9 +50,7 @@ async def wait_ready(
 async def probe_passes(backend: Backend, container_id: str, probe: tuple[str, ...]) -> bool:
     """Run the readiness probe once; False on any failure to run it."""
     try:
-        result = await backend.exec(
-            container_id, ExecSpec(argv=probe), timeout_s=_PROBE_TIMEOUT_S
-        )
+        result = await backend.exec(container_id, ExecSpec(argv=probe), timeout_s=_PROBE_TIMEOUT_S)
     except (ParallaxError, TimeoutError):
         # The container may be exiting; the next state read tells.
         return False

@@ -218,4 +218,3 @@ class Recovery:
             return
         self._publisher.publish(lifecycle.became_ready(record, state, recovered=True))
         self._journal.end(intent)
-

@@ -92,7 +92,9 @@ class Spawner:
         intent = self._journal.begin("spawn", record.id, labels=plan.labels.encode())
         started = time.monotonic()
         try:
-            state = await self._pooled(record, plan, intent) or await self._cold(record, plan, intent)
+            state = await self._pooled(record, plan, intent) or await self._cold(
+                record, plan, intent
+            )
         except BaseException as exc:
             self._telemetry.spawn_finished(record.labels.type, time.monotonic() - started, exc)
             await asyncio.shield(self._abandon(record, intent))
@@ -146,7 +148,9 @@ class Spawner:
             intent.container_id = None
             return None
 
-    async def _cold(self, record: AgentRecord, plan: PlannedAgent, intent: Intent) -> ContainerState:
+    async def _cold(
+        self, record: AgentRecord, plan: PlannedAgent, intent: Intent
+    ) -> ContainerState:
         image = await require_image(
             self._backend, plan.image, record.labels.type, self._settings.image_prefix
         )

@@ -60,7 +60,7 @@ class PlannedAgent:
     mounts: tuple[MountSpec, ...]
     named_volumes: tuple[str, ...]
     command: tuple[str, ...] | None
-    # Secret values: delivered through a file (the platform's SecretDelivery), never the container's Env.
+    # Secret values: delivered by the platform's SecretDelivery, never in the container's Env.
     env: dict[str, str]
     runtime: str | None = None
 

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import secrets
 
-from parallax_docker.backends.base import Backend, ExecSpec, TerminalSession, Terminals
+from parallax_docker.backends.base import Backend, ExecSpec, Terminals, TerminalSession
 from parallax_docker.errors import AgentStateError, ParallaxError, ValidationError
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.drivers.wrapper import hangup_argv, terminal_argv
@@ -72,7 +72,12 @@ class AgentTerminal:
 
 class TerminalService:
     def __init__(
-        self, *, backend: Backend, terminals: Terminals | None, registry: Registry, engine: EngineLink
+        self,
+        *,
+        backend: Backend,
+        terminals: Terminals | None,
+        registry: Registry,
+        engine: EngineLink,
     ) -> None:
         self._backend = backend
         self._terminals = terminals

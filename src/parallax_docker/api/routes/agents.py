@@ -70,7 +70,8 @@ async def stop_agent(
     ] = None,
 ) -> Response:
     await runtime.operations.stop(
-        agent_id, force=force, timeout_s=None if timeout is None else timeout / 1000)
+        agent_id, force=force, timeout_s=None if timeout is None else timeout / 1000
+    )
     return Response(status_code=204)
 
 
@@ -102,7 +103,9 @@ async def agent_logs(
 ) -> Response:
     since_s = _parse_since(since)
     if follow:
-        lines = runtime.queries.stream_logs(agent_id, tail=tail, since=since_s, timestamps=timestamps)
+        lines = runtime.queries.stream_logs(
+            agent_id, tail=tail, since=since_s, timestamps=timestamps
+        )
         return StreamingResponse(_line_stream(lines), media_type="text/plain; charset=utf-8")
     logs = await runtime.queries.logs(agent_id, tail=tail, since=since_s, timestamps=timestamps)
     body = LogsResponse(logs=logs, count=len(logs))

@@ -185,9 +185,7 @@ async def terminal(
         mode = mode or "shell"
         if mode not in ("shell", "cli"):
             raise ValidationError("mode must be 'shell' or 'cli'")
-        session = await runtime.terminals.open(
-            agent_id, cols=width, rows=height, cli=mode == "cli"
-        )
+        session = await runtime.terminals.open(agent_id, cols=width, rows=height, cli=mode == "cli")
     except ParallaxError as exc:
         await _refuse(websocket, exc)
         return

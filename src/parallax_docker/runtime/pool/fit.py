@@ -55,7 +55,8 @@ def template_plan(size: PoolSize, settings: Settings, slot: str) -> PlannedAgent
     """The plan of a pooled container: the type's defaults, no env, no extras."""
     name = f"{SLOT_PREFIX}{slot}"
     request = SpawnRequest.model_validate(
-        {"id": name, "name": name, "type": size.type} | ({"image": size.image} if size.image else {})
+        {"id": name, "name": name, "type": size.type}
+        | ({"image": size.image} if size.image else {})
     )
     # The host limits only matter for a request's own limits; the defaults always fit.
     return plan_agent(request, settings, host_memory=1 << 62, host_cpus=1 << 16)

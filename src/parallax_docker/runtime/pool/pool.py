@@ -135,7 +135,9 @@ class WarmPool:
         for slots in self._idle.values():
             slots.clear()
         if idle and self._engine.up:
-            await asyncio.gather(*(self._discard(slot.warm) for slot in idle), return_exceptions=True)
+            await asyncio.gather(
+                *(self._discard(slot.warm) for slot in idle), return_exceptions=True
+            )
 
     async def _pass(self) -> float:
         if not self._engine.up:
@@ -167,7 +169,9 @@ class WarmPool:
         results = await asyncio.gather(*(one(size) for size in wanted), return_exceptions=True)
         failed = [r for r in results if isinstance(r, BaseException)]
         if failed:
-            log.warning("could not start %d pooled container(s): %s", len(failed), describe(failed[0]))
+            log.warning(
+                "could not start %d pooled container(s): %s", len(failed), describe(failed[0])
+            )
 
     async def _fill_one(self, size: PoolSize) -> None:
         try:
@@ -229,7 +233,9 @@ class WarmPool:
             announced = await self._warm.claim(slot.warm, request, _ANNOUNCE_WAIT_S)
             on_started()
             if not announced:
-                log.warning("pooled container %s did not announce itself; probing it", slot.warm.slot)
+                log.warning(
+                    "pooled container %s did not announce itself; probing it", slot.warm.slot
+                )
                 await wait_ready(
                     self._backend,
                     container_id,
