@@ -191,6 +191,7 @@ def test_followed_logs_do_not_hold_threads(spawn: Spawn, service: Any) -> None:
 
     before = threads()
     stop = threading.Event()
+    answered = threading.Semaphore(0)
 
     def follow() -> None:
         with httpx.stream(
@@ -199,6 +200,7 @@ def test_followed_logs_do_not_hold_threads(spawn: Spawn, service: Any) -> None:
             params={"follow": "true"},
             timeout=30,
         ) as response:
+            answered.release()  # the service holds this stream open from here on
             for _ in response.iter_raw():
                 if stop.is_set():
                     break
@@ -206,7 +208,8 @@ def test_followed_logs_do_not_hold_threads(spawn: Spawn, service: Any) -> None:
     followers = [threading.Thread(target=follow, daemon=True) for _ in range(20)]
     for follower in followers:
         follower.start()
-    time.sleep(1.5)
+    for _ in followers:
+        assert answered.acquire(timeout=30), "a followed log stream never started"
     during = threads()
     stop.set()
     assert during - before < 5, f"{during - before} threads for 20 followed log streams"

@@ -64,12 +64,12 @@ def test_bad_cpu_is_refused(refused: Callable[..., Any], cpu: Any) -> None:
 
 
 def test_memory_above_the_host_is_resource_limit(refused: Callable[..., Any]) -> None:
-    body = refused(422, "RESOURCE_LIMIT", resources={"memory": "4096g"})
+    body = refused(422, "LIMIT_ABOVE_HOST", resources={"memory": "4096g"})
     assert "exceeds" in body["error"]
 
 
 def test_cpu_above_the_host_is_resource_limit(refused: Callable[..., Any]) -> None:
-    refused(422, "RESOURCE_LIMIT", resources={"memory": "64m", "cpu": 512})
+    refused(422, "LIMIT_ABOVE_HOST", resources={"memory": "64m", "cpu": 512})
 
 
 # -- volumes -----------------------------------------------------------------------------------

@@ -146,7 +146,9 @@ def test_auto_restart_restarts_with_back_off_up_to_the_cap(
             lambda a: a["restartCount"] >= 2 and a["status"] == "error",
             timeout_s=30,
         )
-        # The cap holds: no third restart comes after the second crash.
+        # The cap holds: no third restart comes after the second crash. Checking that
+        # something does not happen takes waiting past when it would have: the third restart
+        # would come after a back-off of 2 s (1 s doubled), plus a janitor pass.
         time.sleep(3)
         final = httpx.get(url, timeout=5).json()
         assert final["restartCount"] == 2 == seen["restartCount"]

@@ -29,6 +29,7 @@ from websockets.sync.client import connect
 from tests.integration.conftest import PREFIX, SECRETS_DIR, agent_body, session_objects
 from tests.support.engine import Engine
 from tests.support.images import BUSYBOX_PATH, DOCKER
+from tests.support.polling import poll
 from tests.support.server import ServiceProcess
 
 BASE_IMAGE = "parallax/agent-base:latest"
@@ -74,7 +75,8 @@ class Lifecycle:
 
 
 class _EventTap:
-    """Collects /ws frames in a thread; ``frames`` stays None when the route does not exist."""
+    """Collects /ws frames in a thread; ``frames`` stays None if it could not connect (the test
+    that reads them then fails)."""
 
     def __init__(self, url: str) -> None:
         self.frames: list[str] | None = None
@@ -189,8 +191,12 @@ def lifecycle(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Itera
             if (SECRETS_DIR / failed_id).exists():
                 result.failed_secrets_left = os.listdir(SECRETS_DIR / failed_id)
             record(api.get(f"/agents/{failed_id}"))
-        # Let the events of the delete reach the tap.
-        time.sleep(0.5)
+        # Until the events of the delete have reached the tap.
+        poll(
+            lambda: list(tap.frames or ()),
+            lambda frames: any("agent_stopped" in f and result.agent_id in f for f in frames),
+            timeout_s=10,
+        )
         result.frames = tap.close()
         yield result
     finally:
@@ -235,8 +241,6 @@ def test_the_secret_file_is_mounted_read_only_from_the_secrets_dir(lifecycle: Li
 
 
 def test_event_frames_hold_no_secret(lifecycle: Lifecycle) -> None:
-    if lifecycle.frames is None:
-        pytest.skip("the service has no /ws route yet")
     assert lifecycle.frames, "the lifecycle must have produced events"
     for frame in lifecycle.frames:
         assert _leaks(frame) == [], frame[:300]
