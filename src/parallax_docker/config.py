@@ -47,6 +47,7 @@ _BARE_NAMES: dict[str, str] = {
 }
 
 
+_FAILPOINT_RE = re.compile(r"^(?P<point>[a-z]+\.[a-z]+)(?:@(?P<count>[1-9][0-9]{0,3}))?\Z")
 _POOL_PART_RE = re.compile(r"^(?P<type>[a-z]+)(?:=(?P<image>[^\s,=]+))?:(?P<size>[0-9]{1,3})\Z")
 
 
@@ -136,6 +137,9 @@ class Settings(BaseModel):
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
+    # For crash tests only (docs/reliability.md): "KIND.STEP[@N],..." kills the service with
+    # SIGKILL at the Nth time (default 1st) an operation records that step in its journal.
+    failpoints: dict[str, int] = Field(default_factory=dict)
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod
@@ -181,6 +185,21 @@ class Settings(BaseModel):
             if types.count(agent_type) > 1:
                 raise ValueError(f"the pool names type {agent_type!r} more than once")
         return value
+
+    @field_validator("failpoints", mode="before")
+    @classmethod
+    def _parse_failpoints(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        points: dict[str, int] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            match = _FAILPOINT_RE.match(part)
+            if match is None:
+                raise ValueError(f"{part[:64]!r} is not KIND.STEP[@N]")
+            points[match["point"]] = int(match["count"] or 1)
+        return points
 
     @field_validator("cgroup_root", mode="before")
     @classmethod

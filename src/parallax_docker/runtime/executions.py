@@ -10,7 +10,7 @@ middle of it is finished by recovery.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from parallax_docker.backends.base import Backend
 from parallax_docker.errors import (
@@ -63,7 +63,9 @@ class Executions:
             raise ExecutionNotFoundError(f"execution {execution_id!r} has no resources")
         intent = self._journal.begin("execution", execution_id, volumes=volumes)
         try:
-            removed = await self._remove(execution_id, volumes)
+            removed = await self._remove(
+                execution_id, volumes, lambda: self._journal.note(intent, step="removed")
+            )
         except SocketError:
             # Half done, the engine away: recovery finishes it after the next sync.
             self._journal.release(intent)
@@ -81,7 +83,12 @@ class Executions:
             await self._remove(intent.key, names)
         self._journal.end(intent)
 
-    async def _remove(self, execution_id: str, volumes: list[str]) -> list[str]:
+    async def _remove(
+        self,
+        execution_id: str,
+        volumes: list[str],
+        each: Callable[[], None] = lambda: None,
+    ) -> list[str]:
         removed: list[str] = []
         for name in volumes:
             try:
@@ -91,4 +98,5 @@ class Executions:
                     f"volume {name} of execution {execution_id!r} is still in use by a container"
                 ) from exc
             removed.append(name)
+            each()
         return removed

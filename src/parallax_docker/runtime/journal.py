@@ -10,6 +10,10 @@ One small JSON file per intent, written atomically (temporary file, then rename)
 fsync: it has to survive the service process, not the machine. A turn's output is appended to a
 sidecar file as it arrives, so that an interrupted turn's answer keeps what the CLI had said.
 Nothing secret is written here: spawns record the agent's labels, never env values.
+
+Steps are recorded as ``<kind>.<step>`` (``spawn.begun``, ``spawn.created``, ``stop.stopped``,
+...); a crash test names one in ``PARALLAX_FAILPOINTS`` and the service kills itself with SIGKILL
+right after recording it, the way a crash at that very moment would leave things.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -47,10 +53,11 @@ class Intent:
 
 
 class Journal:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, failpoints: Mapping[str, int] | None = None) -> None:
         self.folder = folder
         # Intents that a live operation of this process owns (the rest are orphans).
         self._owned: set[str] = set()
+        self._failpoints = dict(failpoints or {})
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -60,19 +67,41 @@ class Journal:
         if not NAME_RE.match(key):
             raise ValueError("not an agent or execution id")
         intent = Intent(kind=kind, key=key, data=data, container_id=container_id)
-        self._write(intent)
-        self._owned.add(intent.name)
         if kind == "turn":
             with contextlib.suppress(OSError):
                 self._output_path(intent).unlink()
+        self._write(intent)
+        self._owned.add(intent.name)
+        self._reached(f"{kind}.begun")
         return intent
 
-    def note(self, intent: Intent, *, container_id: str | None = None, **data: Any) -> None:
+    def note(
+        self,
+        intent: Intent,
+        *,
+        step: str | None = None,
+        container_id: str | None = None,
+        **data: Any,
+    ) -> None:
         """Record progress (the container made, a step passed) before the next engine call."""
         if container_id is not None:
             intent.container_id = container_id
+        if step is not None:
+            data["step"] = step
         intent.data.update(data)
         self._write(intent)
+        if step is not None:
+            self._reached(f"{intent.kind}.{step}")
+
+    def _reached(self, point: str) -> None:
+        left = self._failpoints.get(point)
+        if left is None:
+            return
+        if left > 1:
+            self._failpoints[point] = left - 1
+            return
+        log.warning("failpoint %s reached: the service kills itself", point)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     def append_output(self, intent: Intent, chunk: bytes) -> None:
         """Keep a turn's output as it arrives (up to OUTPUT_MAX)."""

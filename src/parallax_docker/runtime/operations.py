@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from parallax_docker.backends.base import Backend, ContainerState, SecretDelivery
 from parallax_docker.config import Settings
@@ -139,7 +140,12 @@ class Operations:
         container_id = record.container_id
         started = time.monotonic()
         try:
-            final = await self.take_down(container_id, force=force, grace_s=grace_s)
+            final = await self.take_down(
+                container_id,
+                force=force,
+                grace_s=grace_s,
+                stopped=lambda: self._journal.note(intent, step="stopped"),
+            )
         except BaseException as exc:
             self._telemetry.stop_finished(time.monotonic() - started, exc)
             if isinstance(exc, SocketError):
@@ -158,7 +164,12 @@ class Operations:
         self._journal.end(intent)
 
     async def take_down(
-        self, container_id: str | None, *, force: bool, grace_s: float
+        self,
+        container_id: str | None,
+        *,
+        force: bool,
+        grace_s: float,
+        stopped: Callable[[], None] = lambda: None,
     ) -> ContainerState | None:
         """Stop (or kill) and remove a container; its last state."""
         if container_id is None:
@@ -167,6 +178,7 @@ class Operations:
             await self._backend.kill(container_id)
         else:
             await self._backend.stop(container_id, grace_s)
+        stopped()
         final = await self._backend.get(container_id)
         await self._backend.remove(container_id)
         return final
@@ -225,6 +237,7 @@ class Operations:
                 await self._backend.restart(container_id, self._settings.stop_grace_s)
             else:
                 await self._backend.start(container_id)
+            self._journal.note(intent, step="restarted")
             if automatic:
                 self._publisher.publish(
                     lifecycle.container_started(

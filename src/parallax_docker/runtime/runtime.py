@@ -58,7 +58,9 @@ class Runtime:
         publisher = Publisher(self.bus)
         self.registry = Registry()
         self.engine = EngineLink(backend, settings.docker_network, self.selector)
-        self.journal = Journal(settings.state_dir / "journal" / settings.instance)
+        self.journal = Journal(
+            settings.state_dir / "journal" / settings.instance, settings.failpoints
+        )
         # Which agents claimed pooled containers are: read before the first sync, and kept
         # even when the pool is now off, so claimed agents are served after any restart.
         self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)

@@ -130,12 +130,13 @@ class Spawner:
         slot = self._pool.take(plan) if self._pool is not None else None
         if self._pool is None or slot is None:
             return None
-        self._journal.note(intent, container_id=slot.container_id, pooled=True)
+        self._journal.note(intent, step="taken", container_id=slot.container_id, pooled=True)
         try:
             return await self._pool.claim(
                 slot,
                 plan,
                 on_started=lambda: self._publisher.publish(lifecycle.container_started(record)),
+                progress=lambda step: self._journal.note(intent, step=step),
             )
         except Exception as exc:
             # The pooled container is gone; a cold start still serves the request.
@@ -169,8 +170,9 @@ class Spawner:
             await self._engine.ensure_network(plan.network.name, plan.network.internal)
         spec = container_spec(plan, image, self._settings, delivery)
         container_id = await self._backend.create(spec)
-        self._journal.note(intent, container_id=container_id)
+        self._journal.note(intent, step="created", container_id=container_id)
         await self._backend.start(container_id)
+        self._journal.note(intent, step="started")
         self._publisher.publish(lifecycle.container_started(record))
         return await wait_ready(
             self._backend,

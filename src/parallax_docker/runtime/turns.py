@@ -64,7 +64,7 @@ class TurnRunner:
             stdin=plan.stdin,
         )
         stdout, stderr = bytearray(), bytearray()
-        state = {"exit": -1, "truncated": False, "touched": time.monotonic()}
+        state = {"exit": -1, "truncated": False, "said": False, "touched": time.monotonic()}
 
         async def consume() -> None:
             async for item in self._backend.stream_exec(turn.container_id, spec):
@@ -77,6 +77,9 @@ class TurnRunner:
                     if len(item.data) > room:
                         state["truncated"] = True
                     self._journal.append_output(intent, item.data)
+                    if not state["said"]:
+                        state["said"] = True
+                        self._journal.note(intent, step="running")
                 else:
                     stderr.extend(item.data)
                     if len(stderr) > STDERR_MAX:

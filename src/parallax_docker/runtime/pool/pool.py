@@ -212,14 +212,22 @@ class WarmPool:
         return slot
 
     async def claim(
-        self, slot: PoolSlot, plan: PlannedAgent, on_started: Callable[[], None]
+        self,
+        slot: PoolSlot,
+        plan: PlannedAgent,
+        on_started: Callable[[], None],
+        progress: Callable[[str], None] = lambda step: None,
     ) -> ContainerState:
-        """Make ``slot`` the agent of ``plan``; on any failure the container is removed."""
+        """Make ``slot`` the agent of ``plan``; on any failure the container is removed.
+
+        ``progress`` hears each step as it is passed (``pending``, ``claimed``).
+        """
         container_id = slot.container_id
         labels = plan.labels
         started = time.monotonic()
         try:
             self.claims.put(container_id, labels, complete=False)
+            progress("pending")
             request = WarmClaim(
                 key=labels.id,
                 name=container_name(labels.id),
@@ -231,6 +239,7 @@ class WarmPool:
             )
             timeout = min(self._settings.ready_timeout_s, _CLAIM_READY_TIMEOUT_S)
             announced = await self._warm.claim(slot.warm, request, _ANNOUNCE_WAIT_S)
+            progress("claimed")
             on_started()
             if not announced:
                 log.warning(
