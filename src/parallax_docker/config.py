@@ -139,7 +139,7 @@ class Settings(BaseModel):
     pool: tuple[PoolSize, ...] = Field(())
     # For crash tests only (docs/reliability.md): "KIND.STEP[@N],..." kills the service with
     # SIGKILL at the Nth time (default 1st) an operation records that step in its journal.
-    failpoints: dict[str, int] = Field(default_factory=dict)
+    failpoints: tuple[tuple[str, int], ...] = Field(())
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod
@@ -191,15 +191,15 @@ class Settings(BaseModel):
     def _parse_failpoints(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        points: dict[str, int] = {}
+        points: list[tuple[str, int]] = []
         for part in (p.strip() for p in value.split(",")):
             if not part:
                 continue
             match = _FAILPOINT_RE.match(part)
             if match is None:
                 raise ValueError(f"{part[:64]!r} is not KIND.STEP[@N]")
-            points[match["point"]] = int(match["count"] or 1)
-        return points
+            points.append((match["point"], int(match["count"] or 1)))
+        return tuple(points)
 
     @field_validator("cgroup_root", mode="before")
     @classmethod

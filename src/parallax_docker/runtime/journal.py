@@ -24,7 +24,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -53,11 +53,11 @@ class Intent:
 
 
 class Journal:
-    def __init__(self, folder: Path, failpoints: Mapping[str, int] | None = None) -> None:
+    def __init__(self, folder: Path, failpoints: Iterable[tuple[str, int]] = ()) -> None:
         self.folder = folder
         # Intents that a live operation of this process owns (the rest are orphans).
         self._owned: set[str] = set()
-        self._failpoints = dict(failpoints or {})
+        self._failpoints = dict(failpoints)
 
     # -- writing ----------------------------------------------------------------------------
 
