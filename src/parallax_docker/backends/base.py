@@ -9,6 +9,8 @@ platform must say how secret env values reach an agent (``SecretDelivery``). One
 
 Everything here speaks the project's own types, so that a Swarm or Kubernetes deployment can sit
 behind it without any change above it. Failures surface as parallax_docker.errors classes.
+"""
+
 from __future__ import annotations
 
 import builtins
@@ -201,7 +203,31 @@ class TerminalSession(Protocol):
 
     async def write(self, data: bytes) -> None: ...
 
-    async def resclass Backend(Protocol):
+    async def resize(self, cols: int, rows: int) -> None: ...
+
+    async def exit_code(self) -> int | None:
+        """The process's exit code once it has ended, else None."""
+        ...
+
+    async def close(self) -> None:
+        """Hang up (the process sees its terminal close)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StatsSample:
+    cpu_total_ns: int
+    system_cpu_ns: int
+    online_cpus: int
+    memory_usage: int
+    memory_limit: int
+    pids: int
+    rx_bytes: int
+    tx_bytes: int
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
     """The core verbs: what every platform the runtime runs on must do."""
 
     async def ping(self) -> EngineInfo: ...

@@ -1,16 +1,21 @@
-"""Chooses the Backend for the settings: the one place that names a concrete backend."""
+"""Chooses the Deployment for the settings: the one place that names a concrete platform."""
 
 from __future__ import annotations
 
-from parallax_docker.backends.base import Backend
+from parallax_docker.backends.base import Deployment
 from parallax_docker.config import Settings
 
 
-def create_backend(settings: Settings) -> Backend:
-    from parallax_docker.backends.docker.engine import DockerBackend
+def create_deployment(settings: Settings) -> Deployment:
+    """The platform the settings name (Docker on ``DOCKER_SOCKET``: the only one so far).
 
-    return DockerBackend(
+    Nothing connects until the first call, so this is safe outside a running event loop.
+    """
+    from parallax_docker.backends.docker.deployment import DockerDeployment
+
+    return DockerDeployment(
         settings.docker_socket,
+        secrets_dir=settings.secrets_dir,
         request_timeout_s=settings.engine_timeout_s,
         connect_timeout_s=settings.engine_connect_timeout_s,
         cgroup_root=settings.cgroup_root,
