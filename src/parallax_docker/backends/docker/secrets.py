@@ -101,9 +101,11 @@ class SecretStore:
         clock: Callable[[], float] = time.time,
         euid: Callable[[], int] = os.geteuid,
         fchown: Callable[[int, int, int], None] = os.fchown,
+        opener: Callable[[str, int], int] = os.open,
     ) -> None:
         self.root = root
         self._fchown = fchown
+        self._open = opener
         self._grace_s = grace_s
         self._clock = clock
         self._euid = euid
@@ -112,13 +114,6 @@ class SecretStore:
         if not NAME_RE.match(key):
             raise ValueError("not a secrets key")
         return self.root / key
-
-    def key_of(self, source: str) -> str | None:
-        """The key whose file ``source`` (a mount's host path) is, if it is one of ours."""
-        path = Path(source)
-        if path.parent.parent != self.root or not NAME_RE.match(path.parent.name):
-            return None
-        return path.parent.name
 
     # -- SecretDelivery ---------------------------------------------------------------------
 
@@ -225,9 +220,9 @@ class SecretStore:
         """Write ``env`` into ``key``'s reserved files in place, keeping their inodes (a
         running container has these very files mounted)."""
         folder = self.key_dir(key)
-        _rewrite(folder / ENV_FILE_NAME, encode_env(env), self.root)
+        self._rewrite(folder / ENV_FILE_NAME, encode_env(env))
         if os.path.lexists(folder / ENV_SH_NAME):
-            _rewrite(folder / ENV_SH_NAME, encode_env_sh(env), self.root)
+            self._rewrite(folder / ENV_SH_NAME, encode_env_sh(env))
 
     # -- files ------------------------------------------------------------------------------
 
@@ -295,35 +290,38 @@ class SecretStore:
             raise _write_failed(self.root, exc) from None
         return path
 
+    def _rewrite(self, path: Path, data: bytes) -> None:
+        """Replace the contents of ``path`` keeping its inode and its (read-only) mode.
+
+        Root writes a 0400 file as it is; without CAP_DAC_OVERRIDE the owner lends itself the
+        write bit for the time of the write.
+        """
+        flags = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            try:
+                fd = self._open(str(path), flags)
+            except PermissionError:
+                os.chmod(path, mode | stat.S_IWUSR)
+                try:
+                    fd = self._open(str(path), flags)
+                except OSError:
+                    os.chmod(path, mode)
+                    raise
+            try:
+                _write_all(fd, data)
+            finally:
+                os.fchmod(fd, mode)
+                os.close(fd)
+        except OSError as exc:
+            raise _write_failed(self.root, exc) from None
+
 
 def _write_failed(root: Path, exc: OSError) -> ConfigError:
     return ConfigError(
         f"cannot write a secret env file under {root} ({exc.strerror})",
         resolution="Set PARALLAX_SECRETS_DIR to a directory the service can write.",
     )
-
-
-def _rewrite(path: Path, data: bytes, root: Path) -> None:
-    """Replace the contents of ``path`` keeping its inode and its (read-only) mode.
-
-    Root writes a 0400 file as it is; without CAP_DAC_OVERRIDE the owner lends itself the
-    write bit for the time of the write.
-    """
-    flags = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        mode = stat.S_IMODE(os.lstat(path).st_mode)
-        try:
-            fd = os.open(path, flags)
-        except PermissionError:
-            os.chmod(path, mode | stat.S_IWUSR)
-            fd = os.open(path, flags)
-        try:
-            _write_all(fd, data)
-        finally:
-            os.fchmod(fd, mode)
-            os.close(fd)
-    except OSError as exc:
-        raise _write_failed(root, exc) from None
 
 
 def _write_all(fd: int, data: bytes) -> None:
