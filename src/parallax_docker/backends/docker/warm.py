@@ -69,7 +69,13 @@ def slot_key(slot: str) -> str:
     return f"{SLOT_KEY_PREFIX}{slot}"
 
 
-def wait_script(probe: tuple[str, ...] | None, load_env_sh: bool) -> str:
+def wait_script(
+    probe: tuple[str, ...] | None,
+    load_env_sh: bool,
+    *,
+    claim_dir: str = CLAIM_DIR_TARGET,
+    env_sh: str = ENV_SH_TARGET,
+) -> str:
     """The held container's command: wait for the claim, announce readiness, run the image.
 
     Until claimed it sleeps in a blocking read of the ``go`` FIFO (no polling, no CPU). Once
@@ -77,17 +83,18 @@ def wait_script(probe: tuple[str, ...] | None, load_env_sh: bool) -> str:
     ``up`` to the ``up`` FIFO when it passes, while the image's entrypoint and command (``$@``)
     start as they would have. A restarted agent finds the marker and starts at once.
     """
-    d = CLAIM_DIR_TARGET
+    d = claim_dir
+    marker = f"{d}/{MARKER_NAME}"
     check = shlex.join(probe) if probe else "true"
     announcer = (
         f"( i=0; until {check} >/dev/null 2>&1; do i=$((i+1)); "
         f"[ $i -ge {_ANNOUNCE_TRIES} ] && exit 0; sleep 0.01; done; echo up >{d}/{UP_NAME} ) "
         "</dev/null >/dev/null 2>&1 &"
     )
-    run = f'. {ENV_SH_TARGET} && exec "$@"' if load_env_sh else 'exec "$@"'
+    run = f'. {env_sh} && exec "$@"' if load_env_sh else 'exec "$@"'
     return (
-        f"d={d}; if [ ! -e {MARKER_TARGET} ]; then "
-        f"while [ ! -e {MARKER_TARGET} ]; do read -r _ <{d}/{GO_NAME} || sleep 0.01; done; "
+        f"if [ ! -e {marker} ]; then "
+        f"while [ ! -e {marker} ]; do read -r _ <{d}/{GO_NAME} || sleep 0.01; done; "
         f"{announcer} fi; {run}"
     )
 
