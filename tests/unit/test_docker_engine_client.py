@@ -11,6 +11,7 @@ import json
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -234,10 +235,20 @@ async def test_repeated_query_values_are_all_sent(
 # -- the hijacked exec connection -------------------------------------------------------------
 
 
-async def _raw_engine(
-    path: str, answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-) -> asyncio.AbstractServer:
-    return await asyncio.start_unix_server(answer, path)
+RawAnswer = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@asynccontextmanager
+async def raw_engine(socket_dir: Path, answer: RawAnswer) -> AsyncIterator[EngineClient]:
+    """A client of a raw engine that answers each connection with ``answer``."""
+    path = str(socket_dir / "raw.sock")
+    server = await asyncio.start_unix_server(answer, path)
+    client = EngineClient(path, api_version="1.41")
+    try:
+        yield client
+    finally:
+        server.close()
+        await client.close()
 
 
 async def test_hijack_carries_stdin_in_and_frames_out(socket_dir: Path) -> None:
@@ -255,18 +266,12 @@ async def test_hijack_carries_stdin_in_and_frames_out(socket_dir: Path) -> None:
         await writer.drain()
         writer.close()
 
-    path = str(socket_dir / "raw.sock")
-    server = await _raw_engine(path, engine)
-    client = EngineClient(path, api_version="1.41")
-    try:
+    async with raw_engine(socket_dir, engine) as client:
         reader, writer = await client.hijack("exec/e1/start", {"Detach": False, "Tty": False})
         writer.write(b"hello")
         writer.write_eof()
         frames = [await read_frame(reader), await read_frame(reader), await read_frame(reader)]
         writer.close()
-    finally:
-        server.close()
-        await client.close()
     assert frames == [(1, b"HELLO"), (2, b"err"), None]
     assert heads[0].startswith(b"POST /v1.41/exec/e1/start HTTP/1.1\r\n")
     assert b"Upgrade: tcp" in heads[0]
@@ -284,15 +289,9 @@ async def test_hijack_refused_raises_the_engines_status(socket_dir: Path) -> Non
         await writer.drain()
         writer.close()
 
-    path = str(socket_dir / "raw.sock")
-    server = await _raw_engine(path, engine)
-    client = EngineClient(path, api_version="1.41")
-    try:
+    async with raw_engine(socket_dir, engine) as client:
         with pytest.raises(EngineAPIError) as raised:
             await client.hijack("exec/e1/start", {})
-    finally:
-        server.close()
-        await client.close()
     assert (raised.value.status, raised.value.message) == (409, "container abc is not running")
 
 

@@ -114,6 +114,13 @@ def test_held_spec_wraps_a_healthcheck_the_spec_already_has() -> None:
     assert held.healthcheck.argv == (*HEALTH_WRAPPER, "/bin/own-check")
 
 
+async def _run_wrapped(script: str, command: str) -> asyncio.subprocess.Process:
+    """``script`` run by a real shell in front of ``/bin/sh -c command``, as in a container."""
+    return await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", script, "sh", "/bin/sh", "-c", command, stdout=subprocess.PIPE
+    )
+
+
 def _fifos(folder: Path) -> None:
     folder.mkdir()
     os.mkfifo(folder / GO_NAME)
@@ -129,16 +136,7 @@ async def test_the_wait_script_holds_the_command_until_the_claim_then_announces(
     script = wait_script(("test", "-e", str(ready)), False, claim_dir=str(claim))
     up = open_fifo(claim / UP_NAME)
     go = open_fifo(claim / GO_NAME)
-    shell = await asyncio.create_subprocess_exec(
-        "/bin/sh",
-        "-c",
-        script,
-        "sh",
-        "/bin/sh",
-        "-c",
-        f"echo ran; touch {ready}; exec sleep 30",
-        stdout=subprocess.PIPE,
-    )
+    shell = await _run_wrapped(script, f"echo ran; touch {ready}; exec sleep 30")
     try:
         assert shell.stdout is not None
         # Held: nothing runs, and the read below times out.
@@ -165,16 +163,7 @@ async def test_a_restarted_container_finds_the_marker_and_starts_at_once(tmp_pat
     env_sh = tmp_path / "env.sh"
     env_sh.write_text("export TOKEN='from-env-sh'\n")
     script = wait_script(None, True, claim_dir=str(claim), env_sh=str(env_sh))
-    done = await asyncio.create_subprocess_exec(
-        "/bin/sh",
-        "-c",
-        script,
-        "sh",
-        "/bin/sh",
-        "-c",
-        'echo "token=$TOKEN"',
-        stdout=subprocess.PIPE,
-    )
+    done = await _run_wrapped(script, 'echo "token=$TOKEN"')
     async with asyncio.timeout(10):
         out, _ = await done.communicate()
     assert out == b"token=from-env-sh\n"

@@ -20,14 +20,14 @@ from parallax_docker.backends.base import (
     BuildStep,
     ImageInfo,
 )
-from parallax_docker.backends.docker import translate
+from parallax_docker.backends.docker.backend import DockerBackend
 from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.errors import (
     build_failure,
     engine_call,
     stream_failure,
 )
-from parallax_docker.errors import EngineError, ImageNotFoundError
+from parallax_docker.errors import EngineError
 
 _STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 _BUILT = re.compile(r"^Successfully built ([0-9a-f]+)$")
@@ -85,18 +85,17 @@ class BuildStreamParser:
 class DockerImageBuilding:
     """The image builder's engine (images/) on one Docker engine."""
 
-    def __init__(self, engine: Engine, *, pull_timeout_s: float = 300.0) -> None:
+    def __init__(
+        self, engine: Engine, backend: DockerBackend, *, pull_timeout_s: float = 300.0
+    ) -> None:
         self._engine = engine
+        self._backend = backend
         # The only image pulled is Debian's slim one (about 30 MB); a registry that never
         # answers must not hold the build forever.
         self._pull_timeout_s = pull_timeout_s
 
     async def get_image(self, ref: str) -> ImageInfo | None:
-        try:
-            async with engine_call("image", "inspect", ref):
-                return translate.image_info(await self._engine.images.inspect(ref))
-        except ImageNotFoundError:
-            return None
+        return await self._backend.get_image(ref)
 
     async def stream_build(
         self,

@@ -40,7 +40,7 @@ class DockerDeployment:
         self._secrets = SecretStore(secrets_dir)
         self._terminals = DockerTerminals(self.engine)
         self._warm = DockerWarmStart(self.engine, self._backend, self._secrets)
-        self._images = DockerImageBuilding(self.engine)
+        self._images = DockerImageBuilding(self.engine, self._backend)
 
     @property
     def backend(self) -> DockerBackend:
