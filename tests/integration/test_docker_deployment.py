@@ -572,3 +572,40 @@ async def test_image_building_inspects_and_builds_a_tiny_image(
                 pass
     finally:
         engine.http.delete(f"/images/{tag}", params={"force": "1"})
+
+
+async def test_image_building_imports_a_root_filesystem(
+    deployment: DockerDeployment, engine: Engine
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = b"hello from the rootfs\n"
+        info = tarfile.TarInfo("etc/motd")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    body = buffer.getvalue()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for begin in range(0, len(body), 4096):
+            yield body[begin : begin + 4096]
+
+    ref = f"{PREFIX}/imported:latest"
+    try:
+        image_id = await deployment.images.import_rootfs(
+            chunks(), ref, ('CMD ["/bin/none"]', f"LABEL test-session={SESSION}")
+        )
+        image = await deployment.images.get_image(ref)
+        assert image is not None and image.id == image_id
+        assert image.cmd == ("/bin/none",) and image.labels["test-session"] == SESSION
+    finally:
+        engine.http.delete(f"/images/{ref}", params={"force": "1"})
+
+
+async def test_image_building_reports_a_pull_it_cannot_make(deployment: DockerDeployment) -> None:
+    # A registry on a closed local port: the engine's only traffic is to 127.0.0.1.
+    ref = "127.0.0.1:1/nothing:latest"
+    with pytest.raises(EngineError) as raised:
+        async for _ in deployment.images.stream_pull(ref):
+            pass
+    assert raised.value.message.startswith(f"cannot pull {ref}: ")
+    assert "debootstrap" in raised.value.resolution
