@@ -36,6 +36,7 @@ from parallax_docker.backends.base import (
 )
 from parallax_docker.backends.docker.deployment import DockerDeployment
 from parallax_docker.backends.docker.secrets import ENV_FILE_TARGET, ENV_SH_TARGET
+from parallax_docker.config import load_settings
 from parallax_docker.errors import (
     AgentNotFoundError,
     AgentStateError,
@@ -45,6 +46,7 @@ from parallax_docker.errors import (
     ValidationError,
     VolumeInUseError,
 )
+from parallax_docker.images.operations import list_images
 from tests.integration.conftest import PREFIX, SESSION
 from tests.support.engine import Engine
 from tests.support.images import AGENT_IMAGE, BUSYBOX_IMAGE
@@ -609,3 +611,16 @@ async def test_image_building_reports_a_pull_it_cannot_make(deployment: DockerDe
             pass
     assert raised.value.message.startswith(f"cannot pull {ref}: ")
     assert "debootstrap" in raised.value.resolution
+
+
+async def test_the_image_builder_gets_its_engine_from_the_factory(
+    deployment: DockerDeployment,
+) -> None:
+    # images/ never imports the Docker package: list_images opens the platform the settings
+    # name, and must see what the deployment sees.
+    rows = await list_images(load_settings({}))
+    assert rows
+    for row in rows:
+        image = await deployment.images.get_image(row.image)
+        assert row.status == ("missing" if image is None else "built")
+        assert row.image_id == (None if image is None else image.id)
