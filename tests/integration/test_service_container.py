@@ -20,7 +20,7 @@ from parallax_docker.config import Settings, load_settings
 from parallax_docker.images.bootstrap import DebianSource
 from parallax_docker.images.ca import choose_ca
 from parallax_docker.images.context import CA_FILE
-from parallax_docker.images.operations import open_engine
+from parallax_docker.images.operations import image_engine
 from tests.integration.conftest import PREFIX, SESSION, agent_body
 from tests.support.engine import Engine
 from tests.support.server import free_port
@@ -64,8 +64,7 @@ def service_context(extra_ca: bytes | None) -> bytes:
 
 
 async def build_service_image(settings: Settings) -> None:
-    engine = open_engine(settings)
-    try:
+    async with image_engine(settings) as engine:
         debian = await DebianSource(engine).ensure(lambda _: None, lambda _: None)
         context = service_context(choose_ca(None, None).data)
         async for _ in engine.stream_build(
@@ -80,8 +79,6 @@ async def build_service_image(settings: Settings) -> None:
             network="host",
         ):
             pass
-    finally:
-        await engine.close()
 
 
 @pytest.fixture(scope="module")

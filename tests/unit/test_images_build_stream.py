@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from parallax_docker.backends.base import BuildDone, BuildEvent, BuildOutput, BuildStep
 from parallax_docker.backends.docker.build import BuildStreamParser
 from parallax_docker.errors import EngineError
-from parallax_docker.images.engine import BuildDone, BuildEvent, BuildOutput, BuildStep
 
 
 def run(*chunks: dict[str, object]) -> list[BuildEvent]:

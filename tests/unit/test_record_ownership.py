@@ -22,7 +22,12 @@ def _writes(tree: ast.AST) -> list[tuple[int, str]]:
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         for target in targets:
-            if isinstance(target, ast.Attribute) and target.attr in FIELDS:
+            # Another object's own fields (self.status of some class) are not a record's.
+            if (
+                isinstance(target, ast.Attribute)
+                and target.attr in FIELDS
+                and not (isinstance(target.value, ast.Name) and target.value.id == "self")
+            ):
                 found.append((target.lineno, target.attr))
         # In-place changes of a record's list (record.restart_times.append(...)).
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
@@ -34,7 +39,8 @@ def _writes(tree: ast.AST) -> list[tuple[int, str]]:
 
 def test_no_module_but_the_lifecycle_writes_a_record_field() -> None:
     offenders = []
-    for path in sorted(SRC.rglob("*.py")):
+    # Records live in the runtime; the API hands them nothing but handles.
+    for path in sorted([*(SRC / "runtime").rglob("*.py"), *(SRC / "api").rglob("*.py")]):
         if path == OWNER:
             continue
         for line, name in _writes(ast.parse(path.read_text())):
@@ -43,4 +49,6 @@ def test_no_module_but_the_lifecycle_writes_a_record_field() -> None:
 
 
 def test_the_check_finds_a_write_when_there_is_one() -> None:
-    assert _writes(ast.parse("record.status = x\nrecord.busy += 1\nr.restart_times.append(1)"))
+    tree = ast.parse("record.status = x\nrecord.busy += 1\nr.restart_times.append(1)")
+    assert len(_writes(tree)) == 3
+    assert _writes(ast.parse("self.status = 1")) == []

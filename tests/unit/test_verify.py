@@ -10,7 +10,12 @@ import pytest
 
 from parallax_docker.backends.base import ContainerSpec, MountSpec
 from parallax_docker.backends.docker.translate import container_config
-from parallax_docker.backends.docker.verify import security_problems, verify_created
+from parallax_docker.backends.docker.verify import (
+    missing_program,
+    program_paths,
+    security_problems,
+    verify_created,
+)
 from parallax_docker.errors import InsecureSpawnError
 
 MIB = 1024**2
@@ -184,3 +189,34 @@ def test_verify_created_refuses_a_deviating_container_with_insecure_spawn() -> N
     with pytest.raises(InsecureSpawnError, match="Memory") as info:
         verify_created(SPEC, inspect)
     assert info.value.code == "INSECURE_SPAWN"
+
+
+# -- the entrypoint's program -----------------------------------------------------------------
+
+
+def test_an_absolute_program_is_looked_for_where_it_says() -> None:
+    assert program_paths("/bin/sh", {}) == ["/bin/sh"]
+
+
+def test_a_bare_program_is_looked_for_on_the_containers_path() -> None:
+    inspect = {"Config": {"Env": ["HOME=/x", "PATH=/opt/bin:/bin"]}}
+    assert program_paths("tool", inspect) == ["/opt/bin/tool", "/bin/tool"]
+
+
+def test_without_a_path_the_engines_default_path_applies() -> None:
+    assert program_paths("tool", {"Config": {}})[-1] == "/bin/tool"
+    assert len(program_paths("tool", {"Config": {}})) == 6
+
+
+def test_a_relative_program_is_looked_for_in_the_working_directory() -> None:
+    inspect = {"Config": {"WorkingDir": "/workspace"}}
+    assert program_paths("./run.sh", inspect) == ["/workspace/run.sh"]
+    assert program_paths("../bin/x", {"Config": {}}) == ["/bin/x"]
+
+
+def test_a_missing_shell_says_why_the_runtime_needs_it() -> None:
+    error = missing_program("example/app:1", "/bin/sh")
+    assert "/bin/sh" in error.message and "env" in error.message
+    assert "parallax/agent-base" in error.resolution
+    other = missing_program("example/app:1", "/usr/bin/tool")
+    assert "/usr/bin/tool" in other.message and other.code == "VALIDATION_ERROR"

@@ -7,6 +7,16 @@ from parallax_docker.config import Settings
 
 
 def create_deployment(settings: Settings) -> Deployment:
+    """The platform the settings name (Docker on ``DOCKER_SOCKET``: the only one so far).
+
+    Nothing connects until the first call, so this is safe outside a running event loop.
+    """
     from parallax_docker.backends.docker.deployment import DockerDeployment
 
-    return DockerDeployment.from_settings(settings)
+    return DockerDeployment(
+        settings.docker_socket,
+        secrets_dir=settings.secrets_dir,
+        request_timeout_s=settings.engine_timeout_s,
+        connect_timeout_s=settings.engine_connect_timeout_s,
+        cgroup_root=settings.cgroup_root,
+    )

@@ -18,10 +18,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
+from parallax_docker.backends.base import ImageBuilding
 from parallax_docker.errors import EngineError, ParallaxError, SocketError
 from parallax_docker.images import commands
 from parallax_docker.images.catalog import DEBIAN_IMAGE, DEBIAN_MIRROR, DEBIAN_SUITE, ROOTFS_IMAGE
-from parallax_docker.images.engine import ImageEngine
 
 Say = Callable[[str], None]
 _OCTAL = re.compile(r"\\([0-7]{3})")
@@ -46,7 +46,7 @@ class DebianSource:
 
     def __init__(
         self,
-        engine: ImageEngine,
+        engine: ImageBuilding,
         *,
         runner: CommandRunner | None = None,
         work_dir: Path = Path("/var/tmp"),  # noqa: S108 - needs exec and device nodes; /tmp may not

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from parallax_docker.backends.base import BuildDone, BuildOutput, BuildStep, ImageBuilding
 from parallax_docker.config import Settings
 from parallax_docker.errors import EngineError, ParallaxError, SocketError
 from parallax_docker.images import catalog
 from parallax_docker.images.context import build_context
-from parallax_docker.images.engine import BuildDone, BuildOutput, BuildStep, ImageEngine
 from parallax_docker.images.progress import EventKind, ProgressEvent, Reporter, short
 
 Outcome = Literal["built", "present", "failed", "blocked"]
@@ -65,7 +65,7 @@ class BuildResult:
 class ImageBuilder:
     def __init__(
         self,
-        engine: ImageEngine,
+        engine: ImageBuilding,
         settings: Settings,
         images_dir: Path,
         base_source: BaseSource,

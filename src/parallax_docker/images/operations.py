@@ -1,31 +1,46 @@
 """The image operations the CLI (and the service's start-up) call: build and list.
 
-This is where the builder meets the real engine: each call opens the Docker engine for the
-running event loop and closes it afterwards.
+This is where the builder meets the real engine: each call opens the platform the settings name
+(backends/factory.py) for the running event loop and closes it afterwards.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from parallax_docker.backends.docker.build import DockerImageEngine
+from parallax_docker.backends.base import ImageBuilding
+from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
+from parallax_docker.errors import ConfigError
 from parallax_docker.images import catalog
 from parallax_docker.images.bootstrap import DebianSource
 from parallax_docker.images.builder import BuildRequest, BuildResult, ImageBuilder
-from parallax_docker.images.engine import ImageEngine
 from parallax_docker.images.progress import Reporter
 
 
-def open_engine(settings: Settings) -> DockerImageEngine:
-    return DockerImageEngine(
-        settings.docker_socket,
-        request_timeout_s=settings.engine_timeout_s,
-        connect_timeout_s=settings.engine_connect_timeout_s,
-    )
+@asynccontextmanager
+async def image_engine(
+    settings: Settings, engine: ImageBuilding | None = None
+) -> AsyncIterator[ImageBuilding]:
+    """``engine`` when given (left open); else the platform's, closed at the end."""
+    if engine is not None:
+        yield engine
+        return
+    deployment = create_deployment(settings)
+    try:
+        if deployment.images is None:
+            raise ConfigError(
+                "this platform does not build images",
+                resolution="Build the agent images where the platform can, then push them.",
+            )
+        yield deployment.images
+    finally:
+        await deployment.close()
 
 
 async def build_images(
@@ -34,16 +49,11 @@ async def build_images(
     report: Reporter,
     images_dir: Path,
     *,
-    engine: ImageEngine | None = None,
+    engine: ImageBuilding | None = None,
 ) -> list[BuildResult]:
-    own = engine is None
-    engine = engine or open_engine(settings)
-    try:
-        builder = ImageBuilder(engine, settings, images_dir, DebianSource(engine), report)
+    async with image_engine(settings, engine) as images:
+        builder = ImageBuilder(images, settings, images_dir, DebianSource(images), report)
         return await builder.build(request)
-    finally:
-        if own:
-            await engine.close()
 
 
 @dataclass(frozen=True)
@@ -69,14 +79,12 @@ class ImageRow:
         return body
 
 
-async def list_images(settings: Settings, *, engine: ImageEngine | None = None) -> list[ImageRow]:
-    own = engine is None
-    engine = engine or open_engine(settings)
-    try:
+async def list_images(settings: Settings, *, engine: ImageBuilding | None = None) -> list[ImageRow]:
+    async with image_engine(settings, engine) as images:
         rows = []
         for recipe in catalog.RECIPES:
             name = catalog.image_name(settings, recipe.type)
-            info = await engine.get_image(name)
+            info = await images.get_image(name)
             if info is None:
                 rows.append(
                     ImageRow(name, recipe.type, "missing", None, recipe.cli_name, None, None, None)
@@ -95,9 +103,6 @@ async def list_images(settings: Settings, *, engine: ImageEngine | None = None) 
                 )
             )
         return rows
-    finally:
-        if own:
-            await engine.close()
 
 
 def parse_created(value: str | None) -> datetime | None:

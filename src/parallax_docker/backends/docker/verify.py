@@ -7,11 +7,12 @@ every security option that was asked for.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from typing import Any
 
 from parallax_docker.backends.base import ContainerSpec
-from parallax_docker.errors import InsecureSpawnError
+from parallax_docker.errors import InsecureSpawnError, ValidationError
 
 
 def security_problems(spec: ContainerSpec, inspect: Mapping[str, Any]) -> list[str]:
@@ -79,3 +80,39 @@ def verify_created(spec: ContainerSpec, inspect: Mapping[str, Any]) -> None:
         raise InsecureSpawnError(
             "the created container does not match its security policy: " + "; ".join(problems)
         )
+
+
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def program_paths(program: str, inspect: Mapping[str, Any]) -> list[str]:
+    """Where the engine would look for ``program`` in the created container: the path itself,
+    each directory of the container's PATH for a bare name, the working directory otherwise."""
+    if program.startswith("/"):
+        return [program]
+    config = inspect.get("Config") or {}
+    if "/" in program:
+        workdir = str(config.get("WorkingDir") or "/")
+        return [posixpath.normpath(posixpath.join(workdir, program))]
+    path = _DEFAULT_PATH
+    for entry in config.get("Env") or ():
+        name, _, value = str(entry).partition("=")
+        if name == "PATH":
+            path = value
+    return [posixpath.join(folder or ".", program) for folder in path.split(":") if folder]
+
+
+def missing_program(image: str, program: str) -> ValidationError:
+    if program == "/bin/sh":
+        # /bin/sh is the runtime's own wrapper: env values reach an image without the parallax
+        # entrypoint through a shell (they are never put in the container's Env).
+        return ValidationError(
+            f"image {image[:120]} has no /bin/sh, which an image without the parallax "
+            "entrypoint needs to receive env values (they are never put in the container's Env)",
+            resolution="Build the image FROM parallax/agent-base, add /bin/sh, or spawn it "
+            "without env and credentials.",
+        )
+    return ValidationError(
+        f"image {image[:120]} has no {program[:200]}, the program its entrypoint runs",
+        resolution="Use an image that has the program, or change the agent's command.",
+    )

@@ -1,4 +1,4 @@
-"""Secret env files (runtime/secrets.py): their format, modes, mounts, wrapping and clean-up."""
+"""Secret env files (backends/docker/secrets.py): format, modes, mounts, wrapping, clean-up."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from pathlib import Path
 import pytest
 
 from parallax_docker.backends.base import ImageInfo
-from parallax_docker.config import load_settings
-from parallax_docker.errors import ValidationError
-from parallax_docker.models import SpawnRequest
-from parallax_docker.runtime.secrets import (
+from parallax_docker.backends.docker.secrets import (
     ENV_FILE_TARGET,
     ENV_SH_TARGET,
     SHELL_WRAPPER,
@@ -22,7 +19,7 @@ from parallax_docker.runtime.secrets import (
     encode_env_sh,
     loads_env_itself,
 )
-from parallax_docker.runtime.spec import container_spec, plan_agent
+from parallax_docker.errors import ConfigError, ValidationError
 
 TRICKY = {
     "PLAIN": "value",
@@ -180,7 +177,7 @@ def test_a_loose_existing_root_is_tightened(tmp_path: Path) -> None:
 
 def test_a_path_that_is_not_an_agent_id_is_refused(store: SecretStore) -> None:
     with pytest.raises(ValueError):
-        store.agent_dir("../escape")
+        store.key_dir("../escape")
 
 
 # -- clean-up -----------------------------------------------------------------------------------
@@ -213,33 +210,6 @@ def test_prune_without_a_directory_is_a_no_op(tmp_path: Path) -> None:
     assert SecretStore(tmp_path / "absent").prune(keep=[]) == []
 
 
-# -- the container spec -------------------------------------------------------------------------
-
-
-def test_the_container_spec_never_carries_secret_values_in_env(store: SecretStore) -> None:
-    settings = load_settings(environ={})
-    request = SpawnRequest.model_validate(
-        {"name": "n", "type": "claude", "env": {"K": "top-secret-1"}, "id": "agent-s"}
-    )
-    plan = plan_agent(request, settings, host_memory=8 * 1024**3, host_cpus=4)
-    delivery = store.deliver(
-        "agent-s", plan.env, PROJECT_IMAGE, image_ref=plan.image, command=None, uid=1000
-    )
-    spec = container_spec(plan, PROJECT_IMAGE, settings, delivery)
-    assert dict(spec.env) == {}
-    assert "top-secret-1" not in repr(spec)
-    assert any(m.target == ENV_FILE_TARGET and m.read_only for m in spec.mounts)
-
-
-def test_a_nul_byte_in_an_env_value_is_refused_without_the_value() -> None:
-    request = SpawnRequest.model_validate(
-        {"name": "n", "type": "claude", "env": {"K": "sec\x00ret-77"}}
-    )
-    with pytest.raises(ValidationError) as refused:
-        plan_agent(request, load_settings(environ={}), host_memory=8 * 1024**3, host_cpus=4)
-    assert "ret-77" not in refused.value.message
-
-
 def test_without_cap_chown_the_file_is_world_readable_inside_the_private_dir(
     tmp_path: Path,
 ) -> None:
@@ -255,4 +225,72 @@ def test_without_cap_chown_the_file_is_world_readable_inside_the_private_dir(
     assert stat.S_IMODE(os.stat(store.root / "agent-c").st_mode) == 0o700
 
 
-# -- the service --------------------------------------------------------------------------------
+# -- files made ahead of their values (warm containers) -----------------------------------------
+
+
+def test_reserve_makes_empty_files_with_the_delivered_modes(store: SecretStore) -> None:
+    folder = store.reserve("pool-abc", None, shell=True)
+    assert sorted(os.listdir(folder)) == ["env", "env.sh"]
+    assert (folder / "env").read_bytes() == b""
+    assert stat.S_IMODE(os.stat(folder / "env").st_mode) == 0o444
+    assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    assert [m.target for m in store.mounts("pool-abc", shell=True)] == [
+        ENV_FILE_TARGET,
+        ENV_SH_TARGET,
+    ]
+
+
+def test_reserve_for_an_image_that_loads_the_file_itself_makes_no_env_sh(
+    store: SecretStore,
+) -> None:
+    folder = store.reserve("pool-abd", None, shell=False)
+    assert os.listdir(folder) == ["env"]
+    assert [m.source for m in store.mounts("pool-abd", shell=False)] == [str(folder / "env")]
+
+
+def test_fill_writes_in_place_keeping_the_inode_and_the_mode(store: SecretStore) -> None:
+    folder = store.reserve("pool-abe", None, shell=True)
+    inodes = {name: os.stat(folder / name).st_ino for name in ("env", "env.sh")}
+    store.fill("pool-abe", TRICKY)
+    assert (folder / "env").read_bytes() == encode_env(TRICKY)
+    assert (folder / "env.sh").read_bytes() == encode_env_sh(TRICKY)
+    for name, inode in inodes.items():
+        info = os.stat(folder / name)
+        assert (info.st_ino, stat.S_IMODE(info.st_mode)) == (inode, 0o444)
+
+
+def test_fill_without_override_lends_the_owner_the_write_bit_for_the_write(
+    tmp_path: Path,
+) -> None:
+    refused: list[str] = []
+
+    def without_dac_override(path: str, flags: int, mode: int = 0o777) -> int:
+        # What a service without CAP_DAC_OVERRIDE meets: its own read-only file refuses writes.
+        if flags & os.O_WRONLY and not os.stat(path).st_mode & stat.S_IWUSR:
+            refused.append(os.path.basename(path))
+            raise PermissionError(13, "Permission denied")
+        return os.open(path, flags, mode)
+
+    store = SecretStore(tmp_path / "s", opener=without_dac_override)
+    folder = store.reserve("pool-abf", None, shell=True)
+    inode = os.stat(folder / "env").st_ino
+    store.fill("pool-abf", {"K": "v"})
+    assert refused == ["env", "env.sh"]
+    info = os.stat(folder / "env")
+    assert (info.st_ino, stat.S_IMODE(info.st_mode)) == (inode, 0o444)
+    assert (folder / "env").read_bytes() == b"K=v\x00"
+
+
+def test_move_gives_the_files_to_the_new_key_replacing_its_old_ones(store: SecretStore) -> None:
+    store.deliver("agent-m", {"OLD": "1"}, PROJECT_IMAGE, image_ref="x", command=None, uid=None)
+    folder = store.reserve("pool-abg", None, shell=False)
+    inode = os.stat(folder / "env").st_ino
+    moved = store.move("pool-abg", "agent-m")
+    assert moved == store.root / "agent-m" and not folder.exists()
+    assert os.stat(moved / "env").st_ino == inode and (moved / "env").read_bytes() == b""
+
+
+def test_move_of_a_missing_key_is_a_config_error(store: SecretStore) -> None:
+    store.reserve("pool-abh", None, shell=False)
+    with pytest.raises(ConfigError):
+        store.move("pool-none", "agent-x")

@@ -1,8 +1,10 @@
-"""Secret env delivery: a per-agent host file, bind-mounted read-only into the agent.
+"""Secret env delivery on Docker (the SecretDelivery capability): a per-agent host file,
+bind-mounted read-only into the agent.
 
 ``env`` values and credentials never go into the container's ``Env``, which ``docker inspect``
-(and anyone who can read the engine's API) shows. The service writes them, per agent, into
-``<PARALLAX_SECRETS_DIR>/<agent id>/env`` as NUL-separated ``KEY=VALUE`` records and mounts that
+(and anyone who can read the engine's API) shows. The service writes them, per key (an agent's
+id, or a warm container's slot), into ``<PARALLAX_SECRETS_DIR>/<key>/env`` as NUL-separated
+``KEY=VALUE`` records and mounts that
 file read-only at ``/run/parallax/env``, which the project images' entrypoint exports before it
 starts the agent (images/entrypoint/lib.sh). Images without that entrypoint get a second file,
 ``env.sh`` (``export KEY='value'`` lines), and their command is wrapped in
@@ -10,7 +12,9 @@ starts the agent (images/entrypoint/lib.sh). Images without that entrypoint get 
 
 The files live as long as the container: they are removed when the agent is removed (stop, a
 failed spawn, a container destroyed behind the service's back) and, at start-up, for agents
-that no longer exist. See docs/security.md.
+that no longer exist. A warm container (backends/docker/warm.py) gets empty files at its start
+that a claim fills in place and moves to the agent's key. This store makes and writes every one
+of these files; nothing else does. See docs/security.md.
 """
 
 from __future__ import annotations
@@ -22,10 +26,9 @@ import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
-from parallax_docker.backends.base import ImageInfo, MountSpec
+from parallax_docker.backends.base import ImageInfo, MountSpec, SecretMounts
 from parallax_docker.errors import ConfigError, ValidationError
 from parallax_docker.resources import NAME_RE
 
@@ -87,17 +90,8 @@ def wrapped_command(
     return SHELL_WRAPPER, argv
 
 
-@dataclass(frozen=True)
-class SecretDelivery:
-    """How one agent receives its secret env: mounts, and the wrapped command when needed."""
-
-    mounts: tuple[MountSpec, ...]
-    entrypoint: tuple[str, ...] | None = None
-    command: tuple[str, ...] | None = None
-
-
 class SecretStore:
-    """The per-agent secret files under one host directory (created 0700)."""
+    """The per-key secret files under one host directory (created 0700)."""
 
     def __init__(
         self,
@@ -107,52 +101,56 @@ class SecretStore:
         clock: Callable[[], float] = time.time,
         euid: Callable[[], int] = os.geteuid,
         fchown: Callable[[int, int, int], None] = os.fchown,
+        opener: Callable[[str, int], int] = os.open,
     ) -> None:
         self.root = root
         self._fchown = fchown
+        self._open = opener
         self._grace_s = grace_s
         self._clock = clock
         self._euid = euid
 
-    def agent_dir(self, agent_id: str) -> Path:
-        if not NAME_RE.match(agent_id):
-            raise ValueError("not an agent id")
-        return self.root / agent_id
+    def key_dir(self, key: str) -> Path:
+        if not NAME_RE.match(key):
+            raise ValueError("not a secrets key")
+        return self.root / key
+
+    # -- SecretDelivery ---------------------------------------------------------------------
 
     def deliver(
         self,
-        agent_id: str,
+        key: str,
         env: Mapping[str, str],
         image: ImageInfo,
         *,
         image_ref: str,
         command: tuple[str, ...] | None,
         uid: int | None,
-    ) -> SecretDelivery | None:
+    ) -> SecretMounts | None:
         """Write the agent's files and say how to mount them; None when there is no env."""
         if not env:
             return None
         native = loads_env_itself(image)
         entrypoint, wrapped = (None, None) if native else wrapped_command(image, command, image_ref)
-        folder = self._make_agent_dir(agent_id)
-        env_file = self._write(folder / ENV_FILE_NAME, encode_env(env), uid)
-        mounts = [MountSpec("bind", ENV_FILE_TARGET, str(env_file), read_only=True)]
+        folder = self._make_key_dir(key)
+        self._write(folder / ENV_FILE_NAME, encode_env(env), uid)
         if not native:
-            sh_file = self._write(folder / ENV_SH_NAME, encode_env_sh(env), uid)
-            mounts.append(MountSpec("bind", ENV_SH_TARGET, str(sh_file), read_only=True))
-        return SecretDelivery(mounts=tuple(mounts), entrypoint=entrypoint, command=wrapped)
+            self._write(folder / ENV_SH_NAME, encode_env_sh(env), uid)
+        return SecretMounts(
+            mounts=self.mounts(key, shell=not native), entrypoint=entrypoint, command=wrapped
+        )
 
-    def remove(self, agent_id: str) -> None:
-        """Delete the agent's files; nothing happens when there are none."""
+    def remove(self, key: str) -> None:
+        """Delete the key's files; nothing happens when there are none."""
         try:
-            folder = self.agent_dir(agent_id)
+            folder = self.key_dir(key)
         except ValueError:
             return
         if folder.is_dir() and not folder.is_symlink():
             shutil.rmtree(folder, ignore_errors=True)
 
     def prune(self, keep: Iterable[str]) -> list[str]:
-        """Remove the files of agents not in ``keep`` (older than the grace period)."""
+        """Remove the files of keys not in ``keep`` (older than the grace period)."""
         wanted = set(keep)
         removed: list[str] = []
         try:
@@ -182,6 +180,50 @@ class SecretStore:
             log.info("removed the secret files of %d agent(s) that no longer exist", len(removed))
         return removed
 
+    # -- files made ahead of their values (the warm pool) -----------------------------------
+
+    def mounts(self, key: str, *, shell: bool) -> tuple[MountSpec, ...]:
+        """The read-only mounts of ``key``'s files (env.sh too for a ``shell``-wrapped image)."""
+        folder = self.key_dir(key)
+        mounts = [MountSpec("bind", ENV_FILE_TARGET, str(folder / ENV_FILE_NAME), read_only=True)]
+        if shell:
+            mounts.append(
+                MountSpec("bind", ENV_SH_TARGET, str(folder / ENV_SH_NAME), read_only=True)
+            )
+        return tuple(mounts)
+
+    def reserve(self, key: str, uid: int | None, *, shell: bool) -> Path:
+        """Make ``key``'s folder with empty files, to be filled in place later (``fill``);
+        the folder, where the caller may keep files of its own."""
+        folder = self._make_key_dir(key)
+        for name in (ENV_FILE_NAME, ENV_SH_NAME) if shell else (ENV_FILE_NAME,):
+            self._write(folder / name, b"", uid)
+        return folder
+
+    def move(self, key: str, new_key: str) -> Path:
+        """Give ``key``'s folder to ``new_key`` (whose old files are dropped); the new folder.
+
+        Mounts follow the files: a container keeps the very files it has mounted.
+        """
+        source, target = self.key_dir(key), self.key_dir(new_key)
+        self.remove(new_key)
+        try:
+            os.rename(source, target)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot move secret files under {self.root} ({exc.strerror})",
+                resolution="Set PARALLAX_SECRETS_DIR to a directory the service can write.",
+            ) from None
+        return target
+
+    def fill(self, key: str, env: Mapping[str, str]) -> None:
+        """Write ``env`` into ``key``'s reserved files in place, keeping their inodes (a
+        running container has these very files mounted)."""
+        folder = self.key_dir(key)
+        self._rewrite(folder / ENV_FILE_NAME, encode_env(env))
+        if os.path.lexists(folder / ENV_SH_NAME):
+            self._rewrite(folder / ENV_SH_NAME, encode_env_sh(env))
+
     # -- files ------------------------------------------------------------------------------
 
     def _make_root(self) -> None:
@@ -201,9 +243,9 @@ class SecretStore:
         if info.st_uid == self._euid() and stat.S_IMODE(info.st_mode) & 0o077:
             os.chmod(self.root, 0o700)
 
-    def _make_agent_dir(self, agent_id: str) -> Path:
+    def _make_key_dir(self, key: str) -> Path:
         self._make_root()
-        folder = self.agent_dir(agent_id)
+        folder = self.key_dir(key)
         try:
             folder.mkdir(mode=0o700, exist_ok=True)
             if not stat.S_ISDIR(os.lstat(folder).st_mode):
@@ -245,11 +287,41 @@ class SecretStore:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
-            raise ConfigError(
-                f"cannot write a secret env file under {self.root} ({exc.strerror})",
-                resolution="Set PARALLAX_SECRETS_DIR to a directory the service can write.",
-            ) from None
+            raise _write_failed(self.root, exc) from None
         return path
+
+    def _rewrite(self, path: Path, data: bytes) -> None:
+        """Replace the contents of ``path`` keeping its inode and its (read-only) mode.
+
+        Root writes a 0400 file as it is; without CAP_DAC_OVERRIDE the owner lends itself the
+        write bit for the time of the write.
+        """
+        flags = os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            try:
+                fd = self._open(str(path), flags)
+            except PermissionError:
+                os.chmod(path, mode | stat.S_IWUSR)
+                try:
+                    fd = self._open(str(path), flags)
+                except OSError:
+                    os.chmod(path, mode)
+                    raise
+            try:
+                _write_all(fd, data)
+            finally:
+                os.fchmod(fd, mode)
+                os.close(fd)
+        except OSError as exc:
+            raise _write_failed(self.root, exc) from None
+
+
+def _write_failed(root: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot write a secret env file under {root} ({exc.strerror})",
+        resolution="Set PARALLAX_SECRETS_DIR to a directory the service can write.",
+    )
 
 
 def _write_all(fd: int, data: bytes) -> None:
