@@ -198,17 +198,25 @@ def test_thirty_stops_killed_mid_way_are_finished_and_retries_succeed(
     )
     assert _died(first) == -signal.SIGKILL
     second = crash.start()
-    # Nothing the callers asked to stop is left stopping, half-stopped or running.
-    poll(lambda: _containers(engine, crash.instance), lambda left: left == [], timeout_s=SETTLE_S)
-    assert crash.agents(second) == {}
-    # Each stop answers 204 when made again.
-    for body in bodies:
-        again = httpx.delete(f"{second.url}/agents/{body['id']}", timeout=30)
-        assert again.status_code == 204, again.text
+    # Every stop that had begun is finished; no agent is left stopping. (Stops whose request
+    # never got that far were never made: those agents simply run on.)
+    agents = poll(
+        lambda: crash.agents(second),
+        lambda found: all(a["status"] not in LIVE for a in found.values()),
+        timeout_s=SETTLE_S,
+    )
+    assert len(agents) <= 30 - 12, sorted(agents)
+    running = {c["Labels"]["parallax.agent.id"] for c in _containers(engine, crash.instance)}
+    assert running == set(agents)
     stopped = {
         f["data"]["agent"]["id"] for f in _history(second, 500) if f["event"] == "agent_stopped"
     }
-    assert {b["id"] for b in bodies} <= stopped
+    assert {b["id"] for b in bodies} - set(agents) <= stopped
+    # Each stop answers 204 when made again, and then nothing is left.
+    for body in bodies:
+        again = httpx.delete(f"{second.url}/agents/{body['id']}", timeout=30)
+        assert again.status_code == 204, again.text
+    assert _containers(engine, crash.instance) == []
 
 
 # -- restart -------------------------------------------------------------------------------------
@@ -340,7 +348,7 @@ def test_a_turn_killed_mid_way_is_answered_interrupted_and_its_cli_ended(
         "-c",
         "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' <$f; echo; done 2>/dev/null",
     )
-    assert code == 0 and "sleep" not in output, output
+    assert code == 0 and "sleep 30" not in output, output
     again = httpx.post(
         f"{second.url}/agents/{agent['id']}/send",
         json={"message": "next", "expectResponse": False},

@@ -17,7 +17,10 @@ def poll(
     value = fetch()
     while not until(value):
         if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {timeout_s}s; last value: {value!r}")
+            shown = repr(value)
+            if len(shown) > 2000:
+                shown = shown[:2000] + f"... ({len(shown)} characters)"
+            raise AssertionError(f"not reached in {timeout_s}s; last value: {shown}")
         time.sleep(interval_s)
         value = fetch()
     return value

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from parallax_docker.backends.base import Backend, ContainerState, SecretDelivery
 from parallax_docker.config import Settings
@@ -21,7 +21,7 @@ from parallax_docker.errors import AgentNotFoundError, AgentStateError, Parallax
 from parallax_docker.models import AgentHandle
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.engine_link import EngineLink
-from parallax_docker.runtime.events import Publisher
+from parallax_docker.runtime.events import Publisher, RuntimeEvent
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.lifecycle import AgentRecord
@@ -38,9 +38,15 @@ TOMBSTONE_S = 600.0
 
 
 class Tombstones:
-    """Ids of agents stopped a short while ago."""
+    """Ids of agents stopped a short while ago: by this process (in memory), or by an earlier
+    one (its ``agent_stopped`` event in the kept history)."""
 
-    def __init__(self, keep_s: float = TOMBSTONE_S) -> None:
+    def __init__(
+        self,
+        history: Callable[[str], Awaitable[list[RuntimeEvent]]] | None = None,
+        keep_s: float = TOMBSTONE_S,
+    ) -> None:
+        self._history = history
         self._keep_s = keep_s
         self._at: dict[str, float] = {}
 
@@ -52,6 +58,17 @@ class Tombstones:
     def recent(self, agent_id: str) -> bool:
         at = self._at.get(agent_id)
         return at is not None and time.monotonic() - at < self._keep_s
+
+    async def stopped_recently(self, agent_id: str) -> bool:
+        if self.recent(agent_id):
+            return True
+        if self._history is None:
+            return False
+        events = await self._history(agent_id)
+        return any(
+            e.event == "agent_stopped" and time.time() - e.timestamp < self._keep_s
+            for e in events
+        )
 
     def forget(self, agent_id: str) -> None:
         self._at.pop(agent_id, None)
@@ -70,6 +87,7 @@ class Operations:
         journal: Journal,
         telemetry: Telemetry,
         sampler: MetricsSampler,
+        history: Callable[[str], Awaitable[list[RuntimeEvent]]] | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -80,7 +98,7 @@ class Operations:
         self._journal = journal
         self._telemetry = telemetry
         self._sampler = sampler
-        self.tombstones = Tombstones()
+        self.tombstones = Tombstones(history)
         self._stops: dict[str, asyncio.Future[None]] = {}
 
     # -- stop -------------------------------------------------------------------------------
@@ -97,7 +115,7 @@ class Operations:
         self._engine.require()
         record = self._registry.find(agent_id)
         if record is None:
-            if self.tombstones.recent(agent_id):
+            if await self.tombstones.stopped_recently(agent_id):
                 return
             raise AgentNotFoundError(f"agent {agent_id[:80]!r} does not exist")
         under_way = self._stops.get(agent_id)

@@ -79,6 +79,11 @@ class Recovery:
             if handler is None or not self._journal.claim(intent):
                 continue
             record = self._registry.find(intent.key) if intent.kind != "execution" else None
+            if record is None and intent.kind == "spawn":
+                # Nothing on the engine carries the agent's labels yet (no container, or a
+                # pooled one whose claim was cut short): hold its id and name until settled,
+                # so that a retried spawn waits for this instead of racing it.
+                record = self._hold(intent)
             if record is not None and intent.kind in ("spawn", "restart"):
                 lifecycle.recovery_begun(record)
             elif record is not None and intent.kind == "stop":
@@ -88,6 +93,14 @@ class Recovery:
         if taken:
             log.info("recovering %d operation(s) left unfinished", taken)
         return taken
+
+    def _hold(self, intent: Intent) -> AgentRecord | None:
+        labels = AgentLabels.decode(intent.data.get("labels") or {})
+        if labels is None:
+            return None
+        record = lifecycle.adopted(labels)
+        self._registry.put(record)
+        return record
 
     async def wait(self) -> None:
         """Until every recovery under way has ended (tests, shutdown)."""
@@ -112,16 +125,15 @@ class Recovery:
         record = self._registry.find(intent.key)
         if record is None or record.container_id is None:
             await self._discard_leftover(intent)
-            labels = AgentLabels.decode(intent.data.get("labels") or {})
-            if labels is not None:
-                ghost = lifecycle.adopted(labels)
-                self._publisher.publish(
-                    lifecycle.recovered_away(
-                        ghost, SPAWN_INTERRUPTED, "the spawn was cut short before its container ran"
-                    )
-                )
             if record is not None:
                 self._registry.drop(record.id)
+                self._publisher.publish(
+                    lifecycle.recovered_away(
+                        record,
+                        SPAWN_INTERRUPTED,
+                        "the spawn was cut short before its container ran as the agent",
+                    )
+                )
             self._journal.end(intent)
             return
         container_id = record.container_id

@@ -92,6 +92,7 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             sampler=sampler,
+            history=lambda agent_id: store.recent_events(agent_id, 20),
         )
         self.queries = Queries(
             backend=backend, registry=self.registry, engine=self.engine, sampler=sampler
