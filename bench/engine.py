@@ -1,5 +1,6 @@
-"""The raw baseline: the Docker Engine API used directly, with the same client library (aiodocker)
-the service uses, the same image, the same limits and hardening, and the same readiness wait.
+"""The raw baseline: the Docker Engine API used directly over its Unix socket with aiohttp (the
+HTTP library under the service's own engine client), the same image, the same limits and
+hardening, and the same readiness wait.
 
 Nothing here imports the service's code: the baseline is what a careful caller of the engine
 would do by hand, so that the service's own cost is what the ratios show.
@@ -14,7 +15,6 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aiodocker
 import aiohttp
 
 # The service's readiness schedule (src/parallax_docker/runtime/readiness.py): probe at once,
@@ -39,15 +39,29 @@ class Limits:
     tmpfs_size: str = "256m"
 
 
+class EngineRefused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the engine answered {status}")
+        self.status = status
+
+
 class RawEngine:
     def __init__(self, socket_path: str = "/var/run/docker.sock", timeout_s: float = 120) -> None:
-        # Built as the service builds its client (aiodocker's own connector and pool).
-        self._docker = aiodocker.Docker(
-            url=f"unix://{socket_path}", timeout=aiohttp.ClientTimeout(total=timeout_s)
-        )
+        self._socket_path = socket_path
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        # Made on first use, inside the running event loop.
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self._socket_path), timeout=self._timeout
+            )
+        return self._session
 
     async def close(self) -> None:
-        await self._docker.close()
+        if self._session is not None:
+            await self._session.close()
 
     async def json(
         self,
@@ -57,7 +71,14 @@ class RawEngine:
         params: Mapping[str, Any] | None = None,
         data: Any = None,
     ) -> Any:
-        return await self._docker._query_json(path, method, params=dict(params or {}), data=data)
+        query = {k: str(v) for k, v in (params or {}).items()}
+        async with self._http().request(
+            method, f"http://docker/{path}", params=query, json=data
+        ) as response:
+            if response.status >= 300:
+                raise EngineRefused(response.status)
+            body = await response.read()
+        return json.loads(body) if body else None
 
     # -- engine facts -----------------------------------------------------------------------
 
@@ -93,7 +114,7 @@ class RawEngine:
     async def remove_network(self, name: str) -> None:
         try:
             await self.json(f"networks/{name}", "DELETE")
-        except aiodocker.DockerError as exc:
+        except EngineRefused as exc:
             if exc.status != 404:
                 raise
 
@@ -166,13 +187,19 @@ class RawEngine:
         return dict(await self.json(f"containers/{container_id}/json"))
 
     async def exec_code(self, container_id: str, argv: Sequence[str]) -> int:
-        container = self._docker.containers.container(container_id)
-        execution = await container.exec(list(argv), stdout=True, stderr=True)
-        async with execution.start(detach=False) as stream:
-            while await stream.read_out() is not None:
-                pass
-        info = await execution.inspect()
-        code = info.get("ExitCode")
+        created = await self.json(
+            f"containers/{container_id}/exec",
+            "POST",
+            data={"Cmd": list(argv), "AttachStdout": True, "AttachStderr": True},
+        )
+        exec_id = created["Id"]
+        async with self._http().post(
+            f"http://docker/exec/{exec_id}/start", json={"Detach": False, "Tty": False}
+        ) as response:
+            if response.status >= 300:
+                raise EngineRefused(response.status)
+            await response.read()  # the output, to its end
+        code = (await self.json(f"exec/{exec_id}/json")).get("ExitCode")
         return int(code) if code is not None else -1
 
     async def wait_ready(
@@ -218,7 +245,7 @@ class RawEngine:
     async def stop(self, container_id: str, grace_s: int = 10) -> None:
         try:
             await self.json(f"containers/{container_id}/stop", "POST", params={"t": grace_s})
-        except aiodocker.DockerError as exc:
+        except EngineRefused as exc:
             if exc.status != 304:
                 raise
 
@@ -233,7 +260,7 @@ class RawEngine:
     async def remove(self, container_id: str) -> None:
         try:
             await self.json(f"containers/{container_id}", "DELETE", params={"force": "1", "v": "1"})
-        except aiodocker.DockerError as exc:
+        except EngineRefused as exc:
             if exc.status not in (404, 409):
                 raise
 
@@ -263,8 +290,8 @@ class RawEngine:
     async def watch_events(self, label: str) -> AsyncIterator[tuple[float, dict[str, Any]]]:
         """(arrival time, event) for container events carrying ``label``."""
         filters = json.dumps({"type": ["container"], "label": [label]})
-        async with self._docker._query(
-            "events",
+        async with self._http().get(
+            "http://docker/events",
             params={"filters": filters},
             timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
         ) as response:

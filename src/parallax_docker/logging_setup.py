@@ -43,5 +43,5 @@ def configure_logging(level: str, json_lines: bool = True) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # aiohttp and the engine client log request details at debug; keep them quieter.
-    for noisy in ("aiodocker", "aiohttp", "asyncio"):
+    for noisy in ("aiohttp", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -491,7 +491,7 @@ async def test_warm_start_holds_the_agent_until_a_claim_makes_it_the_agent(
         )
         assert not slot_dir.exists() and (deployment.secrets.root / agent_key).is_dir()
 
-        await warm.discard(held.container_id, held.slot)
+        await warm.discard(held.container_id, held.slot, agent_key)
         assert engine.inspect(held.container_id) is None
         assert not (deployment.secrets.root / agent_key).exists()
     finally:
@@ -516,7 +516,7 @@ async def test_warm_start_refuses_limits_the_engine_would_not_apply(
     )
     with pytest.raises((ValidationError, EngineError)):
         await deployment.warm_start.claim(held, claim, timeout_s=2)
-    await deployment.warm_start.discard(held.container_id, held.slot)
+    await deployment.warm_start.discard(held.container_id, held.slot, claim.key)
     assert engine.inspect(held.container_id) is None
     assert list(deployment.secrets.root.iterdir()) == []
 

@@ -393,7 +393,7 @@ class FakeWarmStart:
         )
         return self.announce
 
-    async def discard(self, container_id: str, slot: str) -> None:
+    async def discard(self, container_id: str, slot: str, key: str | None = None) -> None:
         self.discarded.append(container_id)
         await self.backend.remove(container_id)
 

@@ -419,8 +419,9 @@ class WarmStart(Protocol):
         """
         ...
 
-    async def discard(self, container_id: str, slot: str) -> None:
-        """Remove a warm container (claimed or not) with everything kept for it."""
+    async def discard(self, container_id: str, slot: str, key: str | None = None) -> None:
+        """Remove a warm container (claimed or not: then ``key`` is the claim's) with everything
+        kept for it."""
         ...
 
 

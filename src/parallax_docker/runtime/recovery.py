@@ -183,7 +183,7 @@ class Recovery:
             state = await self._backend.get(container_id)
             slot = state.labels.get(POOL_SLOT) if state is not None else None
             if slot and self._warm is not None:
-                await self._warm.discard(container_id, slot)
+                await self._warm.discard(container_id, slot, intent.key)
             else:
                 await self._backend.remove(container_id)
             self._claims.drop(container_id)

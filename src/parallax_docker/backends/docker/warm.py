@@ -148,7 +148,6 @@ class DockerWarmStart:
         self._backend = backend
         self._store = store
         # The key a claimed container's files moved to (its slot's key until then).
-        self._claimed: dict[str, str] = {}
 
     async def prepare(
         self, spec: ContainerSpec, image: ImageInfo, probe: tuple[str, ...] | None, slot: str
@@ -181,7 +180,6 @@ class DockerWarmStart:
 
     async def claim(self, warm: WarmContainer, claim: WarmClaim, timeout_s: float) -> bool:
         folder = self._store.move(warm.key, claim.key)
-        self._claimed[warm.container_id] = claim.key
         self._store.fill(claim.key, claim.env)
         claim_dir = folder / CLAIM_DIR_NAME
         fds: list[int] = []
@@ -232,8 +230,8 @@ class DockerWarmStart:
             await self._engine.networks.disconnect(claim.network, container_id)
             await self._engine.networks.connect(claim.network, container_id, claim.aliases)
 
-    async def discard(self, container_id: str, slot: str) -> None:
-        keys = [self._claimed.pop(container_id, None)]
+    async def discard(self, container_id: str, slot: str, key: str | None = None) -> None:
+        keys = [key]
         if slot.isalnum():
             keys.append(slot_key(slot))
         await self._backend.remove(container_id)

@@ -259,7 +259,7 @@ class WarmPool:
             self.claims.put(container_id, labels, complete=True)
         except BaseException:
             self.counters.failures += 1
-            await asyncio.shield(self._discard(slot.warm))
+            await asyncio.shield(self._discard(slot.warm, key=labels.id))
             raise
         finally:
             self._claiming.discard(container_id)
@@ -275,9 +275,9 @@ class WarmPool:
         )
         return final
 
-    async def _discard(self, warm: WarmContainer) -> None:
+    async def _discard(self, warm: WarmContainer, key: str | None = None) -> None:
         with contextlib.suppress(ParallaxError):
-            await self._warm.discard(warm.container_id, warm.slot)
+            await self._warm.discard(warm.container_id, warm.slot, key)
         self.claims.drop(warm.container_id)
 
     # -- keeping it true ------------------------------------------------------------------
