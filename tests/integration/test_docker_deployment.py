@@ -22,9 +22,6 @@ from typing import TypeVar
 import pytest
 
 from parallax_docker.backends.base import (
-    BuildDone,
-    BuildOutput,
-    BuildStep,
     ContainerEvent,
     ContainerSpec,
     ExecExit,
@@ -32,8 +29,8 @@ from parallax_docker.backends.base import (
     ExecSpec,
     ImageInfo,
     MountSpec,
-    WarmClaim,
 )
+from parallax_docker.backends.capabilities import BuildDone, BuildOutput, BuildStep, WarmClaim
 from parallax_docker.backends.docker.deployment import DockerDeployment
 from parallax_docker.backends.docker.secrets import ENV_FILE_TARGET, ENV_SH_TARGET
 from parallax_docker.config import load_settings

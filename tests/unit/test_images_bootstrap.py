@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from parallax_docker.backends.base import BuildEvent, ImageInfo
+from parallax_docker.backends.base import ImageInfo
+from parallax_docker.backends.capabilities import BuildEvent
 from parallax_docker.errors import EngineError, SocketError
 from parallax_docker.images.bootstrap import DebianSource, debian_sources, mounts_under
 

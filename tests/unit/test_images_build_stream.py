@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parallax_docker.backends.base import BuildDone, BuildEvent, BuildOutput, BuildStep
+from parallax_docker.backends.capabilities import BuildDone, BuildEvent, BuildOutput, BuildStep
 from parallax_docker.backends.docker.build import BuildStreamParser
 from parallax_docker.errors import EngineError
 

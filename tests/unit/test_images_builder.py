@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from parallax_docker.backends.base import BuildDone, BuildEvent, BuildOutput, BuildStep, ImageInfo
+from parallax_docker.backends.base import ImageInfo
+from parallax_docker.backends.capabilities import BuildDone, BuildEvent, BuildOutput, BuildStep
 from parallax_docker.config import Settings, load_settings
 from parallax_docker.errors import EngineError, SocketError
 from parallax_docker.images.builder import BuildRequest, ImageBuilder, human_size

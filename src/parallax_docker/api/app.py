@@ -20,7 +20,7 @@ from parallax_docker.api.openapi import document_common_responses
 from parallax_docker.api.query import reject_unknown_query
 from parallax_docker.api.request_log import RequestLogMiddleware
 from parallax_docker.api.routes import agents, executions, gc, health, messages, prometheus, ws
-from parallax_docker.backends.base import Deployment
+from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
 from parallax_docker.runtime.runtime import Runtime

@@ -1,11 +1,9 @@
 """What the runtime asks of a container platform: one core protocol and a few capabilities.
 
 ``Backend`` holds the verbs every platform must offer (containers, networks, volumes, images,
-processes, logs, usage and events). A platform may offer more through optional capabilities:
-``Terminals`` (interactive TTYs), ``WarmStart`` (containers started ahead of time and turned
-into agents on demand, for the warm pool) and ``ImageBuilding`` (the image builder). Every
-platform must say how secret env values reach an agent (``SecretDelivery``). One
-``Deployment`` bundles them, all made from one connection to the platform.
+processes, logs, usage and events), with the types they speak. A platform may offer more
+through the capabilities in backends/capabilities.py, which one ``Deployment`` bundles, all made
+from one connection to the platform.
 
 Everything here speaks the project's own types, so that a Swarm or Kubernetes deployment can sit
 behind it without any change above it. Failures surface as parallax_docker.errors classes.
@@ -14,7 +12,7 @@ behind it without any change above it. Failures surface as parallax_docker.error
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -328,181 +326,3 @@ class Backend(Protocol):
     def watch_events(
         self, labels: Mapping[str, str], since_ns: int | None = None
     ) -> AsyncIterator[ContainerEvent]: ...
-
-
-# -- capabilities -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SecretMounts:
-    """How one agent receives its secret env: mounts, and the wrapped command when needed."""
-
-    mounts: tuple[MountSpec, ...]
-    entrypoint: tuple[str, ...] | None = None
-    command: tuple[str, ...] | None = None
-
-
-class SecretDelivery(Protocol):
-    """How secret env values reach an agent without entering its spec or the platform's API.
-
-    ``key`` names one agent's secrets (its id); values are never logged or returned.
-    """
-
-    def deliver(
-        self,
-        key: str,
-        env: Mapping[str, str],
-        image: ImageInfo,
-        *,
-        image_ref: str,
-        command: tuple[str, ...] | None,
-        uid: int | None,
-    ) -> SecretMounts | None:
-        """Store the agent's values and say how to mount them; None when ``env`` is empty."""
-        ...
-
-    def remove(self, key: str) -> None: ...
-
-    def prune(self, keep: Iterable[str]) -> builtins.list[str]:
-        """Remove the secrets of every key not in ``keep`` (past a grace period); the keys."""
-        ...
-
-
-class Terminals(Protocol):
-    async def open_terminal(
-        self, container_id: str, spec: ExecSpec, cols: int, rows: int
-    ) -> TerminalSession:
-        """Start ``spec`` on a new pseudo-terminal of ``cols`` x ``rows``."""
-        ...
-
-
-@dataclass(frozen=True)
-class WarmContainer:
-    """A container started ahead of time whose agent process waits for a claim."""
-
-    container_id: str
-    slot: str
-    # The secrets key its (empty) secret files live under until a claim.
-    key: str
-    memory_bytes: int
-    nano_cpus: int
-
-
-@dataclass(frozen=True)
-class WarmClaim:
-    """What a warm container becomes: one agent's name, network identity, limits and env."""
-
-    key: str
-    name: str
-    network: str
-    aliases: tuple[str, ...]
-    memory_bytes: int
-    nano_cpus: int
-    env: Mapping[str, str] = field(repr=False)
-
-
-class WarmStart(Protocol):
-    """Containers started ahead of time and turned into agents on demand (the warm pool)."""
-
-    async def prepare(
-        self, spec: ContainerSpec, image: ImageInfo, probe: tuple[str, ...] | None, slot: str
-    ) -> WarmContainer:
-        """Create and start ``spec`` with its agent process held until a claim."""
-        ...
-
-    async def claim(self, warm: WarmContainer, claim: WarmClaim, timeout_s: float) -> bool:
-        """Make ``warm`` the agent ``claim`` describes and let its process start.
-
-        True once the container announced that its readiness check passed; False when it did
-        not within ``timeout_s`` (the caller probes readiness itself). On failure the container
-        is left for the caller to discard.
-        """
-        ...
-
-    async def discard(self, container_id: str, slot: str, key: str | None = None) -> None:
-        """Remove a warm container (claimed or not: then ``key`` is the claim's) with everything
-        kept for it."""
-        ...
-
-
-class ImageBuilding(Protocol):
-    """What the image builder needs from the platform (images/)."""
-
-    async def get_image(self, ref: str) -> ImageInfo | None:
-        """The image called ``ref``, or None when the platform has no such image."""
-        ...
-
-    def stream_build(
-        self,
-        context: bytes,
-        *,
-        dockerfile: str,
-        tag: str,
-        build_args: Mapping[str, str],
-        labels: Mapping[str, str],
-        no_cache: bool,
-        network: str | None = None,
-    ) -> AsyncIterator[BuildEvent]:
-        """Build from a gzipped tar ``context``; raises a project error when the build fails.
-
-        ``network`` is the build steps' network mode (None: the platform's default).
-        """
-        ...
-
-    def stream_pull(self, ref: str) -> AsyncIterator[str]:
-        """Pull ``ref``, yielding progress lines; raises a project error when it cannot."""
-        ...
-
-    async def import_rootfs(
-        self, chunks: AsyncIterator[bytes], ref: str, changes: tuple[str, ...]
-    ) -> str:
-        """Import a root filesystem tar as image ``ref`` (``docker import``); returns its id."""
-        ...
-
-
-@dataclass(frozen=True)
-class BuildStep:
-    """The builder started instruction ``index`` of ``total`` ("Step 3/12 : RUN ...")."""
-
-    index: int
-    total: int
-    instruction: str
-
-
-@dataclass(frozen=True)
-class BuildOutput:
-    """One line the build printed (command output, cache notes)."""
-
-    line: str
-
-
-@dataclass(frozen=True)
-class BuildDone:
-    """The build finished and produced ``image_id``."""
-
-    image_id: str
-
-
-BuildEvent = BuildStep | BuildOutput | BuildDone
-
-
-class Deployment(Protocol):
-    """One platform the runtime runs on: the core verbs and the capabilities it offers, all
-    over one connection (closed by ``close``)."""
-
-    @property
-    def backend(self) -> Backend: ...
-
-    @property
-    def secrets(self) -> SecretDelivery: ...
-
-    @property
-    def terminals(self) -> Terminals | None: ...
-
-    @property
-    def warm_start(self) -> WarmStart | None: ...
-
-    @property
-    def images(self) -> ImageBuilding | None: ...
-
-    async def close(self) -> None: ...

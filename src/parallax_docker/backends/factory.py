@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parallax_docker.backends.base import Deployment
+from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.config import Settings
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
-from parallax_docker.backends.base import ImageBuilding
+from parallax_docker.backends.capabilities import ImageBuilding
 from parallax_docker.errors import EngineError, ParallaxError, SocketError
 from parallax_docker.images import commands
 from parallax_docker.images.catalog import DEBIAN_IMAGE, DEBIAN_MIRROR, DEBIAN_SUITE, ROOTFS_IMAGE

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from parallax_docker.backends.base import BuildDone, BuildOutput, BuildStep, ImageBuilding
+from parallax_docker.backends.capabilities import BuildDone, BuildOutput, BuildStep, ImageBuilding
 from parallax_docker.config import Settings
 from parallax_docker.errors import EngineError, ParallaxError, SocketError
 from parallax_docker.images import catalog

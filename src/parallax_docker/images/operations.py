@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from parallax_docker.backends.base import ImageBuilding
+from parallax_docker.backends.capabilities import ImageBuilding
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
 from parallax_docker.errors import ConfigError

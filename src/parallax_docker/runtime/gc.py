@@ -11,7 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
-from parallax_docker.backends.base import Backend, WarmStart
+from parallax_docker.backends.base import Backend
+from parallax_docker.backends.capabilities import WarmStart
 from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus, GcReport

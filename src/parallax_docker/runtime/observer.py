@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 
-from parallax_docker.backends.base import ContainerState, SecretDelivery
+from parallax_docker.backends.base import ContainerState
+from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.labels import AgentLabels

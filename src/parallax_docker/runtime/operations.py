@@ -15,7 +15,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from parallax_docker.backends.base import Backend, ContainerState, SecretDelivery
+from parallax_docker.backends.base import Backend, ContainerState
+from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
 from parallax_docker.errors import AgentNotFoundError, AgentStateError, ParallaxError, SocketError
 from parallax_docker.models import AgentHandle
@@ -66,8 +67,7 @@ class Tombstones:
             return False
         events = await self._history(agent_id)
         return any(
-            e.event == "agent_stopped" and time.time() - e.timestamp < self._keep_s
-            for e in events
+            e.event == "agent_stopped" and time.time() - e.timestamp < self._keep_s for e in events
         )
 
     def forget(self, agent_id: str) -> None:

@@ -18,7 +18,8 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from parallax_docker.backends.base import Backend, ContainerState, SecretDelivery, WarmStart
+from parallax_docker.backends.base import Backend, ContainerState
+from parallax_docker.backends.capabilities import SecretDelivery, WarmStart
 from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError, SocketError
 from parallax_docker.runtime import lifecycle

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from parallax_docker.backends.base import Deployment
+from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.config import Settings
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher

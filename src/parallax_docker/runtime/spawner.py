@@ -17,7 +17,8 @@ import logging
 import time
 from collections.abc import Iterable
 
-from parallax_docker.backends.base import Backend, ContainerState, SecretDelivery
+from parallax_docker.backends.base import Backend, ContainerState
+from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
 from parallax_docker.errors import AgentStateError, ParallaxError, VolumeForbiddenError
 from parallax_docker.models import AgentHandle, SpawnRequest

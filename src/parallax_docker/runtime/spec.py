@@ -13,7 +13,8 @@ import shlex
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from parallax_docker.backends.base import ContainerSpec, ImageInfo, MountSpec, SecretMounts
+from parallax_docker.backends.base import ContainerSpec, ImageInfo, MountSpec
+from parallax_docker.backends.capabilities import SecretMounts
 from parallax_docker.config import Settings
 from parallax_docker.errors import ValidationError
 from parallax_docker.models import MAX_ENV_ENTRIES, SpawnRequest

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import secrets
 
-from parallax_docker.backends.base import Backend, ExecSpec, Terminals, TerminalSession
+from parallax_docker.backends.base import Backend, ExecSpec, TerminalSession
+from parallax_docker.backends.capabilities import Terminals
 from parallax_docker.errors import AgentStateError, ParallaxError, ValidationError
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.drivers.wrapper import hangup_argv, terminal_argv

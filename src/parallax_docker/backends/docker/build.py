@@ -13,13 +13,8 @@ import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
-from parallax_docker.backends.base import (
-    BuildDone,
-    BuildEvent,
-    BuildOutput,
-    BuildStep,
-    ImageInfo,
-)
+from parallax_docker.backends.base import ImageInfo
+from parallax_docker.backends.capabilities import BuildDone, BuildEvent, BuildOutput, BuildStep
 from parallax_docker.backends.docker.backend import DockerBackend
 from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.errors import (

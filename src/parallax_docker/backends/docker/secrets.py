@@ -28,7 +28,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from parallax_docker.backends.base import ImageInfo, MountSpec, SecretMounts
+from parallax_docker.backends.base import ImageInfo, MountSpec
+from parallax_docker.backends.capabilities import SecretMounts
 from parallax_docker.errors import ConfigError, ValidationError
 from parallax_docker.resources import NAME_RE
 

@@ -24,14 +24,8 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
-from parallax_docker.backends.base import (
-    ContainerSpec,
-    HealthProbe,
-    ImageInfo,
-    MountSpec,
-    WarmClaim,
-    WarmContainer,
-)
+from parallax_docker.backends.base import ContainerSpec, HealthProbe, ImageInfo, MountSpec
+from parallax_docker.backends.capabilities import WarmClaim, WarmContainer
 from parallax_docker.backends.docker.backend import DockerBackend
 from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.errors import engine_call, warnings_failure

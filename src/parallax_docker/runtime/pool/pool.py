@@ -24,15 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from parallax_docker.backends.base import (
-    Backend,
-    ContainerEvent,
-    ContainerState,
-    ImageInfo,
-    WarmClaim,
-    WarmContainer,
-    WarmStart,
-)
+from parallax_docker.backends.base import Backend, ContainerEvent, ContainerState, ImageInfo
+from parallax_docker.backends.capabilities import WarmClaim, WarmContainer, WarmStart
 from parallax_docker.config import PoolSize, Settings
 from parallax_docker.errors import (
     HealthCheckFailedError,
