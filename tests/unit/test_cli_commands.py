@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from parallax_docker.backends.base import EngineInfo
 from parallax_docker.cli import doctor
-from parallax_docker.cli.agents import complete_status
+from parallax_docker.cli.connection import complete_status
 from parallax_docker.cli.main import build_app
 from parallax_docker.config import load_settings
 from parallax_docker.errors import SocketError

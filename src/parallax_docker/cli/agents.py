@@ -1,25 +1,26 @@
-"""The agent commands: spawn, ls, get, logs, metrics, send, messages, events, stop, restart, gc.
-
-Every one of them talks to the service only through ``parallax_docker.client``. Errors print
-``error [CODE]: message`` and ``hint: resolution`` to stderr and exit with the code
-``cli/output.py`` assigns to the API's error code.
-"""
+"""The agent commands: spawn, ls, get, logs, metrics, stop, restart, gc (and, from cli/talk.py,
+send, messages, events). Shared options and error reporting live in cli/connection.py."""
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.live import Live
 
-from parallax_docker.cli import output
+from parallax_docker.cli import output, talk
+from parallax_docker.cli.connection import (
+    AgentArg,
+    JsonOpt,
+    complete_agent,
+    complete_status,
+    connection_of,
+    global_options,
+    reporting,
+)
 from parallax_docker.cli.spawn_options import (
     parse_credentials,
     parse_env,
@@ -29,101 +30,7 @@ from parallax_docker.cli.spawn_options import (
 )
 from parallax_docker.client import Client
 from parallax_docker.errors import ParallaxError, ValidationError
-from parallax_docker.models import AgentStatus, MetricsResponse
-
-
-class AgentTypeChoice(StrEnum):
-    claude = "claude"
-    codex = "codex"
-    gemini = "gemini"
-    aider = "aider"
-    custom = "custom"
-
-
-def complete_status(incomplete: str) -> list[str]:
-    return [s.value for s in AgentStatus if s.value.startswith(incomplete)]
-
-
-@dataclass
-class Connection:
-    """The global ``--url`` and ``--token`` options."""
-
-    url: str | None = None
-    token: str | None = None
-
-    def client(self, timeout_s: float = 120.0) -> Client:
-        return Client(self.url, token=self.token, timeout_s=timeout_s)
-
-
-def global_options(
-    ctx: typer.Context,
-    url: Annotated[
-        str | None,
-        typer.Option(
-            "--url",
-            envvar="PARALLAX_URL",
-            help="The service's URL (default http://127.0.0.1:3200).",
-            show_default=False,
-        ),
-    ] = None,
-    token: Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            envvar="PARALLAX_API_TOKEN",
-            help="API token sent as 'Authorization: Bearer' (prefer the environment variable).",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Run CLI AI coding agents in hardened Docker containers."""
-    ctx.obj = Connection(url, token)
-
-
-def _connection(ctx: typer.Context) -> Connection:
-    return _as_connection(ctx.obj)
-
-
-def _as_connection(obj: object) -> Connection:
-    return obj if isinstance(obj, Connection) else Connection()
-
-
-def fail(exc: ParallaxError) -> NoReturn:
-    typer.echo(output.error_text(exc), err=True)
-    raise typer.Exit(output.exit_code_for(exc))
-
-
-@contextmanager
-def reporting() -> Iterator[None]:
-    """Project errors -> message and exit code; Ctrl-C -> exit 130 without a traceback."""
-    try:
-        yield
-    except ParallaxError as exc:
-        fail(exc)
-    except KeyboardInterrupt:
-        raise typer.Exit(output.EXIT_INTERRUPTED) from None
-
-
-def complete_agent(ctx: typer.Context, incomplete: str) -> list[str]:
-    """Shell completion of agent ids, asked of the service (quietly empty on error)."""
-    root = ctx.find_root()
-    # While completing, Click parses the options but runs no callback: read them here.
-    connection = _as_connection(root.obj)
-    if root.obj is None:
-        connection = Connection(root.params.get("url"), root.params.get("token"))
-    try:
-        with connection.client(timeout_s=2) as client:
-            agents = client.list()
-    except (ParallaxError, OSError):
-        return []
-    return [agent.id for agent in agents if agent.id.startswith(incomplete)]
-
-
-AgentArg = Annotated[
-    str, typer.Argument(help="Agent id.", autocompletion=complete_agent, show_default=False)
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (the API's form) instead.")]
-
+from parallax_docker.models import AgentStatus, AgentType, MetricsResponse
 
 # -- spawn ----------------------------------------------------------------------------------------
 
@@ -132,7 +39,7 @@ def spawn(
     ctx: typer.Context,
     name: Annotated[str, typer.Option("--name", "-n", help="Agent name (unique).")],
     agent_type: Annotated[
-        AgentTypeChoice,
+        AgentType,
         typer.Option("--type", "-t", help="Agent CLI; selects the image parallax/agent-<type>."),
     ],
     command_args: Annotated[
@@ -293,7 +200,7 @@ def spawn(
             image=image,
             labels=parse_labels(label or ()),
         )
-        with _connection(ctx).client() as client:
+        with connection_of(ctx).client() as client:
             agent = client.spawn(**fields)
         if as_json:
             typer.echo(output.to_json(agent))
@@ -320,7 +227,7 @@ def ls(
         ),
     ] = None,
     agent_type: Annotated[
-        list[AgentTypeChoice] | None,
+        list[AgentType] | None,
         typer.Option("--type", "-t", help="Only agents of this type (repeat)."),
     ] = None,
     role: Annotated[
@@ -330,7 +237,7 @@ def ls(
     as_json: JsonOpt = False,
 ) -> None:
     """List agents as a table."""
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         agents = client.list(
             status=status or None,
             type=[t.value for t in agent_type or ()] or None,
@@ -349,7 +256,7 @@ def ls(
 
 def get(ctx: typer.Context, agent: AgentArg, as_json: JsonOpt = False) -> None:
     """Show one agent: status, container, limits, env keys (never values)."""
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         handle = client.get(agent)
     if as_json:
         typer.echo(output.to_json(handle))
@@ -375,7 +282,7 @@ def logs(
     ] = False,
 ) -> None:
     """Print an agent's output."""
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         if follow:
             for line in client.stream_logs(agent, tail=tail, since=since, timestamps=timestamps):
                 typer.echo(line)
@@ -407,7 +314,7 @@ def metrics(
     as_json: JsonOpt = False,
 ) -> None:
     """Show CPU, memory, PIDs, network and uptime of agents (a live table with --watch)."""
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         sample = _sampler(client, agents or [])
         if as_json and not watch:
             typer.echo(output.to_json(sample()[0]))
@@ -455,68 +362,6 @@ def _sampler(
 # -- writes ---------------------------------------------------------------------------------------
 
 
-def send(
-    ctx: typer.Context,
-    agent: AgentArg,
-    message: Annotated[str, typer.Argument(help="The message; '-' reads it from standard input.")],
-    wait: Annotated[
-        bool,
-        typer.Option(
-            "--wait", "--expect-response", help="Wait for the agent's answer and print it."
-        ),
-    ] = False,
-    timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            help="Bound on the turn in seconds (default: the service's turn timeout).",
-            min=0.001,
-        ),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Give an agent a message (a task); with --wait, print its answer.
-
-    An answer of type error (the turn timed out or failed, or the CLI needs a login) goes to
-    stderr as 'error [CODE]: ...' and the exit code is 10.
-    """
-    text = sys.stdin.read() if message == "-" else message
-    timeout_ms = None if timeout is None else int(timeout * 1000)
-    with reporting(), _connection(ctx).client() as client:
-        result = client.send(agent, text, expect_response=wait, timeout_ms=timeout_ms)
-    answer = result.response
-    if as_json:
-        typer.echo(output.to_json(result))
-    elif answer is not None and answer.type == "error":
-        code = answer.metadata.get("code", "TURN_FAILED")
-        typer.echo(f"error [{code}]: {answer.content}", err=True)
-    elif answer is not None:
-        typer.echo(answer.content)
-    elif not wait:
-        typer.echo("sent" if result.sent else "not sent")
-    if answer is not None and answer.type == "error":
-        raise typer.Exit(output.EXIT_AGENT_FAILED)
-
-
-def messages(
-    ctx: typer.Context,
-    agent: AgentArg,
-    limit: Annotated[
-        int | None, typer.Option("--limit", "-n", help="At most this many, the latest.", min=1)
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Show the conversation with an agent, oldest first."""
-    with reporting(), _connection(ctx).client() as client:
-        found = client.messages(agent, limit=limit)
-    if as_json:
-        typer.echo(output.to_json({"messages": found, "count": len(found)}))
-    elif not found:
-        typer.echo("no messages")
-    else:
-        output.console().print(output.messages_table(found))
-
-
 def stop(
     ctx: typer.Context,
     agents: Annotated[
@@ -533,7 +378,7 @@ def stop(
 ) -> None:
     """Stop agents and remove their containers."""
     timeout_ms = None if timeout is None else int(timeout * 1000)
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         for agent in agents:
             client.stop(agent, force=force, timeout_ms=timeout_ms)
             typer.echo(f"stopped {agent}")
@@ -541,7 +386,7 @@ def stop(
 
 def restart(ctx: typer.Context, agent: AgentArg, as_json: JsonOpt = False) -> None:
     """Restart an agent's container and wait until it is ready again."""
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         handle = client.restart(agent)
     if as_json:
         typer.echo(output.to_json(handle))
@@ -557,7 +402,7 @@ def gc(
     as_json: JsonOpt = False,
 ) -> None:
     """Find and remove what agents left behind: containers, networks, volumes."""
-    with reporting(), _connection(ctx).client() as client:
+    with reporting(), connection_of(ctx).client() as client:
         report = client.gc(dry_run=dry_run)
     if as_json:
         typer.echo(output.to_json(report))
@@ -580,38 +425,21 @@ def gc(
         raise typer.Exit(output.EXIT_ERROR)
 
 
-def events(
-    ctx: typer.Context,
-    agent: Annotated[
-        str | None,
-        typer.Option(
-            "--agent", "-a", help="Only this agent's events.", autocompletion=complete_agent
-        ),
-    ] = None,
-    count: Annotated[
-        int | None, typer.Option("--count", help="Stop after this many events.", min=1)
-    ] = None,
-    history: Annotated[
-        int, typer.Option("--history", help="First replay this many recent events.", min=0)
-    ] = 0,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="One JSON frame per line ({event, data, timestamp}).")
-    ] = False,
-) -> None:
-    """Print live events (agent_started, agent_ready, agent_stopped, ...) until Ctrl-C."""
-    with (
-        reporting(),
-        _connection(ctx).client() as client,
-        client.events(agent_id=agent, history=history) as stream,
-    ):
-        for seen, frame in enumerate(stream, start=1):
-            typer.echo(frame.model_dump_json() if as_json else output.event_line(frame))
-            if count is not None and seen >= count:
-                break
-
-
 def register(app: typer.Typer) -> None:
-    """Add the global options and these commands to the main app."""
+    """Add the global options and the agent and conversation commands to the main app."""
     app.callback()(global_options)
-    for command in (spawn, ls, get, logs, metrics, send, messages, events, stop, restart, gc):
+    commands: tuple[Callable[..., None], ...] = (
+        spawn,
+        ls,
+        get,
+        logs,
+        metrics,
+        talk.send,
+        talk.messages,
+        talk.events,
+        stop,
+        restart,
+        gc,
+    )
+    for command in commands:
         app.command()(command)

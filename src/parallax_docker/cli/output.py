@@ -1,6 +1,7 @@
 """What the CLI prints: tables for people, JSON for scripts, errors with their exit codes.
 
-Pure formatting; the commands in ``cli/agents.py`` call these with models from the client.
+Pure formatting; the commands in ``cli/agents.py`` and ``cli/talk.py`` call these with models
+from the client.
 
 Exit codes (docs/cli.md shows the same table):
 
