@@ -1,0 +1,59 @@
+// CPU and memory of one agent over the last minutes, as two lines on a small hand-drawn SVG.
+// Metrics are fetched on demand: every SAMPLE_MS while the agent's page is open, not otherwise.
+import { api, path } from "./api.js";
+import { bytes, h, setText } from "./dom.js";
+
+const SAMPLE_MS = 2000;
+const WINDOW_MS = 5 * 60 * 1000;
+const WIDTH = 600;
+const HEIGHT = 150;
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes = {}) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  return element;
+}
+
+export function chartPanel(agentId) {
+  const samples = [];
+  const plot = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-label": "CPU and memory over the last five minutes" });
+  for (const y of [0, 50, 100]) {
+    const line = svg("line", { x1: 0, x2: WIDTH, y1: yOf(y), y2: yOf(y), class: "grid" });
+    const label = svg("text", { x: 4, y: Math.max(10, yOf(y) - 3), class: "axis" });
+    label.textContent = `${y}%`;
+    plot.append(line, label);
+  }
+  const cpuLine = svg("polyline", { class: "cpu", points: "" });
+  const memLine = svg("polyline", { class: "memory", points: "" });
+  plot.append(cpuLine, memLine);
+  const legend = h("p", { class: "legend", "data-test": "metrics-now" });
+  const panel = h("section", { class: "panel chart-panel" }, h("h2", {}, "Metrics (last 5 minutes)"), plot, legend);
+
+  function yOf(percent) {
+    return HEIGHT - (Math.max(0, Math.min(100, percent)) / 100) * (HEIGHT - 4) - 2;
+  }
+
+  function draw() {
+    const now = Date.now();
+    while (samples.length && samples[0].t < now - WINDOW_MS) samples.shift();
+    const xOf = (t) => WIDTH - ((now - t) / WINDOW_MS) * WIDTH;
+    cpuLine.setAttribute("points", samples.map((s) => `${xOf(s.t).toFixed(1)},${yOf(s.cpu).toFixed(1)}`).join(" "));
+    memLine.setAttribute("points", samples.map((s) => `${xOf(s.t).toFixed(1)},${yOf(s.mem).toFixed(1)}`).join(" "));
+  }
+
+  async function sample() {
+    try {
+      const m = await api("GET", path`/agents/${agentId}/metrics`);
+      samples.push({ t: Date.now(), cpu: m.cpu, mem: m.memoryPercent });
+      setText(legend, `CPU ${m.cpu.toFixed(1)}% of ${m.cpuLimit} cores · memory ${bytes(m.memory)} of ${bytes(m.memoryLimit)} (${m.memoryPercent.toFixed(1)}%) · ${m.pids} processes`);
+    } catch {
+      setText(legend, "no metrics (is the agent running?)");
+    }
+    draw();
+  }
+
+  sample();
+  const timer = setInterval(sample, SAMPLE_MS);
+  return { element: panel, dispose: () => clearInterval(timer) };
+}
