@@ -27,8 +27,9 @@ apt_install() {
     apt_updated=1
   fi
   say "installing ${missing[*]}"
+  # debconf's note that apt-utils is missing is noise on a minimal system; errors still show.
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${missing[@]}" >/dev/null
+    "${missing[@]}" 2> >(grep -v '^debconf: delaying package configuration' >&2) >/dev/null
 }
 
 # 1. Tools: curl for the socket, Python with venv, debootstrap to make a Debian base image when

@@ -66,7 +66,12 @@ def test_fleet_shows_an_agent_spawned_through_the_api_within_a_second(
     assert cells["role"] == "reviewer"
     assert agent["name"] in (cells["name"] or "")
     # Memory against the limit the agent was given (64m in agent_body).
-    wait_until(page.driver, lambda _: "64 MiB" in (page.text(f'tr[data-key="agent:{agent["id"]}"] td[data-column="memory"]')))
+    wait_until(
+        page.driver,
+        lambda _: (
+            "64 MiB" in (page.text(f'tr[data-key="agent:{agent["id"]}"] td[data-column="memory"]'))
+        ),
+    )
 
 
 def test_a_stop_from_the_page_stops_and_removes_the_agent(
@@ -102,7 +107,9 @@ def test_restart_from_the_page_restarts_the_agent(
         lambda now: now != started,
         timeout_s=30,
     )
-    wait_until(page.driver, lambda _: page.text('[data-test="notice"]') == f"Restarted {agent['id']}.", 30)
+    wait_until(
+        page.driver, lambda _: page.text('[data-test="notice"]') == f"Restarted {agent['id']}.", 30
+    )
     page.wait_row_status(agent["id"], "ready")
 
 
@@ -175,7 +182,10 @@ def test_the_terminal_runs_a_command_and_shows_its_output(
     keys.send_keys("echo dash-$((6*7))\n")
     wait_until(page.driver, lambda _: "dash-42" in page.text(".xterm-rows"), 15)
     # The typed line itself is on screen too (the PTY echoes it) and the result on its own line.
-    rows = [r.get_attribute("textContent") for r in page.driver.find_elements(By.CSS_SELECTOR, ".xterm-rows > div")]
+    rows = [
+        r.get_attribute("textContent")
+        for r in page.driver.find_elements(By.CSS_SELECTOR, ".xterm-rows > div")
+    ]
     assert any(r and r.strip() == "dash-42" for r in rows), rows
 
 
@@ -256,7 +266,9 @@ def test_the_page_asks_for_the_token_once_and_keeps_it_for_the_tab(
     driver.get(service.url + "/ui/")
     field = wait_until(driver, lambda _: page.find('[data-test="token"]'))
     field.send_keys("wrong-token\n")
-    wait_until(driver, lambda _: page.text("form.token .form-status") == "The service refused this token.")
+    wait_until(
+        driver, lambda _: page.text("form.token .form-status") == "The service refused this token."
+    )
     field.clear()
     field.send_keys(token + "\n")
     page.wait_rendered()

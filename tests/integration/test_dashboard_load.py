@@ -87,4 +87,6 @@ def test_the_fleet_of_300_agents_renders_within_300_ms(
             driver.get("about:blank")
         print(f"fleet of {AGENTS} rendered in {timings} ms (budget {LOAD_BUDGET_MS} ms)")
         assert sorted(timings)[1] < LOAD_BUDGET_MS, timings
-    assert {a["id"] for a in agents} <= {a["id"] for a in httpx.get(service.url + "/agents").json()["agents"]}
+    assert {a["id"] for a in agents} <= {
+        a["id"] for a in httpx.get(service.url + "/agents").json()["agents"]
+    }

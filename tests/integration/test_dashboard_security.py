@@ -20,7 +20,9 @@ PAGES = ("/ui/", "/ui/js/main.js", "/ui/app.css", "/ui/vendor/xterm/xterm.mjs")
 
 
 @pytest.mark.parametrize("path", PAGES)
-def test_every_dashboard_file_carries_the_strict_headers(service: ServiceProcess, path: str) -> None:
+def test_every_dashboard_file_carries_the_strict_headers(
+    service: ServiceProcess, path: str
+) -> None:
     response = httpx.get(service.url + path)
     assert response.status_code == 200
     csp = response.headers["content-security-policy"]
@@ -49,7 +51,12 @@ def test_the_page_has_no_inline_script_or_style(service: ServiceProcess) -> None
 def test_dashboard_files_are_served_from_the_package_only(service: ServiceProcess) -> None:
     with httpx.Client(base_url=service.url) as client:
         assert client.get("/ui", follow_redirects=False).headers["location"] == "/ui/"
-        for path in ("/ui/nope.js", "/ui/../pyproject.toml", "/ui/%2e%2e/config.py", "/ui/vendor/SHA256SUMS"):
+        for path in (
+            "/ui/nope.js",
+            "/ui/../pyproject.toml",
+            "/ui/%2e%2e/config.py",
+            "/ui/vendor/SHA256SUMS",
+        ):
             response = client.get(path)
             assert response.status_code == 404, path
             assert response.json()["code"] == "NOT_FOUND"
@@ -67,7 +74,9 @@ def test_dashboard_files_are_compressed_and_revalidated(service: ServiceProcess)
         assert packed.headers["content-encoding"] == "gzip"
         assert int(packed.headers["content-length"]) < len(raw.content) / 2
         assert packed.content == raw.content  # httpx undoes the gzip
-        again = client.get("/ui/vendor/xterm/xterm.mjs", headers={"if-none-match": raw.headers["etag"]})
+        again = client.get(
+            "/ui/vendor/xterm/xterm.mjs", headers={"if-none-match": raw.headers["etag"]}
+        )
         assert again.status_code == 304 and again.content == b""
         assert raw.headers["cache-control"] == "no-cache"
 
@@ -119,7 +128,9 @@ document.head.append(style);
 @pytest.fixture
 def hostile_origin(service: ServiceProcess) -> Iterator[str]:
     """Another origin on 127.0.0.1 (a port of its own) serving a page that reaches for /ui."""
-    handler = type("Hostile", (_HostilePage,), {"body": HOSTILE_PAGE.format(svc=service.url).encode()})
+    handler = type(
+        "Hostile", (_HostilePage,), {"body": HOSTILE_PAGE.format(svc=service.url).encode()}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -136,7 +147,12 @@ def test_the_page_refuses_to_work_for_another_origin(hostile_origin: str) -> Non
         wait_until(driver, lambda d: len(d.execute_script("return window.results")) == 4, 15)
         results = driver.execute_script("return window.results")
         # Not readable (no CORS), not embeddable as script or style (CORP same-origin).
-        assert results == {"fetch": "blocked", "script": "blocked", "module": "blocked", "style": "blocked"}
+        assert results == {
+            "fetch": "blocked",
+            "script": "blocked",
+            "module": "blocked",
+            "style": "blocked",
+        }
         # Not framed: frame-ancestors 'none' leaves the frame with Chromium's error page.
         driver.switch_to.frame(driver.find_element(By.ID, "frame"))
         with pytest.raises(NoSuchElementException):

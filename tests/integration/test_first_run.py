@@ -20,7 +20,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -52,7 +51,14 @@ def checkout_files() -> list[str]:
 
 def tar_of(files: dict[str, bytes | Path], uid: int = 0) -> bytes:
     buffer = io.BytesIO()
+    folders = sorted({str(parent) for name in files for parent in Path(name).parents} - {"."})
     with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder in folders:
+            info = tarfile.TarInfo(folder)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o755
+            info.uid = info.gid = uid
+            tar.addfile(info)
         for name, source in files.items():
             data = source.read_bytes() if isinstance(source, Path) else source
             info = tarfile.TarInfo(name)
@@ -165,7 +171,9 @@ def copy_checkout(machine: Machine, home: str, uid: int) -> str:
     return f"{home}/parallax-docker"
 
 
-def wait_answering(machine: Machine, port: int, log: str, timeout_s: float = 1800) -> httpx.Response:
+def wait_answering(
+    machine: Machine, port: int, log: str, timeout_s: float = 1800
+) -> httpx.Response:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not machine.exec_running():
@@ -181,6 +189,7 @@ def wait_answering(machine: Machine, port: int, log: str, timeout_s: float = 180
 
 
 def check_first_run_output(output: str) -> None:
+    print(output)  # shown with -s: what a newcomer sees
     assert "Deprecat" not in output, output[-4000:]
     assert "sudo: command not found" not in output and "Traceback" not in output, output[-4000:]
 
@@ -206,7 +215,8 @@ def test_run_sh_as_a_user_with_sudo_serves(fresh_machine: tuple[Machine, int]) -
     # The machine: sudo for a user "dev" (no password, as a scripted test needs), and the
     # socket's owner group named docker, as Debian's docker.io sets it up.
     code, output = machine.run(
-        "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null"
+        "apt-get update -qq"
+        " && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sudo >/dev/null"
         f" && groupadd -g {socket_gid} docker"
         f" && useradd -m -u {USER_UID} -s /bin/bash -G sudo dev"
         " && echo 'dev ALL=(ALL:ALL) NOPASSWD: ALL' >/etc/sudoers.d/dev"

@@ -74,16 +74,16 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[WebDriver]:
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:
-        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _RECORD_VIOLATIONS})
+        driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument", {"source": _RECORD_VIOLATIONS}
+        )
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_until(
-    driver: WebDriver, condition: Callable[[WebDriver], T], timeout_s: float = 10
-) -> T:
+def wait_until(driver: WebDriver, condition: Callable[[WebDriver], T], timeout_s: float = 10) -> T:
     """Poll ``condition`` until it returns something truthy (and return that)."""
     result: T = WebDriverWait(driver, timeout_s, poll_frequency=0.02).until(condition)
     return result

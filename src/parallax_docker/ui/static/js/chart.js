@@ -18,12 +18,15 @@ function svg(tag, attributes = {}) {
 export function chartPanel(agentId) {
   const samples = [];
   const plot = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-label": "CPU and memory over the last five minutes" });
-  for (const y of [0, 50, 100]) {
-    const line = svg("line", { x1: 0, x2: WIDTH, y1: yOf(y), y2: yOf(y), class: "grid" });
-    const label = svg("text", { x: 4, y: Math.max(10, yOf(y) - 3), class: "axis" });
-    label.textContent = `${y}%`;
-    plot.append(line, label);
-  }
+  // The scale follows the highest value shown (at least 5%), so that an idle agent's line is
+  // not flat on the floor; the three grid lines say where it stands.
+  let top = 100;
+  const labels = [0, 0.5, 1].map((share) => {
+    const y = HEIGHT - share * (HEIGHT - 4) - 2;
+    const label = svg("text", { x: 4, y: Math.max(10, y - 3), class: "axis" });
+    plot.append(svg("line", { x1: 0, x2: WIDTH, y1: y, y2: y, class: "grid" }), label);
+    return { share, label };
+  });
   const cpuLine = svg("polyline", { class: "cpu", points: "" });
   const memLine = svg("polyline", { class: "memory", points: "" });
   plot.append(cpuLine, memLine);
@@ -31,12 +34,15 @@ export function chartPanel(agentId) {
   const panel = h("section", { class: "panel chart-panel" }, h("h2", {}, "Metrics (last 5 minutes)"), plot, legend);
 
   function yOf(percent) {
-    return HEIGHT - (Math.max(0, Math.min(100, percent)) / 100) * (HEIGHT - 4) - 2;
+    return HEIGHT - (Math.max(0, Math.min(top, percent)) / top) * (HEIGHT - 4) - 2;
   }
 
   function draw() {
     const now = Date.now();
     while (samples.length && samples[0].t < now - WINDOW_MS) samples.shift();
+    const highest = Math.max(0, ...samples.map((s) => Math.max(s.cpu, s.mem)));
+    top = Math.min(100, Math.max(5, Math.ceil((highest * 1.25) / 5) * 5));
+    for (const { share, label } of labels) label.textContent = `${Math.round(top * share)}%`;
     const xOf = (t) => WIDTH - ((now - t) / WINDOW_MS) * WIDTH;
     cpuLine.setAttribute("points", samples.map((s) => `${xOf(s.t).toFixed(1)},${yOf(s.cpu).toFixed(1)}`).join(" "));
     memLine.setAttribute("points", samples.map((s) => `${xOf(s.t).toFixed(1)},${yOf(s.mem).toFixed(1)}`).join(" "));
