@@ -98,14 +98,15 @@ if [ "$installed" != "$sum dev" ] && { [ $DEV -eq 1 ] || [ "$installed" != "$sum
   if [ $DEV -eq 1 ]; then echo "$sum dev" >"$stamp"; else echo "$sum run" >"$stamp"; fi
 fi
 
-# 4. The CLI on the PATH: a link in /usr/local/bin (never over another checkout's).
+# 4. The CLI on the PATH: a link in /usr/local/bin (never over another checkout's that still
+#    exists; a link left by a removed checkout is replaced).
 cli="$VENV/bin/parallax-docker"
 if [ "$(readlink "$LINK" 2>/dev/null || true)" = "$cli" ]; then
   :
-elif [ -e "$LINK" ] || [ -L "$LINK" ]; then
+elif [ -e "$LINK" ]; then
   say "$LINK is another install ($(readlink "$LINK" || echo a file)); this checkout's CLI is $cli"
 elif is_root || command -v sudo >/dev/null; then
-  as_root ln -s "$cli" "$LINK"
+  as_root ln -sfn "$cli" "$LINK"
   say "parallax-docker is on the PATH ($LINK -> $cli)"
 else
   say "to put parallax-docker on your PATH: export PATH=\"$VENV/bin:\$PATH\""

@@ -264,7 +264,7 @@ def test_the_page_asks_for_the_token_once_and_keeps_it_for_the_tab(
     )
     page = Dashboard(driver, service.url)
     driver.get(service.url + "/ui/")
-    field = wait_until(driver, lambda _: page.find('[data-test="token"]'))
+    field = wait_until(driver, lambda _: page.find('[data-test="token"]'), 30)
     field.send_keys("wrong-token\n")
     wait_until(
         driver, lambda _: page.text("form.token .form-status") == "The service refused this token."
