@@ -281,3 +281,26 @@ def test_the_page_asks_for_the_token_once_and_keeps_it_for_the_tab(
     assert page.find('[data-test="token"]') is None
     wait_until(driver, lambda _: page.connection() == "live")
     page.script("sessionStorage.clear()")
+
+
+def test_the_fleet_resyncs_after_the_event_stream_comes_back(
+    driver: WebDriver, start_service: Callable[..., ServiceProcess], engine: Engine
+) -> None:
+    from tests.integration.conftest import agent_body
+
+    service = start_service()
+    page = Dashboard(driver, service.url)
+    kept = httpx.post(service.url + "/agents", json=agent_body(), timeout=120).json()
+    gone = httpx.post(service.url + "/agents", json=agent_body(), timeout=120).json()
+    page.open_fleet()
+    page.wait_row_status(gone["id"], "ready")
+    wait_until(driver, lambda _: page.connection() == "live")
+    service.stop()
+    wait_until(driver, lambda _: page.connection() in ("reconnecting", "connecting"))
+    # While the service is down, one agent goes away: no event can tell the page.
+    engine.remove_container(gone["containerName"])
+    service.start()
+    wait_until(driver, lambda _: page.connection() == "live", 30)
+    wait_until(driver, lambda _: page.row(gone["id"]) is None, 15)
+    assert page.row_status(kept["id"]) == "ready"
+    engine.remove_container(kept["containerName"])

@@ -1,6 +1,7 @@
 // The fleet as the page knows it: every item of every source, kept current by the event stream.
 // A full list is fetched at start and after any possible gap; events that arrive while a list
-// is on its way are held and applied after it, so neither can undo the other.
+// is on its way, and the page's own changes made meanwhile (a spawn's answer, a stop), are
+// applied again after it, so that an older list never undoes them.
 import { api, ApiError } from "./api.js";
 import { SOURCES } from "./sources.js";
 
@@ -17,7 +18,7 @@ export class FleetStore {
     this.inFlight = null;
     this.again = false;
     this.held = null;
-    events.listen((frame) => (this.held ? this.held.push(frame) : this.apply(frame)));
+    events.listen((frame) => (this.held ? this.held.push(() => this.apply(frame, false)) : this.apply(frame)));
     events.onResync(() => this.sync());
   }
 
@@ -49,7 +50,7 @@ export class FleetStore {
         this.error = null;
         const held = this.held;
         this.held = null;
-        for (const frame of held) this.apply(frame, false);
+        for (const again of held) again();
         this.emit({ full: true });
       })
       .catch((error) => {
@@ -97,12 +98,14 @@ export class FleetStore {
   }
 
   put(source, item, notify = true) {
+    if (notify && this.held) this.held.push(() => this.put(source, item, false));
     const key = keyOf(source, item.id);
     this.items.set(key, { source, item });
     if (notify) this.emit({ key });
   }
 
   remove(source, id) {
+    if (this.held) this.held.push(() => this.items.delete(keyOf(source, id)));
     const key = keyOf(source, id);
     if (this.items.delete(key)) this.emit({ key, removed: true });
   }
