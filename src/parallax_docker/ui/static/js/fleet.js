@@ -6,7 +6,6 @@ import { bytes, describeError, duration, h, setText, since } from "./dom.js";
 import { RUNNING, SOURCES, STATUSES, AGENT_TYPES } from "./sources.js";
 import { spawnForm } from "./spawn.js";
 
-
 const METRICS_EVERY_MS = 5000;
 const METRICS_AT_ONCE = 4;
 const CONFIRM_MS = 4000;
@@ -46,9 +45,24 @@ export function usageText(usage) {
 
 // A bar in tenths, drawn by a class ("fill p40"): no <meter> (each has a shadow tree, which
 // costs at hundreds of rows) and no style attribute (the page's CSP allows none).
-function bar() {
-  const fill = h("span", { class: "fill p0" });
-  return { element: h("span", { class: "bar" }, fill), fill };
+const bar = () => h("span", { class: "bar" }, h("span", { class: "fill p0" }));
+
+let prototype = null;
+
+function rowPrototype() {
+  if (!prototype) {
+    const cells = COLUMNS.map((column) => h("td", { "data-column": column.key }));
+    const byKey = Object.fromEntries(COLUMNS.map((column, i) => [column.key, cells[i]]));
+    byKey.name.append(h("a", {}), h("span", { class: "sub" }));
+    byKey.cpu.append(bar(), h("span", {}));
+    byKey.memory.append(bar(), h("span", {}));
+    byKey.actions.append(
+      h("button", { type: "button", "data-action": "restart" }, "Restart"),
+      h("button", { type: "button", class: "danger", "data-action": "stop" }, "Stop"),
+    );
+    prototype = h("tr", {}, cells);
+  }
+  return prototype;
 }
 
 function setBar(b, percent) {
@@ -85,6 +99,7 @@ export class FleetView {
     this.notice = h("p", { class: "notice", "aria-live": "polite", "data-test": "notice" });
     this.headers = COLUMNS.map((column) => this.header(column));
     this.body = h("tbody");
+    this.body.addEventListener("click", (event) => this.onClick(event));
     this.empty = h("p", { class: "muted empty", hidden: true }, "No agents. Spawn one with the form above, or POST /agents.");
     const spawn = h("details", { class: "spawn-box" }, h("summary", {}, "Spawn an agent"), spawnForm((handle) => this.store.put(SOURCES[0], handle)));
     this.root.replaceChildren(
@@ -159,23 +174,31 @@ export class FleetView {
   }
 
   makeRow(key, source) {
+    // Rows are clones of one prototype (much cheaper than building each element, at hundreds
+    // of rows); the buttons' clicks are handled once, on the table body.
+    const tr = rowPrototype().cloneNode(true);
+    tr.dataset.key = key;
     const cells = {};
-    for (const column of COLUMNS) cells[column.key] = h("td", { "data-column": column.key });
-    const tr = h("tr", { "data-key": key }, Object.values(cells));
-    const row = { key, source, tr, cells, item: null, metrics: null, link: h("a", {}), sub: h("span", { class: "sub" }) };
-    cells.name.append(row.link, row.sub);
-    row.cpuText = h("span", {});
-    row.cpuBar = bar();
-    row.memText = h("span", {});
-    row.memBar = bar();
-    cells.cpu.append(row.cpuBar.element, row.cpuText);
-    cells.memory.append(row.memBar.element, row.memText);
-    row.restart = h("button", { type: "button", "data-action": "restart" }, "Restart");
-    row.stop = h("button", { type: "button", class: "danger", "data-action": "stop" }, "Stop");
-    row.restart.addEventListener("click", () => this.restart(row));
-    row.stop.addEventListener("click", () => this.stop(row));
-    cells.actions.append(row.restart, row.stop);
-    return row;
+    COLUMNS.forEach((column, i) => (cells[column.key] = tr.children[i]));
+    const [link, sub] = cells.name.children;
+    const [cpuBar, cpuText] = cells.cpu.children;
+    const [memBar, memText] = cells.memory.children;
+    const [restart, stop] = cells.actions.children;
+    return {
+      key, source, tr, cells, link, sub, cpuText, memText, restart, stop,
+      cpuBar: { fill: cpuBar.firstChild },
+      memBar: { fill: memBar.firstChild },
+      item: null,
+      metrics: null,
+    };
+  }
+
+  onClick(event) {
+    const button = event.target.closest("button[data-action]");
+    const row = button && this.rows.get(button.closest("tr").dataset.key);
+    if (!row) return;
+    if (button.dataset.action === "restart") this.restart(row);
+    if (button.dataset.action === "stop") this.stop(row);
   }
 
   paint(row) {
