@@ -6,6 +6,7 @@ happens: in the engine, in the API, or on the page.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,13 +66,14 @@ def test_fleet_shows_an_agent_spawned_through_the_api_within_a_second(
     assert cells["type"] == "custom"
     assert cells["role"] == "reviewer"
     assert agent["name"] in (cells["name"] or "")
-    # Memory against the limit the agent was given (64m in agent_body).
+    # CPU and memory in use (fetched for rows on screen) against the limits it was given
+    # (64m and 0.25 cores in agent_body).
+    memory = f'tr[data-key="agent:{agent["id"]}"] td[data-column="memory"]'
+    cpu = f'tr[data-key="agent:{agent["id"]}"] td[data-column="cpu"]'
     wait_until(
-        page.driver,
-        lambda _: (
-            "64 MiB" in (page.text(f'tr[data-key="agent:{agent["id"]}"] td[data-column="memory"]'))
-        ),
+        page.driver, lambda _: re.fullmatch(r"[0-9.]+ (B|KiB|MiB) / 64 MiB", page.text(memory))
     )
+    assert re.fullmatch(r"[0-9.]+% of 0.25 cpu", page.text(cpu))
 
 
 def test_a_stop_from_the_page_stops_and_removes_the_agent(

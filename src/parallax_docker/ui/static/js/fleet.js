@@ -45,7 +45,7 @@ export function usageText(usage) {
 
 // A bar in tenths, drawn by a class ("fill p40"): no <meter> (each has a shadow tree, which
 // costs at hundreds of rows) and no style attribute (the page's CSP allows none).
-const bar = () => h("span", { class: "bar" }, h("span", { class: "fill p0" }));
+const bar = () => h("span", { class: "gauge" }, h("span", { class: "fill p0" }));
 
 let prototype = null;
 
