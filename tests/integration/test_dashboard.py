@@ -306,3 +306,33 @@ def test_the_fleet_resyncs_after_the_event_stream_comes_back(
     wait_until(driver, lambda _: page.row(gone["id"]) is None, 15)
     assert page.row_status(kept["id"]) == "ready"
     engine.remove_container(kept["containerName"])
+
+
+def test_the_agent_page_follows_logs_and_charts_metrics(
+    page: Dashboard, spawn: Callable[..., dict[str, Any]]
+) -> None:
+    agent = spawn(
+        command=[
+            "/bin/sh",
+            "-c",
+            "touch /tmp/ready; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.3; done",
+        ]
+    )
+    page.open_agent(agent["id"])
+
+    def ticks() -> list[int]:
+        lines = page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')
+        return [
+            int(t[5:])
+            for t in (x.get_attribute("textContent") or "" for x in lines)
+            if t.startswith("tick-")
+        ]
+
+    first = wait_until(page.driver, lambda _: ticks())
+    # Followed: lines printed after the page opened keep arriving, in order, none repeated.
+    later = wait_until(page.driver, lambda _: (t := ticks()) and t[-1] >= first[-1] + 5 and t, 15)
+    assert later == list(range(later[0], later[-1] + 1))
+    # The chart gains a point per sample (every 2 s while the page is open).
+    points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"
+    wait_until(page.driver, lambda _: len(page.script(points).split()) >= 2, 15)
+    assert "memory" in page.text('[data-test="metrics-now"]')

@@ -29,7 +29,10 @@ export function chartPanel(agentId) {
   });
   const cpuLine = svg("polyline", { class: "cpu", points: "" });
   const memLine = svg("polyline", { class: "memory", points: "" });
-  plot.append(cpuLine, memLine);
+  // The latest sample of each as a dot: the lines are short for an agent's first seconds.
+  const cpuDot = svg("circle", { class: "cpu", r: 3, cx: -10, cy: -10 });
+  const memDot = svg("circle", { class: "memory", r: 3, cx: -10, cy: -10 });
+  plot.append(cpuLine, memLine, cpuDot, memDot);
   const legend = h("p", { class: "legend", "data-test": "metrics-now" });
   const panel = h("section", { class: "panel chart-panel" }, h("h2", {}, "Metrics (last 5 minutes)"), plot, legend);
 
@@ -42,10 +45,17 @@ export function chartPanel(agentId) {
     while (samples.length && samples[0].t < now - WINDOW_MS) samples.shift();
     const highest = Math.max(0, ...samples.map((s) => Math.max(s.cpu, s.mem)));
     top = Math.min(100, Math.max(5, Math.ceil((highest * 1.25) / 5) * 5));
-    for (const { share, label } of labels) label.textContent = `${Math.round(top * share)}%`;
+    for (const { share, label } of labels) label.textContent = `${+(top * share).toFixed(1)}%`;
     const xOf = (t) => WIDTH - ((now - t) / WINDOW_MS) * WIDTH;
     cpuLine.setAttribute("points", samples.map((s) => `${xOf(s.t).toFixed(1)},${yOf(s.cpu).toFixed(1)}`).join(" "));
     memLine.setAttribute("points", samples.map((s) => `${xOf(s.t).toFixed(1)},${yOf(s.mem).toFixed(1)}`).join(" "));
+    const last = samples[samples.length - 1];
+    if (last) {
+      for (const [dot, value] of [[cpuDot, last.cpu], [memDot, last.mem]]) {
+        dot.setAttribute("cx", (xOf(last.t) - 4).toFixed(1));
+        dot.setAttribute("cy", yOf(value).toFixed(1));
+      }
+    }
   }
 
   async function sample() {
