@@ -336,3 +336,25 @@ def test_the_agent_page_follows_logs_and_charts_metrics(
     points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"
     wait_until(page.driver, lambda _: len(page.script(points).split()) >= 2, 15)
     assert "memory" in page.text('[data-test="metrics-now"]')
+
+
+def test_model_usage_and_control_characters_are_shown_as_documented(page: Dashboard) -> None:
+    page.open_fleet()
+    script = """
+    const done = arguments[arguments.length - 1];
+    Promise.all([import("/ui/js/fleet.js"), import("/ui/js/dom.js")]).then(([fleet, dom]) => done([
+      fleet.usageText({costUsd: 0.0123, inputTokens: 1000, outputTokens: 234}),
+      fleet.usageText(undefined),
+      dom.visible("a\\u001b[31mb\\u0007\\tc\\nd\\u007f"),
+      dom.bytes(64 * 1024 * 1024),
+      dom.duration(3725),
+    ]));
+    """
+    shown = page.driver.execute_async_script(script)
+    assert shown == [
+        "$0.0123 · 1,234 tokens",
+        "\u2013",
+        "a\u241b[31mb\u2407\tc\nd\u2421",
+        "64 MiB",
+        "1h 2m",
+    ]
