@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Installs what parallax-docker needs on a Debian 12 machine and starts the Docker engine.
-# Idempotent: each step is skipped when already done. Run as root (or with sudo).
+# Idempotent: each step is skipped when already done. Runs as root, or as a user with sudo (used
+# only for the steps that need root). `--dev` adds what the tests need (their tools, the browser).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 ROOT=$(pwd)
-SOCKET=${DOCKER_SOCKET:-/var/run/docker.sock}
 VENV=${PARALLAX_VENV:-$ROOT/.venv}
 DOCKERD_LOG=${PARALLAX_DOCKERD_LOG:-/var/log/parallax-dockerd.log}
-
-say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+LINK=/usr/local/bin/parallax-docker
+DEV=0
+[ "${1:-}" = "--dev" ] && DEV=1
 
 apt_updated=0
 apt_install() {
@@ -18,61 +21,93 @@ apt_install() {
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  if [ "$(id -u)" -ne 0 ]; then
-    say "missing packages: ${missing[*]}; run this script as root (or install them)"; exit 1
-  fi
   if [ $apt_updated -eq 0 ]; then
     say "apt-get update"
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     apt_updated=1
   fi
   say "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # debconf's note that apt-utils is missing is noise on a minimal system; errors still show.
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" 2> >(grep -v '^debconf: delaying package configuration' >&2) >/dev/null
 }
 
-engine_answers() {
-  curl -sf --max-time 3 --unix-socket "$SOCKET" http://docker/_ping >/dev/null 2>&1
-}
-
-# 1. Tools: curl to talk to the socket; busybox-static for the test images; debootstrap to
-#    build a Debian base image when no registry can be reached.
-command -v curl >/dev/null || apt_install curl ca-certificates
-apt_install busybox-static debootstrap
-
-# 2. The Docker engine: Debian's docker.io when no engine answers on the socket.
-if ! engine_answers; then
-  if ! command -v dockerd >/dev/null; then
-    apt_install docker.io
-  fi
-  if ! engine_answers; then
-    say "starting dockerd (log: $DOCKERD_LOG)"
-    if [ "$SOCKET" != /var/run/docker.sock ]; then
-      nohup dockerd -H "unix://$SOCKET" >>"$DOCKERD_LOG" 2>&1 &
-    else
-      nohup dockerd >>"$DOCKERD_LOG" 2>&1 &
-    fi
-    for _ in $(seq 1 120); do
-      engine_answers && break
-      sleep 0.5
-    done
-    engine_answers || { say "dockerd did not come up; see $DOCKERD_LOG"; tail -20 "$DOCKERD_LOG" >&2; exit 1; }
-  fi
+# 1. Tools: curl for the socket, Python with venv, debootstrap to make a Debian base image when
+#    no registry can be reached. For the tests: busybox-static (the tiny test images), and
+#    Debian's Chromium with its WebDriver (the dashboard's browser tests).
+apt_install curl ca-certificates python3 python3-venv debootstrap
+if [ $DEV -eq 1 ]; then
+  apt_install busybox-static chromium chromium-driver
 fi
-say "Docker engine $(curl -s --unix-socket "$SOCKET" http://docker/version | python3 -c 'import json,sys; print(json.load(sys.stdin)["Version"])') answers on $SOCKET"
-
-# 3. Python: a venv with the package and its development tools, refreshed when pyproject changes.
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
-  say "Python 3.11 or newer is needed"; exit 1; }
-python3 -m venv --help >/dev/null 2>&1 || apt_install python3-venv
+  say "Python 3.11 or newer is needed (Debian 12 has it)"; exit 1; }
+
+# 2. The Docker engine: Debian's docker.io when no engine answers on the socket; a user who may
+#    not use the socket is added to its group.
+start_dockerd() {
+  say "starting dockerd (log: $DOCKERD_LOG)"
+  local listen=()
+  [ "$SOCKET" != /var/run/docker.sock ] && listen=(-H "unix://$SOCKET")
+  as_root sh -c 'nohup "$@" >>"$0" 2>&1 </dev/null &' "$DOCKERD_LOG" dockerd "${listen[@]}"
+  for _ in $(seq 1 120); do
+    [ -S "$SOCKET" ] && as_root curl -sf --max-time 3 --unix-socket "$SOCKET" http://docker/_ping \
+      >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  say "dockerd did not come up; see $DOCKERD_LOG"
+  as_root tail -20 "$DOCKERD_LOG" >&2
+  exit 1
+}
+
+if ! engine_answers && ! socket_group_needed >/dev/null; then
+  command -v dockerd >/dev/null || apt_install docker.io
+  engine_answers || socket_group_needed >/dev/null || start_dockerd
+fi
+if group=$(socket_group_needed); then
+  if [ "$group" = root ] || [ "$group" = UNKNOWN ]; then
+    say "$SOCKET belongs to group $group, which $(id -un) should not join; run as root instead"
+    exit 1
+  fi
+  if ! in_group "$group"; then
+    say "adding $(id -un) to group $group, which may use $SOCKET (new logins get it; these scripts use it now)"
+    as_root usermod -aG "$group" "$(id -un)"
+  fi
+  ping_command="curl -sf --max-time 3 --unix-socket $(sh_quote "$SOCKET") http://docker/_ping"
+  sg "$group" -c "$ping_command" >/dev/null || { say "the engine does not answer on $SOCKET"; exit 1; }
+elif ! engine_answers; then
+  say "the engine does not answer on $SOCKET"
+  exit 1
+fi
+say "the Docker engine answers on $SOCKET"
+
+# 3. Python: a venv with the package (and for --dev its development tools), refreshed when
+#    pyproject.toml changes. pip is quiet: only errors (and the machine's own pip warnings) show.
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV"
   python3 -m venv "$VENV"
 fi
 stamp="$VENV/.parallax-installed"
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
-if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  say "installing parallax-docker and its development tools into $VENV"
-  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
-  "$VENV/bin/pip" install -q -e ".[dev]"
-  echo "$want" >"$stamp"
+sum=$(sha256sum pyproject.toml | cut -d' ' -f1)
+installed=$(cat "$stamp" 2>/dev/null || true)
+if [ "$installed" != "$sum dev" ] && { [ $DEV -eq 1 ] || [ "$installed" != "$sum run" ]; }; then
+  extras=""
+  [ $DEV -eq 1 ] && extras="[dev]"
+  say "installing parallax-docker${extras:+ and its development tools} into $VENV (a minute or two the first time)"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -e ".$extras"
+  if [ $DEV -eq 1 ]; then echo "$sum dev" >"$stamp"; else echo "$sum run" >"$stamp"; fi
+fi
+
+# 4. The CLI on the PATH: a link in /usr/local/bin (never over another checkout's that still
+#    exists; a link left by a removed checkout is replaced).
+cli="$VENV/bin/parallax-docker"
+if [ "$(readlink "$LINK" 2>/dev/null || true)" = "$cli" ]; then
+  :
+elif [ -e "$LINK" ]; then
+  say "$LINK is another install ($(readlink "$LINK" || echo a file)); this checkout's CLI is $cli"
+elif is_root || command -v sudo >/dev/null; then
+  as_root ln -sfn "$cli" "$LINK"
+  say "parallax-docker is on the PATH ($LINK -> $cli)"
+else
+  say "to put parallax-docker on your PATH: export PATH=\"$VENV/bin:\$PATH\""
 fi

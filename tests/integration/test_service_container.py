@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 
 def service_context(extra_ca: bytes | None) -> bytes:
     """What .dockerignore lets `docker build -f images/Dockerfile.service .` see."""
-    files = [ROOT / "pyproject.toml", ROOT / "README.md", ROOT / DOCKERFILE]
+    files = [ROOT / "pyproject.toml", ROOT / "README.md", ROOT / "LICENSE", ROOT / DOCKERFILE]
     files += [ROOT / "images/entrypoint/build-ca.sh"]
     files += [
         p

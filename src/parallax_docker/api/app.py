@@ -14,6 +14,7 @@ from starlette.types import ASGIApp
 
 from parallax_docker import __version__
 from parallax_docker.api.auth import BearerAuthMiddleware
+from parallax_docker.api.dashboard import DashboardMiddleware
 from parallax_docker.api.errors import ContainErrorsMiddleware, install_error_handlers
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
 from parallax_docker.api.openapi import document_common_responses
@@ -83,6 +84,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     if settings.api_token is not None:
         # Outside the body limit: an unauthenticated body is never read.
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
+    # The dashboard's files need no token (the page asks for it; docs/dashboard.md).
+    app.add_middleware(DashboardMiddleware)
     document_common_responses(app, bearer=settings.api_token is not None)
     app.add_middleware(ApiPrefixMiddleware)
     app.add_middleware(RequestLogMiddleware)

@@ -1,0 +1,87 @@
+// One WebSocket on /ws for the whole page: every view listens here (no polling per agent).
+// After a (re)connect or an events_dropped notice the views are told to resync, since events
+// may have been missed in between.
+import { socket, WS_UNAUTHORIZED } from "./api.js";
+
+export class EventStream {
+  constructor({ onStatus = () => {}, onUnauthorized = () => {} } = {}) {
+    this.listeners = new Set();
+    this.resyncs = new Set();
+    this.onStatus = onStatus;
+    this.onUnauthorized = onUnauthorized;
+    this.ws = null;
+    this.retryMs = 500;
+    this.stopped = false;
+    this.timer = null;
+  }
+
+  /** fn(frame) for every {event, data, timestamp}; returns the unsubscribe function. */
+  listen(fn) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** fn() whenever events may have been lost (connected again, or dropped by the server). */
+  onResync(fn) {
+    this.resyncs.add(fn);
+    return () => this.resyncs.delete(fn);
+  }
+
+  start() {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) this.ws.close(1000);
+    this.ws = null;
+  }
+
+  get live() {
+    return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  connect() {
+    const ws = socket("/ws");
+    this.ws = ws;
+    this.onStatus("connecting");
+    ws.addEventListener("open", () => {
+      this.retryMs = 500;
+      this.onStatus("live");
+      this.resync();
+    });
+    ws.addEventListener("message", (message) => {
+      if (typeof message.data !== "string") return;
+      let frame;
+      try {
+        frame = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      if (frame.event === "events_dropped") {
+        this.resync();
+        return;
+      }
+      for (const fn of this.listeners) fn(frame);
+    });
+    ws.addEventListener("close", (event) => {
+      if (this.ws !== ws) return;
+      this.ws = null;
+      if (event.code === WS_UNAUTHORIZED) {
+        this.onStatus("locked");
+        this.onUnauthorized();
+        return;
+      }
+      if (this.stopped) return;
+      this.onStatus("reconnecting");
+      this.timer = setTimeout(() => this.connect(), this.retryMs);
+      this.retryMs = Math.min(this.retryMs * 2, 10000);
+    });
+  }
+
+  resync() {
+    for (const fn of this.resyncs) fn();
+  }
+}
