@@ -267,6 +267,7 @@ def test_the_page_asks_for_the_token_once_and_keeps_it_for_the_tab(
     page = Dashboard(driver, service.url)
     driver.get(service.url + "/ui/")
     field = wait_until(driver, lambda _: page.find('[data-test="token"]'), 30)
+    assert field is not None
     field.send_keys("wrong-token\n")
     wait_until(
         driver, lambda _: page.text("form.token .form-status") == "The service refused this token."
@@ -329,8 +330,14 @@ def test_the_agent_page_follows_logs_and_charts_metrics(
         ]
 
     first = wait_until(page.driver, lambda _: ticks())
+
     # Followed: lines printed after the page opened keep arriving, in order, none repeated.
-    later = wait_until(page.driver, lambda _: (t := ticks()) and t[-1] >= first[-1] + 5 and t, 15)
+    def five_more() -> list[int] | None:
+        seen = ticks()
+        return seen if seen and seen[-1] >= first[-1] + 5 else None
+
+    later = wait_until(page.driver, lambda _: five_more(), 15)
+    assert later is not None
     assert later == list(range(later[0], later[-1] + 1))
     # The chart gains a point per sample (every 2 s while the page is open).
     points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"

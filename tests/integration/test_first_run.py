@@ -27,7 +27,7 @@ import pytest
 from parallax_docker.config import load_settings
 from parallax_docker.images.bootstrap import DebianSource
 from parallax_docker.images.ca import choose_ca
-from parallax_docker.images.operations import open_engine
+from parallax_docker.images.operations import image_engine
 from tests.integration.conftest import PREFIX, SESSION
 from tests.support.engine import SOCKET, Engine
 from tests.support.server import free_port
@@ -137,11 +137,8 @@ class Machine:
 @pytest.fixture(scope="module")
 def debian_image() -> str:
     async def ensure() -> str:
-        engine = open_engine(load_settings({}))
-        try:
+        async with image_engine(load_settings({})) as engine:
             return await DebianSource(engine).ensure(lambda _: None, lambda _: None)
-        finally:
-            await engine.close()
 
     return asyncio.run(ensure())
 

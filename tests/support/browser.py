@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -97,4 +97,6 @@ def violations(driver: WebDriver) -> list[dict[str, Any]]:
 
 def console_errors(driver: WebDriver) -> list[str]:
     """Console messages at SEVERE level since the last call (Chromium's browser log)."""
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+    # get_log is Chromium's own (its driver class, not the base one, declares it).
+    entries: list[dict[str, Any]] = cast(Any, driver).get_log("browser")
+    return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]

@@ -22,7 +22,7 @@ async def _inner(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def _client(root: Path | None = None) -> httpx.AsyncClient:
-    assets = load_assets(root) if root is not None else None  # type: ignore[arg-type]
+    assets = load_assets(root) if root is not None else None
     app = DashboardMiddleware(_inner, assets)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
 
@@ -40,7 +40,7 @@ def test_only_files_of_known_kinds_are_served(tmp_path: Path) -> None:
     (tmp_path / "sub" / "b.css").write_text("y" * 5000)
     (tmp_path / "secret.key").write_text("no")
     (tmp_path / "SHA256SUMS").write_text("no")
-    assets = load_assets(tmp_path)  # type: ignore[arg-type]
+    assets = load_assets(tmp_path)
     assert sorted(assets) == ["a.js", "sub/b.css"]
     assert assets["a.js"].gzipped is None  # too small to be worth it
     assert assets["sub/b.css"].gzipped is not None
@@ -89,10 +89,10 @@ def test_vendored_files_carry_their_licence_and_checksums(package: str) -> None:
         "MIT License" in (folder / "LICENSE").read_text()
         or "Copyright" in (folder / "LICENSE").read_text()
     )
-    sums = dict(
-        reversed(line.split("  ", 1))
-        for line in (STATIC / "vendor" / "SHA256SUMS").read_text().splitlines()
-    )
+    sums: dict[str, str] = {}
+    for line in (STATIC / "vendor" / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ", 1)
+        sums[name] = digest
     for file in folder.iterdir():
         digest = hashlib.sha256(file.read_bytes()).hexdigest()
         assert sums[f"{package}/{file.name}"] == digest, file
