@@ -47,7 +47,9 @@ _BARE_NAMES: dict[str, str] = {
 }
 
 
-_FAILPOINT_RE = re.compile(r"^(?P<point>[a-z]+\.[a-z]+)(?:@(?P<count>[1-9][0-9]{0,3}))?\Z")
+_FAILPOINT_RE = re.compile(
+    r"^(?P<point>[a-z]+\.[a-z]+)(?:@(?P<count>[1-9][0-9]{0,3}))?(?::(?P<pause>[1-9][0-9]?)s)?\Z"
+)
 _POOL_PART_RE = re.compile(r"^(?P<type>[a-z]+)(?:=(?P<image>[^\s,=]+))?:(?P<size>[0-9]{1,3})\Z")
 
 
@@ -137,9 +139,10 @@ class Settings(BaseModel):
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
-    # For crash tests only (docs/reliability.md): "KIND.STEP[@N],..." kills the service with
-    # SIGKILL at the Nth time (default 1st) an operation records that step in its journal.
-    failpoints: tuple[tuple[str, int], ...] = Field(())
+    # For crash tests only (docs/reliability.md): "KIND.STEP[@N][:Ss],..." kills the service with
+    # SIGKILL (or, with ":Ss", freezes it S seconds) at the Nth time (default 1st) an operation
+    # records that step in its journal.
+    failpoints: tuple[tuple[str, int, int], ...] = Field(())
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod
@@ -191,14 +194,14 @@ class Settings(BaseModel):
     def _parse_failpoints(cls, value: Any) -> Any:
         if not isinstance(value, str):
             return value
-        points: list[tuple[str, int]] = []
+        points: list[tuple[str, int, int]] = []
         for part in (p.strip() for p in value.split(",")):
             if not part:
                 continue
             match = _FAILPOINT_RE.match(part)
             if match is None:
-                raise ValueError(f"{part[:64]!r} is not KIND.STEP[@N]")
-            points.append((match["point"], int(match["count"] or 1)))
+                raise ValueError(f"{part[:64]!r} is not KIND.STEP[@N][:Ss]")
+            points.append((match["point"], int(match["count"] or 1), int(match["pause"] or 0)))
         return tuple(points)
 
     @field_validator("cgroup_root", mode="before")

@@ -212,3 +212,145 @@ def test_engine_restart_under_load_is_reconciled(
         reader.join(15)
     assert not read_errors, read_errors[:5]
     assert slowest_read < 2.0, f"a read took {slowest_read:.2f}s during the outage"
+
+
+# -- the engine dies in the middle of an operation ------------------------------------------------
+
+
+@pytest.fixture
+def own_dockerd(
+    tmp_path_factory: pytest.TempPathFactory, engine: Engine
+) -> Iterator[PrivateDockerd]:
+    """A private engine of the test's own: one restarted by an earlier test may refuse to start
+    new containers on its old networks (libnetwork's store after a restart under load). A short
+    folder: the engine's sockets live under it, and socket paths are limited to 108 bytes."""
+    daemon = PrivateDockerd(Path(tmp_path_factory.mktemp("dd", numbered=True)))
+    daemon.start()
+    try:
+        daemon.load_images(AGENT_IMAGE, BUSYBOX_IMAGE)
+        yield daemon
+    finally:
+        daemon.destroy()
+
+
+def _in_thread(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, list[Any]]:
+    """Run ``call`` in a thread; its response (or the transport error) lands in the list."""
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except httpx.TransportError as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_a_spawn_the_engine_cut_short_is_undone_once_it_is_back(
+    own_dockerd: PrivateDockerd, start_service: StartService
+) -> None:
+    private_dockerd = own_dockerd
+    env = {
+        "DOCKER_SOCKET": str(private_dockerd.socket),
+        "DOCKER_NETWORK": f"{PREFIX}-midspawn",
+        "PARALLAX_JANITOR_INTERVAL_S": "0.2",
+        "PARALLAX_READY_TIMEOUT_S": "30",
+    }
+    proc = start_service(env)
+    private = Engine(str(private_dockerd.socket))
+    # Ready only after 20 s: the engine goes away while the spawn waits for readiness.
+    body = agent_body(command=["/bin/sh", "-c", "sleep 20; touch /tmp/ready; exec sleep 100000"])
+    thread, answer = _in_thread(lambda: httpx.post(proc.url + "/agents", json=body, timeout=60))
+    try:
+        poll(
+            lambda: [
+                c for c in private.containers("parallax.managed=true") if c["State"] == "running"
+            ],
+            bool,
+            timeout_s=20,
+        )
+        private_dockerd.stop()
+        thread.join(30)
+        # The caller was told it failed: the engine stopped the agent on its way down (502
+        # HEALTH_CHECK_FAILED) or was already gone (503 SOCKET_ERROR); nothing is called ready.
+        assert isinstance(answer[0], httpx.Response), answer
+        assert (answer[0].status_code, answer[0].json()["code"]) in (
+            (502, "HEALTH_CHECK_FAILED"),
+            (503, "SOCKET_ERROR"),
+        )
+        private_dockerd.start()
+        poll(
+            lambda: httpx.get(proc.url + "/health", timeout=5).json()["runtime"]["synced"],
+            bool,
+            timeout_s=30,
+        )
+        # Its caller heard it failed: recovery removes it, and the same call then succeeds.
+        poll(
+            lambda: httpx.get(proc.url + "/agents", timeout=5).json()["count"],
+            lambda count: count == 0,
+            timeout_s=30,
+        )
+        assert private.containers("parallax.managed=true") == []
+        quick = agent_body()
+        retried = httpx.post(proc.url + "/agents", json=quick, timeout=60)
+        assert retried.status_code == 201, retried.text
+        assert (
+            httpx.delete(f"{proc.url}/agents/{retried.json()['id']}", timeout=30).status_code == 204
+        )
+    finally:
+        thread.join(60)
+        private.close()
+
+
+def test_a_stop_the_engine_cut_short_is_finished_once_it_is_back(
+    own_dockerd: PrivateDockerd, start_service: StartService, tmp_path: Path
+) -> None:
+    private_dockerd = own_dockerd
+    state_dir = tmp_path / "state"
+    env = {
+        "DOCKER_SOCKET": str(private_dockerd.socket),
+        "DOCKER_NETWORK": f"{PREFIX}-midstop",
+        "PARALLAX_JANITOR_INTERVAL_S": "0.2",
+        "PARALLAX_STATE_DIR": str(state_dir),
+        "PARALLAX_FAILPOINTS": "stop.stopped:4s",
+    }
+    proc = start_service(env)
+    private = Engine(str(private_dockerd.socket))
+    # Ignores SIGTERM: the stop waits out its whole grace period.
+    agent = httpx.post(
+        proc.url + "/agents",
+        json=agent_body(
+            command=["/bin/sh", "-c", "trap '' TERM; touch /tmp/ready; while :; do sleep 1; done"]
+        ),
+        timeout=60,
+    ).json()
+    thread, answer = _in_thread(
+        lambda: httpx.delete(
+            f"{proc.url}/agents/{agent['id']}", params={"timeout": 1_000}, timeout=60
+        )
+    )
+    try:
+        # The service freezes right after the container stopped, before it is removed.
+        poll(
+            lambda: list(state_dir.glob("journal/*/stop.*.json")),
+            bool,
+            timeout_s=10,
+        )
+        private_dockerd.stop()
+        thread.join(30)
+        assert isinstance(answer[0], httpx.Response) and answer[0].status_code == 503, answer
+        private_dockerd.start()
+        # The caller asked for the agent to go: once the engine is back, it goes.
+        poll(
+            lambda: httpx.get(f"{proc.url}/agents/{agent['id']}", timeout=5).status_code,
+            lambda status: status == 404,
+            timeout_s=30,
+        )
+        assert private.containers("parallax.managed=true") == []
+        again = httpx.delete(f"{proc.url}/agents/{agent['id']}", timeout=30)
+        assert again.status_code == 204, again.text
+    finally:
+        thread.join(60)
+        private.close()

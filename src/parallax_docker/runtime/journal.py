@@ -13,7 +13,8 @@ Nothing secret is written here: spawns record the agent's labels, never env valu
 
 Steps are recorded as ``<kind>.<step>`` (``spawn.begun``, ``spawn.created``, ``stop.stopped``,
 ...); a crash test names one in ``PARALLAX_FAILPOINTS`` and the service kills itself with SIGKILL
-right after recording it, the way a crash at that very moment would leave things.
+right after recording it, the way a crash at that very moment would leave things (or, with
+``:Ss``, freezes for S seconds, so that a test can take the engine away at that moment).
 """
 
 from __future__ import annotations
@@ -53,11 +54,11 @@ class Intent:
 
 
 class Journal:
-    def __init__(self, folder: Path, failpoints: Iterable[tuple[str, int]] = ()) -> None:
+    def __init__(self, folder: Path, failpoints: Iterable[tuple[str, int, int]] = ()) -> None:
         self.folder = folder
         # Intents that a live operation of this process owns (the rest are orphans).
         self._owned: set[str] = set()
-        self._failpoints = dict(failpoints)
+        self._failpoints = {point: [count, pause] for point, count, pause in failpoints}
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -94,11 +95,18 @@ class Journal:
             self._reached(f"{intent.kind}.{step}")
 
     def _reached(self, point: str) -> None:
-        left = self._failpoints.get(point)
-        if left is None:
+        found = self._failpoints.get(point)
+        if found is None:
             return
+        left, pause_s = found
         if left > 1:
-            self._failpoints[point] = left - 1
+            found[0] = left - 1
+            return
+        if pause_s:
+            # Frozen whole, event loop and all, as a stalled process would be.
+            log.warning("failpoint %s reached: the service freezes for %d s", point, pause_s)
+            del self._failpoints[point]
+            time.sleep(pause_s)
             return
         log.warning("failpoint %s reached: the service kills itself", point)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -155,7 +155,8 @@ class SecretStore:
         wanted = set(keep)
         removed: list[str] = []
         try:
-            entries = list(os.scandir(self.root))
+            with os.scandir(self.root) as found:
+                entries = list(found)
         except FileNotFoundError:
             return removed
         except OSError as exc:
