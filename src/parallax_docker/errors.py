@@ -63,6 +63,28 @@ class UnauthorizedError(ParallaxError):
     default_resolution = "Send 'Authorization: Bearer <token>' with the service's API token."
 
 
+class HostNotAllowedError(ParallaxError):
+    """The request's Host is not a name the service is served as (DNS rebinding, a stray proxy)."""
+
+    code = "HOST_NOT_ALLOWED"
+    http_status = 403
+    default_resolution = (
+        "Call the service by a loopback name (127.0.0.1, localhost, [::1]) or add the name to "
+        "PARALLAX_ALLOWED_HOSTS."
+    )
+
+
+class OriginNotAllowedError(ParallaxError):
+    """A browser request from a page of another origin (cross-site request forgery)."""
+
+    code = "ORIGIN_NOT_ALLOWED"
+    http_status = 403
+    default_resolution = (
+        "Web pages of other origins may not call the service; add the page's origin "
+        "(scheme://host:port) to PARALLAX_ALLOWED_ORIGINS if it is yours."
+    )
+
+
 class VolumeForbiddenError(ParallaxError):
     code = "VOLUME_FORBIDDEN"
     http_status = 403

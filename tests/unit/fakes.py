@@ -257,5 +257,7 @@ def unit_environ(**extra: str) -> dict[str, str]:
     return {
         "PARALLAX_STATE_DIR": str(scratch / "state"),
         "PARALLAX_SECRETS_DIR": str(scratch / "secrets"),
+        # The apps under test are called as http://test (httpx's base_url in these tests).
+        "PARALLAX_ALLOWED_HOSTS": "test",
         **extra,
     }

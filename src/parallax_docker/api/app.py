@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 from parallax_docker import __version__
 from parallax_docker.api.auth import BearerAuthMiddleware
 from parallax_docker.api.errors import ContainErrorsMiddleware, install_error_handlers
+from parallax_docker.api.guard import HostOriginGuardMiddleware
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
 from parallax_docker.api.openapi import document_common_responses
 from parallax_docker.api.query import reject_unknown_query
@@ -23,6 +24,7 @@ from parallax_docker.api.routes import agents, executions, gc, health, messages,
 from parallax_docker.backends.base import Backend
 from parallax_docker.backends.factory import create_backend
 from parallax_docker.config import Settings
+from parallax_docker.origins import OriginPolicy
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.reconciler import Reconciler
@@ -104,5 +106,11 @@ def create_app(settings: Settings, backend: Backend | None = None) -> FastAPI:
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
     document_common_responses(app, bearer=settings.api_token is not None)
     app.add_middleware(ApiPrefixMiddleware)
+    # Before the token check and routing, after the request log (docs/security.md).
+    app.add_middleware(
+        HostOriginGuardMiddleware,
+        policy=OriginPolicy(settings.allowed_hosts, settings.allowed_origins, settings.host),
+        on_refusal=lambda code: telemetry.error(code, "api"),
+    )
     app.add_middleware(RequestLogMiddleware)
     return app
