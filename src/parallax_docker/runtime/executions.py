@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 from parallax_docker.errors import ExecutionInUseError, ExecutionNotFoundError, ParallaxError
 from parallax_docker.resources import validate_name
+from parallax_docker.volume_owner import RESERVED_PREFIX
 
 if TYPE_CHECKING:  # runtime/spec.py imports this module, and the service imports spec
     from parallax_docker.runtime.service import AgentService
 
 EXECUTION_LABEL = "parallax.execution.id"
-HOME_VOLUME_PREFIX = "parallax-exec-"
+HOME_VOLUME_PREFIX = f"{RESERVED_PREFIX}exec-"
 
 
 def home_volume(execution_id: str, instance: str) -> str:

@@ -25,7 +25,6 @@ from parallax_docker.errors import (
     ParallaxError,
     SocketError,
     ValidationError,
-    VolumeForbiddenError,
 )
 from parallax_docker.models import (
     AgentHandle,
@@ -45,6 +44,7 @@ from parallax_docker.runtime.registry import AgentRecord, Registry
 from parallax_docker.runtime.secrets import SHELL_WRAPPER, SecretStore
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
+from parallax_docker.runtime.volumes import check_named_volumes
 from parallax_docker.security import check_runtime_available, image_uid
 
 log = logging.getLogger(__name__)
@@ -239,7 +239,7 @@ class AgentService:
             command=plan.command,
             uid=image_uid(image.user),
         )
-        await self._check_named_volumes(plan.named_volumes)
+        await check_named_volumes(self.backend, plan.mounts)
         if not plan.network.is_none:
             await self._ensure_network(plan.network.name, plan.network.internal)
         spec = container_spec(plan, image, self.settings, delivery)
@@ -293,15 +293,6 @@ class AgentService:
             )
             raise ImageNotFoundError(f"image {ref} is not built", resolution=hint)
         return image
-
-    async def _check_named_volumes(self, names: Iterable[str]) -> None:
-        for name in names:
-            labels = await self.backend.volume_labels(name)
-            if labels is not None and labels.get(MANAGED) != "true":
-                raise VolumeForbiddenError(
-                    f"volume {name!r} exists but is not managed by the runtime",
-                    resolution="Use a new volume name; the runtime creates and labels it.",
-                )
 
     # -- reads ------------------------------------------------------------------------------
 

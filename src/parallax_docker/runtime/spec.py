@@ -44,6 +44,7 @@ from parallax_docker.security import (
     runtime_tmpfs,
     volume_mounts,
 )
+from parallax_docker.volume_owner import runtime_volume_labels
 
 
 def new_agent_id() -> str:
@@ -116,13 +117,15 @@ def plan_agent(
         docker_socket=settings.docker_socket,
         allowed_roots=settings.allowed_host_paths,
         volume_labels=volume_labels,
-        # The agents' secret env files must never be mounted into an agent.
-        protected=(settings.secrets_dir,),
+        # The agents' secret env files, the store and the API token are never mounted.
+        protected=(settings.secrets_dir, settings.state_dir),
     )
     if request.execution_id and AGENT_HOME not in {mount.target for mount in mounts}:
-        # Agents of one execution share their home (the CLIs' login state) through a volume.
+        # Agents of one execution share their home (the CLIs' login state) through a volume
+        # that only their executionId reaches (volume_owner.py).
         home = home_volume(request.execution_id, settings.instance)
-        mounts.append(MountSpec("volume", AGENT_HOME, home, volume_labels=volume_labels))
+        home_labels = {**volume_labels, **runtime_volume_labels()}
+        mounts.append(MountSpec("volume", AGENT_HOME, home, volume_labels=home_labels))
 
     if request.workdir is not None and not request.workdir.startswith("/"):
         raise ValidationError("workdir must be an absolute path inside the container")
