@@ -23,13 +23,12 @@ from parallax_docker.errors import (
 )
 from parallax_docker.host_paths import check_host_path, within
 from parallax_docker.resources import NAME_RE, VolumeRequest
+from parallax_docker.run_as import RunAs
 from parallax_docker.volume_owner import check_volume_name
 
 # Container paths a mount may not cover: the kernel's views and the runtime's own mounts.
 RESERVED_TARGETS: tuple[str, ...] = ("/", "/proc", "/sys", "/dev", "/run/parallax", "/tmp")  # noqa: S108
 
-AGENT_USER = "agent"
-AGENT_UID = 1000
 AGENT_HOME = "/home/agent"
 AGENT_WORKSPACE = "/workspace"
 AGENT_RUN_DIR = "/run/parallax"
@@ -167,36 +166,19 @@ def check_runtime_available(runtime: str | None, engine_runtimes: Iterable[str])
         )
 
 
-def image_uid(user: str | None) -> int | None:
-    """The uid an image's USER runs as, when it can be known without the image's passwd."""
-    return _uid_of(user)
-
-
-def runtime_tmpfs(user: str | None, size: str) -> dict[str, str]:
+def runtime_tmpfs(run_as: RunAs, size: str) -> dict[str, str]:
     """Writable places on a read-only root: scratch, home, workspace and the runtime's dir.
 
-    Owned by the image's user when its uid is known, so the agent can write its CLI config into
-    home without the root filesystem being writable.
+    Owned by the agent's user when its uid is known, so the agent can write its CLI config into
+    home without the root filesystem being writable; open to any user (sticky) when the image
+    names its user and only the image's files say who that is.
     """
-    uid = _uid_of(user)
     base = f"rw,nosuid,nodev,size={size}"
-    private = f"{base},uid={uid},gid={uid},mode=0700" if uid is not None else f"{base},mode=1777"
+    uid, gid = run_as.uid, run_as.gid if run_as.gid is not None else run_as.uid
+    private = f"{base},uid={uid},gid={gid},mode=0700" if uid is not None else f"{base},mode=1777"
     return {
         "/tmp": f"{base},mode=1777",  # noqa: S108 - a tmpfs inside the container, not the host's
         AGENT_RUN_DIR: private,
         AGENT_HOME: private,
         AGENT_WORKSPACE: private,
     }
-
-
-def _uid_of(user: str | None) -> int | None:
-    if not user:
-        return 0
-    name = user.split(":", 1)[0]
-    if name.isdigit():
-        return int(name)
-    if name == AGENT_USER:
-        return AGENT_UID
-    if name == "root":
-        return 0
-    return None

@@ -92,6 +92,11 @@ class FakeBackend:
         self.closed = False
         # Paths that path_exists reports missing in every container.
         self.missing_paths: set[str] = set()
+        # The images' account files, as read_file finds them in a created container.
+        self.files: dict[str, bytes] = {
+            "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n",
+            "/etc/group": b"root:x:0:\nagent:x:1000:\n",
+        }
 
     def called(self, name: str) -> list[Any]:
         return [args for call, args in self.calls if call == name]
@@ -188,6 +193,10 @@ class FakeBackend:
         if container_id not in self.containers:
             raise AgentNotFoundError(f"container {container_id} does not exist")
         return {"Id": container_id}
+
+    async def read_file(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        self.calls.append(("read_file", (container_id, path)))
+        return self.files.get(path)
 
     async def path_exists(self, container_id: str, path: str) -> bool:
         self.calls.append(("path_exists", (container_id, path)))

@@ -283,6 +283,10 @@ class Backend(Protocol):
         """Whether ``path`` exists in the container's filesystem (works before it starts)."""
         ...
 
+    async def read_file(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        """A small regular file of the container's filesystem (before it starts, too)."""
+        ...
+
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]: ...
 
     async def exec(

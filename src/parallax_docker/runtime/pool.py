@@ -63,6 +63,7 @@ from parallax_docker.errors import (
     ParallaxError,
 )
 from parallax_docker.models import SpawnRequest
+from parallax_docker.run_as import plan_user
 from parallax_docker.runtime.labels import AgentLabels, container_name, selector
 from parallax_docker.runtime.readiness import wait_ready
 from parallax_docker.runtime.secrets import (
@@ -77,7 +78,7 @@ from parallax_docker.runtime.secrets import (
     wrapped_command,
 )
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
-from parallax_docker.security import image_uid
+from parallax_docker.runtime.unprivileged import create_unprivileged
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +431,9 @@ class WarmPool:
             folder = self._make_slot_dir(slot, image)
             spec = pool_container_spec(size, image, self._settings, slot, folder)
             try:
-                container_id = await self._backend.create(spec)
+                container_id = await create_unprivileged(
+                    self._backend, spec, allow_root=self._settings.allow_root
+                )
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -465,7 +468,7 @@ class WarmPool:
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder = root / f"{SLOT_DIR_PREFIX}{slot}"
         folder.mkdir(mode=0o700)
-        uid = image_uid(image.user)
+        uid = plan_user(image.user, allow_root=self._settings.allow_root).uid
         claim = folder / CLAIM_DIR_NAME
         claim.mkdir(mode=0o700)
         # The container reads "go" and writes "up"; a FIFO carries no data to the filesystem,

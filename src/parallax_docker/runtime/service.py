@@ -34,6 +34,7 @@ from parallax_docker.models import (
     RuntimeInfo,
     SpawnRequest,
 )
+from parallax_docker.run_as import plan_user
 from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.events import EventBus
 from parallax_docker.runtime.labels import MANAGED, AgentLabels, selector
@@ -44,8 +45,9 @@ from parallax_docker.runtime.registry import AgentRecord, Registry
 from parallax_docker.runtime.secrets import SHELL_WRAPPER, SecretStore
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
+from parallax_docker.runtime.unprivileged import create_unprivileged
 from parallax_docker.runtime.volumes import check_named_volumes
-from parallax_docker.security import check_runtime_available, image_uid
+from parallax_docker.security import check_runtime_available
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +239,15 @@ class AgentService:
             image,
             image_ref=plan.image,
             command=plan.command,
-            uid=image_uid(image.user),
+            uid=plan_user(image.user, allow_root=self.settings.allow_root).uid,
         )
         await check_named_volumes(self.backend, plan.mounts)
         if not plan.network.is_none:
             await self._ensure_network(plan.network.name, plan.network.internal)
         spec = container_spec(plan, image, self.settings, delivery)
-        container_id = await self.backend.create(spec)
+        container_id = await create_unprivileged(
+            self.backend, spec, allow_root=self.settings.allow_root
+        )
         try:
             record.status = AgentStatus.STARTING
             await self._start(container_id, wrapped=spec.entrypoint is not None, image=plan.image)

@@ -25,6 +25,7 @@ from parallax_docker.resources import (
     validate_env_key,
     validate_name,
 )
+from parallax_docker.run_as import plan_user
 from parallax_docker.runtime.executions import EXECUTION_LABEL, home_volume
 from parallax_docker.runtime.labels import (
     MANAGED,
@@ -225,9 +226,10 @@ def container_spec(
     # A request's mount at /workspace or the home directory replaces the runtime's tmpfs there
     # (Docker would mount the tmpfs over it and hide it).
     targets = {mount.target for mount in plan.mounts}
+    run_as = plan_user(image.user, allow_root=settings.allow_root)
     tmpfs = {
         path: options
-        for path, options in runtime_tmpfs(image.user, settings.tmpfs_size).items()
+        for path, options in runtime_tmpfs(run_as, settings.tmpfs_size).items()
         if path not in targets
     }
     command = plan.command
@@ -246,6 +248,7 @@ def container_spec(
         command=command,
         entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
+        user=run_as.user,
         mounts=plan.mounts + (secrets.mounts if secrets is not None else ()),
         tmpfs=tmpfs,
         runtime=plan.runtime,

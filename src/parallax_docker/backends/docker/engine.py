@@ -34,6 +34,7 @@ from parallax_docker.backends.base import (
     VolumeInfo,
 )
 from parallax_docker.backends.docker import exec as docker_exec
+from parallax_docker.backends.docker import files as docker_files
 from parallax_docker.backends.docker import translate
 from parallax_docker.backends.docker.cgroups import CgroupReader
 from parallax_docker.backends.docker.connection import EngineConnection, timeouts
@@ -325,6 +326,11 @@ class DockerBackend:
                 if exc.status == 404:
                     return False
                 raise
+
+    async def read_file(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        return await docker_files.read_file(
+            self._client(), container_id, path, max_bytes=max_bytes, timeout=self._timeout
+        )
 
     async def get(self, container_id: str) -> ContainerState | None:
         async with engine_call("container", container_id[:12]):
