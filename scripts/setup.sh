@@ -35,9 +35,10 @@ engine_answers() {
 }
 
 # 1. Tools: curl to talk to the socket; busybox-static for the test images; debootstrap to
-#    build a Debian base image when no registry can be reached.
+#    build a Debian base image when no registry can be reached; headless Chromium and its
+#    WebDriver for the browser tests (tests/support/browser.py).
 command -v curl >/dev/null || apt_install curl ca-certificates
-apt_install busybox-static debootstrap
+apt_install busybox-static debootstrap chromium chromium-driver
 
 # 2. The Docker engine: Debian's docker.io when no engine answers on the socket.
 if ! engine_answers; then
