@@ -94,7 +94,7 @@ class FakeBackend:
         self.missing_paths: set[str] = set()
         # The images' account files, as read_file finds them in a created container.
         self.files: dict[str, bytes] = {
-            "/etc/passwd": b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n",
+            "/etc/passwd": b"root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n",
             "/etc/group": b"root:x:0:\nagent:x:1000:\n",
         }
 
