@@ -22,6 +22,8 @@ from dataclasses import dataclass
 # The conventional unprivileged "nonroot" uid of distroless images: no host account has it.
 NONROOT_UID = 65532
 NONROOT_GID = 65532
+PROJECT_USER = "agent"
+PROJECT_UID = 1000
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,15 @@ class RunAs:
     uid: int | None
     gid: int | None
     needs_lookup: bool = False
+
+    @property
+    def known_uid(self) -> int | None:
+        """The uid files may be given to before the container exists (None: any user's)."""
+        return None if self.needs_lookup else self.uid
+
+    def numeric(self) -> RunAs:
+        """The same ids given as numbers (no group can come from the image's /etc/group)."""
+        return RunAs(f"{self.uid}:{self.gid}", self.uid, self.gid)
 
 
 NONROOT = RunAs(f"{NONROOT_UID}:{NONROOT_GID}", NONROOT_UID, NONROOT_GID)
@@ -51,6 +62,9 @@ def plan_user(image_user: str | None, *, allow_root: bool) -> RunAs:
     if name.isdigit() and group == "root":
         return RunAs(f"{int(name)}:{NONROOT_GID}", int(name), NONROOT_GID)
     # A name, or a uid whose group comes from the image's files (the engine's default is 0).
+    # The project's own user name is guessed as the project images have it, to be checked.
+    if name == PROJECT_USER and not group:
+        return RunAs(image_user, PROJECT_UID, PROJECT_UID, needs_lookup=True)
     return RunAs(image_user, int(name) if name.isdigit() else None, None, needs_lookup=True)
 
 
@@ -78,6 +92,16 @@ def _groups(group: str) -> list[tuple[str, int, list[str]]]:
             members = [m for m in fields[3].split(",") if m]
             found.append((fields[0], int(fields[2]), members))
     return found
+
+
+def settle(planned: RunAs, passwd: str | None, group: str | None) -> RunAs | None:
+    """None when a ``needs_lookup`` container may start as created; else what to make it as."""
+    assert planned.user is not None
+    final = resolve(planned.user, passwd, group)
+    guessed = planned.uid == final.uid and planned.gid in (None, final.gid)
+    if final.user is None and guessed:
+        return None
+    return final if final.user is not None else final.numeric()
 
 
 def resolve(image_user: str, passwd: str | None, group: str | None) -> RunAs:

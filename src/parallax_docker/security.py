@@ -10,10 +10,10 @@ import os
 import posixpath
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from parallax_docker.backends.base import MountSpec
+from parallax_docker.backends.base import ContainerSpec, MountSpec
 from parallax_docker.errors import (
     NetworkForbiddenError,
     RuntimeForbiddenError,
@@ -166,12 +166,19 @@ def check_runtime_available(runtime: str | None, engine_runtimes: Iterable[str])
         )
 
 
+def with_run_as(spec: ContainerSpec, run_as: RunAs, tmpfs_size: str) -> ContainerSpec:
+    """``spec`` running as ``run_as``, its private tmpfs owned by it."""
+    fresh = runtime_tmpfs(run_as, tmpfs_size)
+    tmpfs = {path: fresh.get(path, options) for path, options in spec.tmpfs.items()}
+    return replace(spec, user=run_as.user, tmpfs=tmpfs)
+
+
 def runtime_tmpfs(run_as: RunAs, size: str) -> dict[str, str]:
     """Writable places on a read-only root: scratch, home, workspace and the runtime's dir.
 
-    Owned by the agent's user when its uid is known, so the agent can write its CLI config into
-    home without the root filesystem being writable; open to any user (sticky) when the image
-    names its user and only the image's files say who that is.
+    Owned by the agent's user, so the agent can write its CLI config into home without the root
+    filesystem being writable. (The engine keeps the mode of a folder the image already has
+    there, so a tmpfs must be owned by its user, not merely open to all.)
     """
     base = f"rw,nosuid,nodev,size={size}"
     uid, gid = run_as.uid, run_as.gid if run_as.gid is not None else run_as.uid

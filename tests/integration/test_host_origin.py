@@ -205,16 +205,20 @@ def test_websockets_from_another_origin_are_closed_with_1008_before_any_frame(
     assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, "ORIGIN_NOT_ALLOWED")
 
 
-def test_a_preflight_from_another_origin_gets_no_cors_answer(service: ServiceProcess) -> None:
-    response = httpx.options(
-        service.url + "/agents",
+def preflight(proc: ServiceProcess, origin: str) -> httpx.Response:
+    return httpx.options(
+        proc.url + "/agents",
         headers={
-            "Origin": "http://evil.example",
+            "Origin": origin,
             "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type",
+            "Access-Control-Request-Headers": "content-type, authorization",
         },
         timeout=10,
     )
+
+
+def test_a_preflight_from_another_origin_gets_no_cors_answer(service: ServiceProcess) -> None:
+    response = preflight(service, "http://evil.example")
     assert response.status_code == 403
     assert not any(name.startswith("access-control-") for name in response.headers)
 
@@ -232,19 +236,11 @@ def allowing(start_service: Callable[..., ServiceProcess]) -> ServiceProcess:
 def test_an_allowed_origin_gets_its_own_origin_back_never_a_wildcard(
     allowing: ServiceProcess,
 ) -> None:
-    preflight = httpx.options(
-        allowing.url + "/agents",
-        headers={
-            "Origin": "http://localhost:5173",
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type, authorization",
-        },
-        timeout=10,
-    )
-    assert preflight.status_code == 204
-    assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
-    assert "POST" in preflight.headers["access-control-allow-methods"]
-    assert "authorization" in preflight.headers["access-control-allow-headers"]
+    answer = preflight(allowing, "http://localhost:5173")
+    assert answer.status_code == 204
+    assert answer.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert "POST" in answer.headers["access-control-allow-methods"]
+    assert "authorization" in answer.headers["access-control-allow-headers"]
     response = httpx.get(
         allowing.url + "/agents", headers={"Origin": "http://localhost:5173"}, timeout=10
     )

@@ -47,11 +47,12 @@ def services(
     yield start
 
 
-def _spawn(proc: ServiceProcess, engine: Engine, **fields: Any) -> dict[str, Any]:
-    response = httpx.post(proc.url + "/agents", json=agent_body(**fields), timeout=90)
+def _spawn_with_folder(proc: ServiceProcess, user: str | None, folder: Path) -> str:
+    """A container of an image with ``USER user``, the root-owned folder mounted read-write."""
+    body = agent_body(image=user_image(user), command=SLEEP, volumes=[f"{folder}:/host-bin"])
+    response = httpx.post(proc.url + "/agents", json=body, timeout=90)
     assert response.status_code == 201, response.text
-    handle: dict[str, Any] = response.json()
-    return handle
+    return str(response.json()["containerName"])
 
 
 def _ids(engine: Engine, name: str) -> tuple[str, str]:
@@ -73,11 +74,7 @@ def test_an_image_without_a_non_root_user_cannot_write_a_root_owned_host_folder(
     root_folder: Path,
     user: str | None,
 ) -> None:
-    proc = services(False)
-    handle = _spawn(
-        proc, engine, image=user_image(user), command=SLEEP, volumes=[f"{root_folder}:/host-bin"]
-    )
-    name = handle["containerName"]
+    name = _spawn_with_folder(services(False), user, root_folder)
     try:
         assert engine.inspect(name)["Config"]["User"] == f"{NONROOT}:{NONROOT}"  # type: ignore[index]
         assert _ids(engine, name) == (NONROOT, NONROOT)
@@ -93,11 +90,7 @@ def test_an_image_without_a_non_root_user_cannot_write_a_root_owned_host_folder(
 def test_with_allow_root_the_same_image_runs_as_root(
     services: Callable[[bool], ServiceProcess], engine: Engine, root_folder: Path
 ) -> None:
-    proc = services(True)
-    handle = _spawn(
-        proc, engine, image=user_image(None), command=SLEEP, volumes=[f"{root_folder}:/host-bin"]
-    )
-    name = handle["containerName"]
+    name = _spawn_with_folder(services(True), None, root_folder)
     try:
         assert _ids(engine, name)[0] == "0"
         assert engine.exec(name, "sh", "-c", "echo ok > /host-bin/planted")[0] == 0
@@ -122,10 +115,24 @@ def test_with_allow_root_the_same_image_runs_as_root(
         ("svc", DEFAULT_PASSWD + b"svc:x:1001:0::/tmp:/bin/sh\n", DEFAULT_GROUP, ("1001", "65532")),
         # A user the image's /etc/group puts in the root group.
         ("agent", DEFAULT_PASSWD, b"root:x:0:agent\nagent:x:1000:\n", ("1000", "1000")),
-        # A plain non-root user keeps its own ids.
+        # A plain non-root user keeps its own ids, by the project's name or another.
         ("agent", DEFAULT_PASSWD, DEFAULT_GROUP, ("1000", "1000")),
+        (
+            "worker",
+            DEFAULT_PASSWD + b"worker:x:2000:2000::/tmp:/bin/sh\n",
+            DEFAULT_GROUP + b"worker:x:2000:\n",
+            ("2000", "2000"),
+        ),
     ],
-    ids=["name-uid-0", "gid-0", "group-root", "primary-group-0", "member-of-root", "non-root"],
+    ids=[
+        "name-uid-0",
+        "gid-0",
+        "group-root",
+        "primary-group-0",
+        "member-of-root",
+        "non-root",
+        "other-name",
+    ],
 )
 def test_root_by_another_name_or_group_runs_unprivileged(
     spawn: Callable[..., dict[str, Any]],
@@ -137,6 +144,9 @@ def test_root_by_another_name_or_group_runs_unprivileged(
 ) -> None:
     handle = spawn(image=user_image(user, passwd, group), command=SLEEP)
     assert _ids(engine, handle["containerName"]) == expected
+    # Whoever it turned out to be, its home and workspace are its own to write.
+    touched = engine.exec(handle["containerName"], "touch", "/home/agent/x", "/workspace/y")
+    assert touched[0] == 0
 
 
 def test_the_terminal_of_a_root_image_is_unprivileged(

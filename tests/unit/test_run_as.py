@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from parallax_docker.run_as import NONROOT, RunAs, plan_user, resolve
+from parallax_docker.run_as import NONROOT, RunAs, plan_user, resolve, settle
 
 PASSWD = (
     "root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n"
@@ -53,3 +53,19 @@ def test_resolve_never_keeps_root(
     user: str, passwd: str | None, group: str | None, expected: str | None
 ) -> None:
     assert resolve(user, passwd, group).user == expected
+
+
+@pytest.mark.parametrize(
+    ("user", "passwd", "expected"),
+    [
+        ("agent", PASSWD, None),  # the guess holds: start as created
+        ("agent", "agent:x:1001:1001::/:/bin/sh\n", "1001:1001"),  # another uid: make again
+        ("node", "node:x:1000:1000::/:/bin/sh\n", "1000:1000"),  # no guess: make again
+        ("toor", PASSWD, "65532:65532"),
+    ],
+)
+def test_settle_keeps_a_container_only_when_the_planned_ids_hold(
+    user: str, passwd: str, expected: str | None
+) -> None:
+    final = settle(plan_user(user, allow_root=False), passwd, GROUP)
+    assert (final.user if final is not None else None) == expected

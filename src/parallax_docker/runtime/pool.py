@@ -63,7 +63,7 @@ from parallax_docker.errors import (
     ParallaxError,
 )
 from parallax_docker.models import SpawnRequest
-from parallax_docker.run_as import plan_user
+from parallax_docker.run_as import RunAs, plan_user
 from parallax_docker.runtime.labels import AgentLabels, container_name, selector
 from parallax_docker.runtime.readiness import wait_ready
 from parallax_docker.runtime.secrets import (
@@ -432,7 +432,7 @@ class WarmPool:
             spec = pool_container_spec(size, image, self._settings, slot, folder)
             try:
                 container_id = await create_unprivileged(
-                    self._backend, spec, allow_root=self._settings.allow_root
+                    self._backend, spec, self._run_as(image), tmpfs_size=self._settings.tmpfs_size
                 )
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -463,12 +463,15 @@ class WarmPool:
         finally:
             self._filling[size.type] -= 1
 
+    def _run_as(self, image: ImageInfo) -> RunAs:
+        return plan_user(image.user, allow_root=self._settings.allow_root)
+
     def _make_slot_dir(self, slot: str, image: ImageInfo) -> Path:
         root = self._secrets.root
         root.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder = root / f"{SLOT_DIR_PREFIX}{slot}"
         folder.mkdir(mode=0o700)
-        uid = plan_user(image.user, allow_root=self._settings.allow_root).uid
+        uid = self._run_as(image).known_uid
         claim = folder / CLAIM_DIR_NAME
         claim.mkdir(mode=0o700)
         # The container reads "go" and writes "up"; a FIFO carries no data to the filesystem,

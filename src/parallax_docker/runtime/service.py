@@ -233,20 +233,21 @@ class AgentService:
         # Everything that can refuse the spawn comes before the first thing it makes (a network).
         if self.engine is not None:
             check_runtime_available(plan.runtime, self.engine.runtimes)
+        run_as = plan_user(image.user, allow_root=self.settings.allow_root)
         delivery = self.secrets.deliver(
             record.id,
             plan.env,
             image,
             image_ref=plan.image,
             command=plan.command,
-            uid=plan_user(image.user, allow_root=self.settings.allow_root).uid,
+            uid=run_as.known_uid,
         )
         await check_named_volumes(self.backend, plan.mounts)
         if not plan.network.is_none:
             await self._ensure_network(plan.network.name, plan.network.internal)
-        spec = container_spec(plan, image, self.settings, delivery)
+        spec = container_spec(plan, image, self.settings, delivery, run_as)
         container_id = await create_unprivileged(
-            self.backend, spec, allow_root=self.settings.allow_root
+            self.backend, spec, run_as, tmpfs_size=self.settings.tmpfs_size
         )
         try:
             record.status = AgentStatus.STARTING

@@ -25,7 +25,7 @@ from parallax_docker.resources import (
     validate_env_key,
     validate_name,
 )
-from parallax_docker.run_as import plan_user
+from parallax_docker.run_as import RunAs, plan_user
 from parallax_docker.runtime.executions import EXECUTION_LABEL, home_volume
 from parallax_docker.runtime.labels import (
     MANAGED,
@@ -218,6 +218,7 @@ def container_spec(
     image: ImageInfo,
     settings: Settings,
     secrets: SecretDelivery | None = None,
+    run_as: RunAs | None = None,
 ) -> ContainerSpec:
     """The container for ``plan``; secret env arrives only through ``secrets``' mounts."""
     aliases = tuple(
@@ -226,7 +227,8 @@ def container_spec(
     # A request's mount at /workspace or the home directory replaces the runtime's tmpfs there
     # (Docker would mount the tmpfs over it and hide it).
     targets = {mount.target for mount in plan.mounts}
-    run_as = plan_user(image.user, allow_root=settings.allow_root)
+    if run_as is None:
+        run_as = plan_user(image.user, allow_root=settings.allow_root)
     tmpfs = {
         path: options
         for path, options in runtime_tmpfs(run_as, settings.tmpfs_size).items()

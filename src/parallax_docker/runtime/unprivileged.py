@@ -3,6 +3,7 @@
 A user the image names can only be told from the image's own ``/etc/passwd`` and ``/etc/group``:
 they are read from the created container, before it starts. A name that turns out to be uid 0,
 or to have group 0, is not started: the container is made again with the unprivileged numbers.
+So is one whose ids were not the planned ones, with its tmpfs owned by its real ids.
 """
 
 from __future__ import annotations
@@ -10,22 +11,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import replace
 
 from parallax_docker.backends.base import Backend, ContainerSpec
 from parallax_docker.errors import ParallaxError
-from parallax_docker.run_as import plan_user, resolve
+from parallax_docker.run_as import RunAs, settle
+from parallax_docker.security import with_run_as
 
 log = logging.getLogger(__name__)
 
 _MAX_ACCOUNTS_BYTES = 1024 * 1024
 
 
-async def create_unprivileged(backend: Backend, spec: ContainerSpec, *, allow_root: bool) -> str:
-    """``backend.create(spec)``, made again with numbers when its named user is root."""
+async def create_unprivileged(
+    backend: Backend, spec: ContainerSpec, planned: RunAs, *, tmpfs_size: str
+) -> str:
+    """``backend.create(spec)``; made again as the image's real, never-root ids when needed."""
     container_id = await backend.create(spec)
-    planned = plan_user(spec.user, allow_root=allow_root)
-    if allow_root or not planned.needs_lookup or spec.user is None:
+    if not planned.needs_lookup or planned.user is None:
         return container_id
     try:
         passwd = await backend.read_file(container_id, "/etc/passwd", _MAX_ACCOUNTS_BYTES)
@@ -33,16 +35,17 @@ async def create_unprivileged(backend: Backend, spec: ContainerSpec, *, allow_ro
     except BaseException:
         await _discard(backend, container_id)
         raise
-    final = resolve(spec.user, _text(passwd), _text(group))
-    if final.user is None:
+    final = settle(planned, _text(passwd), _text(group))
+    if final is None:
         return container_id
     log.info(
-        "the image's user is root or in the root group: running it as %s",
+        "the image's user %s is not what was planned: running it as %s",
+        planned.user,
         final.user,
         extra={"image": spec.image},
     )
     await _discard(backend, container_id)
-    return await backend.create(replace(spec, user=final.user))
+    return await backend.create(with_run_as(spec, final, tmpfs_size))
 
 
 def _text(data: bytes | None) -> str | None:
