@@ -147,7 +147,7 @@ async def run_checks(
         checks.append(await _check_network(settings, backend))
         checks.append(await _check_images(settings, backend))
     checks.append(check_memory(memory(), settings))
-    checks.append(check_api_token(settings, os.environ, token_probe))
+    checks.append(await check_api_token(settings, os.environ, token_probe))
     return checks
 
 

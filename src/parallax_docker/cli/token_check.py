@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
@@ -10,14 +10,15 @@ from parallax_docker.cli.checks import Check
 from parallax_docker.config import Settings
 from parallax_docker.token_file import AUTO_TOKEN
 
-TokenProbe = Callable[[str], int | None]
+TokenProbe = Callable[[str], Awaitable[int | None]]
 _FIX = "Start the service with --token auto (or PARALLAX_API_TOKEN=auto): the CLI finds it."
 
 
-def probe_without_token(url: str) -> int | None:
+async def probe_without_token(url: str) -> int | None:
     """The status of GET /agents without a token, or None when nothing answers."""
     try:
-        return httpx.get(url + "/agents", timeout=3).status_code
+        async with httpx.AsyncClient(timeout=3) as client:
+            return (await client.get(url + "/agents")).status_code
     except httpx.HTTPError:
         return None
 
@@ -27,12 +28,12 @@ def service_url(settings: Settings) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
 
 
-def check_api_token(
+async def check_api_token(
     settings: Settings, environ: Mapping[str, str], probe: TokenProbe = probe_without_token
 ) -> Check:
     """Is the API protected? Asked of the running service first, else of the settings."""
     url = service_url(settings)
-    status = probe(url)
+    status = await probe(url)
     if status == 401:
         return Check("api token", "ok", f"required: {url} refuses requests without it")
     if status is not None and 200 <= status < 300:
