@@ -27,7 +27,9 @@ from pydantic import (
 
 from parallax_docker.errors import ConfigError, ParallaxError
 from parallax_docker.models import AGENT_TYPES, AgentType
+from parallax_docker.origins import host_entry, parse_origin
 from parallax_docker.resources import parse_cpu, parse_memory
+from parallax_docker.token_file import AUTO_TOKEN, DEFAULT_STATE_DIR
 
 ENV_PREFIX = "PARALLAX_"
 # A container runtime's name as the engine registers it (runc, runsc, io.containerd.runc.v2).
@@ -98,8 +100,15 @@ class Settings(BaseModel):
 
     image_prefix: str = Field("parallax/agent-")
     image_tag: str = Field("latest", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-    # Host directories that bind mounts may come from; empty means "any path the policy allows".
+    # Host directories that bind mounts may come from (read-write ones only from these; empty:
+    # no read-write host mount, read-only ones anywhere the policy allows; docs/security.md).
     allowed_host_paths: tuple[Path, ...] = Field(())
+    # Names besides the loopback ones that requests may carry in Host, and web page origins
+    # that may call the API from a browser (api/guard.py).
+    allowed_hosts: tuple[str, ...] = Field(())
+    allowed_origins: tuple[str, ...] = Field(())
+    # Let an image whose user is root run as root (otherwise it runs as NONROOT_UID).
+    allow_root: bool = False
     pids_limit: int = Field(512, ge=16, le=65536)
     log_max_size: str = Field("10m", pattern=r"^[0-9]+[kmg]$")
     log_max_files: int = Field(3, ge=1, le=100)
@@ -135,7 +144,7 @@ class Settings(BaseModel):
     allowed_runtimes: tuple[str, ...] = Field(())
     # Talking to agents (docs/messaging.md): where conversations, events and CLI session ids
     # are kept, and the default bound on one turn.
-    state_dir: Path = Field(Path("/var/lib/parallax-docker"))
+    state_dir: Path = Field(DEFAULT_STATE_DIR)
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
@@ -231,11 +240,31 @@ class Settings(BaseModel):
                 raise ValueError(f"{name[:64]!r} is not a runtime name")
         return value
 
-    @field_validator("allowed_host_paths", mode="before")
+    @field_validator("allowed_host_paths", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _split_paths(cls, value: Any) -> Any:
         if isinstance(value, str):
             value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if host_entry(name) is None:
+                raise ValueError(f"{name[:80]!r} is not a host name or address")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in value:
+            if parse_origin(origin) is None:
+                # "*" and "null" too: every page, or any sandboxed or file: page, is no origin.
+                raise ValueError(
+                    f"{origin[:80]!r} is not an origin: give scheme://host[:port], such as "
+                    "http://localhost:5173"
+                )
         return value
 
     @field_validator("allowed_host_paths")
@@ -296,6 +325,10 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         for name in (_BARE_NAMES.get(field), ENV_PREFIX + field.upper()):
             if name and name in env:
                 values[field] = env[name]
+    if values.get("api_token") == AUTO_TOKEN:
+        # "auto" names no token: `serve` makes or reads the one in the state directory
+        # (token_file.py) and passes it in; other commands only look at that file.
+        del values["api_token"]
     values.update(overrides)
     try:
         return Settings.model_validate(values)

@@ -83,6 +83,26 @@ class ForbiddenError(RequestError):
     default_resolution = "docs/security.md lists what agents may be given."
 
 
+class HostNotAllowedError(ForbiddenError):
+    """The request's Host is not a name the service is served as (DNS rebinding, a stray proxy)."""
+
+    code = "HOST_NOT_ALLOWED"
+    default_resolution = (
+        "Call the service by a loopback name (127.0.0.1, localhost, [::1]) or add the name to "
+        "PARALLAX_ALLOWED_HOSTS."
+    )
+
+
+class OriginNotAllowedError(ForbiddenError):
+    """A browser request from a page of another origin (cross-site request forgery)."""
+
+    code = "ORIGIN_NOT_ALLOWED"
+    default_resolution = (
+        "Web pages of other origins may not call the service; add the page's origin "
+        "(scheme://host:port) to PARALLAX_ALLOWED_ORIGINS if it is yours."
+    )
+
+
 class VolumeForbiddenError(ForbiddenError):
     code = "VOLUME_FORBIDDEN"
     default_resolution = (

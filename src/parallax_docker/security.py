@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
-from parallax_docker.backends.base import MountSpec
+from parallax_docker.backends.base import ContainerSpec, MountSpec
 from parallax_docker.errors import (
     NetworkForbiddenError,
     RuntimeForbiddenError,
@@ -22,28 +21,14 @@ from parallax_docker.errors import (
     ValidationError,
     VolumeForbiddenError,
 )
+from parallax_docker.host_paths import check_host_path, within
 from parallax_docker.resources import NAME_RE, VolumeRequest
+from parallax_docker.run_as import RunAs
+from parallax_docker.volume_owner import check_volume_name
 
-# Host paths that give a way out of the container: never mounted, nor anything under them, nor
-# any folder that contains one of them (mounting /var would expose /var/run/docker.sock).
-FORBIDDEN_HOST_PATHS: tuple[str, ...] = (
-    "/",
-    "/proc",
-    "/sys",
-    "/dev",
-    "/etc",
-    "/boot",
-    "/run",
-    "/var/run",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-    "/root",
-)
 # Container paths a mount may not cover: the kernel's views and the runtime's own mounts.
 RESERVED_TARGETS: tuple[str, ...] = ("/", "/proc", "/sys", "/dev", "/run/parallax", "/tmp")  # noqa: S108
 
-AGENT_USER = "agent"
-AGENT_UID = 1000
 AGENT_HOME = "/home/agent"
 AGENT_WORKSPACE = "/workspace"
 AGENT_RUN_DIR = "/run/parallax"
@@ -86,91 +71,12 @@ def choose_network(requested: str | None, default_network: str) -> NetworkChoice
     return NetworkChoice(requested)
 
 
-def _is_within(path: str, parent: str) -> bool:
-    return path == parent or parent == "/" or path.startswith(parent.rstrip("/") + "/")
-
-
-def check_host_path(
-    source: str,
-    *,
-    docker_socket: str,
-    allowed_roots: Iterable[os.PathLike[str] | str] = (),
-    protected: Iterable[os.PathLike[str] | str] = (),
-) -> str:
-    """Resolve ``source`` (symlinks, ``..``) and return it if it may be bind-mounted.
-
-    ``protected`` adds the service's own host paths (its secrets directory) to the forbidden
-    ones. A path that is another name for a forbidden one (a bind mount of it elsewhere, the
-    same inode) and a regular file with other hard links are refused too.
-    """
-    if not source.startswith("/"):
-        raise VolumeForbiddenError(f"host path {source[:200]!r} is not absolute")
-    shown = repr(source[:200])
-    try:
-        resolved = os.path.realpath(source)
-        socket_paths = {docker_socket, os.path.realpath(docker_socket)}
-        own = {os.path.realpath(path) for path in protected}
-        roots = [os.path.realpath(root) for root in allowed_roots]
-    except OSError as exc:
-        # /proc/<pid>/root and the like: a path that cannot be resolved is not mounted.
-        raise VolumeForbiddenError(
-            f"host path {shown} cannot be resolved ({exc.strerror})"
-        ) from None
-    forbidden = set(FORBIDDEN_HOST_PATHS) | socket_paths | own
-    # By name first, before the path is looked at: a refusal must not tell whether a protected
-    # path exists.
-    for bad in sorted(forbidden):
-        # "/" is forbidden itself; everything else also as a parent and as a child.
-        hit = (
-            resolved == bad
-            if bad == "/"
-            else (_is_within(resolved, bad) or _is_within(bad, resolved))
-        )
-        if hit:
-            raise VolumeForbiddenError(f"host path {shown} is or contains a protected system path")
-    if roots and not any(_is_within(resolved, root) for root in roots):
-        raise VolumeForbiddenError(
-            f"host path {shown} is outside the allowed host paths",
-            resolution="Mount a directory under one of PARALLAX_ALLOWED_HOST_PATHS.",
-        )
-    try:
-        info = os.stat(resolved)
-    except FileNotFoundError:
-        raise ValidationError(
-            f"host path {shown} does not exist",
-            resolution="Create the directory on the host first; it is never created for you.",
-        ) from None
-    except OSError as exc:
-        raise VolumeForbiddenError(f"host path {shown} cannot be read ({exc.strerror})") from None
-    if (
-        stat.S_ISSOCK(info.st_mode)
-        or stat.S_ISCHR(info.st_mode)
-        or stat.S_ISBLK(info.st_mode)
-        or stat.S_ISFIFO(info.st_mode)
-    ):
-        raise VolumeForbiddenError(f"host path {shown} is a socket or device file")
-    if stat.S_ISREG(info.st_mode) and info.st_nlink > 1:
-        # Its other names are unknown: one of them may lie under /etc.
-        raise VolumeForbiddenError(f"host path {shown} is a file with other hard links")
-    if any(_same_inode(info, bad) for bad in forbidden):
-        raise VolumeForbiddenError(f"host path {shown} is another name for a protected system path")
-    return resolved
-
-
-def _same_inode(info: os.stat_result, path: str) -> bool:
-    try:
-        other = os.stat(path)
-    except OSError:
-        return False
-    return (other.st_dev, other.st_ino) == (info.st_dev, info.st_ino)
-
-
 def check_target(target: str, taken: set[str]) -> str:
     if "\\" in target or any(part == ".." for part in PurePosixPath(target).parts):
         raise VolumeForbiddenError(f"container path {target[:200]!r} may not contain '..'")
     normal = posixpath.normpath("/" + target.lstrip("/"))
     for reserved in RESERVED_TARGETS:
-        if normal == reserved or (reserved != "/" and _is_within(normal, reserved)):
+        if normal == reserved or (reserved != "/" and within(normal, reserved)):
             raise VolumeForbiddenError(
                 f"container path {target[:200]!r} would cover a protected path ({reserved})"
             )
@@ -197,10 +103,15 @@ def volume_mounts(
         target = check_target(request.target, taken)
         if request.is_bind:
             source = check_host_path(
-                request.source, docker_socket=docker_socket, allowed_roots=roots, protected=own
+                request.source,
+                docker_socket=docker_socket,
+                read_only=request.read_only,
+                allowed_roots=roots,
+                protected=own,
             )
             mounts.append(MountSpec("bind", target, source, request.read_only))
         else:
+            check_volume_name(request.source)
             mounts.append(
                 MountSpec(
                     "volume", target, request.source, request.read_only, volume_labels=volume_labels
@@ -255,36 +166,26 @@ def check_runtime_available(runtime: str | None, engine_runtimes: Iterable[str])
         )
 
 
-def image_uid(user: str | None) -> int | None:
-    """The uid an image's USER runs as, when it can be known without the image's passwd."""
-    return _uid_of(user)
+def with_run_as(spec: ContainerSpec, run_as: RunAs, tmpfs_size: str) -> ContainerSpec:
+    """``spec`` running as ``run_as``, its private tmpfs owned by it."""
+    fresh = runtime_tmpfs(run_as, tmpfs_size)
+    tmpfs = {path: fresh.get(path, options) for path, options in spec.tmpfs.items()}
+    return replace(spec, user=run_as.user, tmpfs=tmpfs)
 
 
-def runtime_tmpfs(user: str | None, size: str) -> dict[str, str]:
+def runtime_tmpfs(run_as: RunAs, size: str) -> dict[str, str]:
     """Writable places on a read-only root: scratch, home, workspace and the runtime's dir.
 
-    Owned by the image's user when its uid is known, so the agent can write its CLI config into
-    home without the root filesystem being writable.
+    Owned by the agent's user, so the agent can write its CLI config into home without the root
+    filesystem being writable. (The engine keeps the mode of a folder the image already has
+    there, so a tmpfs must be owned by its user, not merely open to all.)
     """
-    uid = _uid_of(user)
     base = f"rw,nosuid,nodev,size={size}"
-    private = f"{base},uid={uid},gid={uid},mode=0700" if uid is not None else f"{base},mode=1777"
+    uid, gid = run_as.uid, run_as.gid if run_as.gid is not None else run_as.uid
+    private = f"{base},uid={uid},gid={gid},mode=0700" if uid is not None else f"{base},mode=1777"
     return {
         "/tmp": f"{base},mode=1777",  # noqa: S108 - a tmpfs inside the container, not the host's
         AGENT_RUN_DIR: private,
         AGENT_HOME: private,
         AGENT_WORKSPACE: private,
     }
-
-
-def _uid_of(user: str | None) -> int | None:
-    if not user:
-        return 0
-    name = user.split(":", 1)[0]
-    if name.isdigit():
-        return int(name)
-    if name == AGENT_USER:
-        return AGENT_UID
-    if name == "root":
-        return 0
-    return None

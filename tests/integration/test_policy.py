@@ -109,7 +109,7 @@ def test_missing_host_path_is_an_error_not_a_new_folder(
     refused: Callable[..., Any], tmp_path: Path
 ) -> None:
     missing = tmp_path / "nope"
-    refused(422, "VALIDATION_ERROR", volumes=[f"{missing}:/data"])
+    refused(422, "VALIDATION_ERROR", volumes=[f"{missing}:/data:ro"])
     assert not missing.exists()
 
 

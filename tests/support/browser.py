@@ -24,6 +24,8 @@ T = TypeVar("T")
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+# How long one script may run in the page (its own timeouts are shorter).
+SCRIPT_TIMEOUT_S = 60
 FLAGS = (
     "--headless=new",
     "--no-sandbox",  # as root there is no user namespace sandbox to use
@@ -73,6 +75,7 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[WebDriver]:
     options.add_argument(f"--window-size={width},{height}")
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_script_timeout(SCRIPT_TIMEOUT_S)
     try:
         driver.execute_cdp_cmd(
             "Page.addScriptToEvaluateOnNewDocument", {"source": _RECORD_VIOLATIONS}
@@ -100,3 +103,16 @@ def console_errors(driver: WebDriver) -> list[str]:
     # get_log is Chromium's own (its driver class, not the base one, declares it).
     entries: list[dict[str, Any]] = cast(Any, driver).get_log("browser")
     return [entry["message"] for entry in entries if entry["level"] == "SEVERE"]
+
+
+def run_async(driver: WebDriver, body: str, *args: Any) -> Any:
+    """Run ``body`` (an async function body: ``await`` allowed, ``return`` its result) in the
+    page and return what it returns; an exception in the page comes back as ``{"error": ...}``.
+    """
+    script = (
+        "const done = arguments[arguments.length - 1];"
+        "const args = Array.from(arguments).slice(0, -1);"
+        f"(async (...arguments) => {{ {body} }})(...args)"
+        ".then(done, e => done({error: String(e)}));"
+    )
+    return driver.execute_async_script(script, *args)

@@ -66,17 +66,21 @@ while true; do sleep 1; done"]
 _DEFINITION = hashlib.sha256(repr((_APPLETS, _AGENT_DOCKERFILE)).encode()).hexdigest()[:12]
 
 
-def _image_current(ref: str) -> bool:
+def _image_current(ref: str, definition: str = _DEFINITION) -> bool:
     result = subprocess.run(
         [DOCKER, "image", "inspect", "--format", '{{index .Config.Labels "parallax.test"}}', ref],
         capture_output=True,
         check=False,
         text=True,
     )
-    return result.returncode == 0 and result.stdout.strip() == _DEFINITION
+    return result.returncode == 0 and result.stdout.strip() == definition
 
 
-def _rootfs_tar() -> bytes:
+DEFAULT_PASSWD = b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n"
+DEFAULT_GROUP = b"root:x:0:\nagent:x:1000:\n"
+
+
+def _rootfs_tar(passwd: bytes = DEFAULT_PASSWD, group: bytes = DEFAULT_GROUP) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
 
@@ -102,12 +106,28 @@ def _rootfs_tar() -> bytes:
             info.type = tarfile.SYMTYPE
             info.linkname = "busybox"
             tar.addfile(info)
-        add_file(
-            "etc/passwd",
-            b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/agent:/bin/sh\n",
-        )
-        add_file("etc/group", b"root:x:0:\nagent:x:1000:\n")
+        add_file("etc/passwd", passwd)
+        add_file("etc/group", group)
     return buffer.getvalue()
+
+
+def user_image(
+    user: str | None, passwd: bytes = DEFAULT_PASSWD, group: bytes = DEFAULT_GROUP
+) -> str:
+    """The busybox image with ``USER user`` (None: no USER at all) and these account files."""
+    definition = hashlib.sha256(repr((_DEFINITION, user, passwd, group)).encode()).hexdigest()[:12]
+    ref = f"parallax-test/user-{definition}:latest"
+    if _image_current(ref, definition):
+        return ref
+    changes = ["WORKDIR /workspace", "ENV PATH=/bin", 'CMD ["/bin/sh"]']
+    changes += [f"LABEL parallax.test={definition}"] + ([f"USER {user}"] if user else [])
+    subprocess.run(
+        [DOCKER, "import", *(arg for c in changes for arg in ("--change", c)), "-", ref],
+        input=_rootfs_tar(passwd, group),
+        check=True,
+        capture_output=True,
+    )
+    return ref
 
 
 def ensure_test_images(rebuild: bool = False) -> None:

@@ -140,6 +140,11 @@ class FakeBackend:
         # A kill exec (the turn wrapper's kill script) ends the hung turns, as on an engine.
         self._killed = asyncio.Event()
         self.events: asyncio.Queue[ContainerEvent] = asyncio.Queue()
+        # The images' account files, as read_file finds them in a created container.
+        self.files: dict[str, bytes] = {
+            "/etc/passwd": b"root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/home/agent:/bin/sh\n",
+            "/etc/group": b"root:x:0:\nagent:x:1000:\n",
+        }
 
     def called(self, name: str) -> list[Any]:
         return [args for call, args in self.calls if call == name]
@@ -255,6 +260,10 @@ class FakeBackend:
     async def get(self, container_id: str) -> ContainerState | None:
         await self._step("get", container_id)
         return self.containers.get(container_id)
+
+    async def read_file(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        await self._step("read_file", (container_id, path))
+        return self.files.get(path)
 
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]:
         await self._step("list", dict(labels))
@@ -481,5 +490,7 @@ def unit_environ(**extra: str) -> dict[str, str]:
     return {
         "PARALLAX_STATE_DIR": str(scratch / "state"),
         "PARALLAX_SECRETS_DIR": str(scratch / "secrets"),
+        # The apps under test are called as http://test (httpx's base_url in these tests).
+        "PARALLAX_ALLOWED_HOSTS": "test",
         **extra,
     }

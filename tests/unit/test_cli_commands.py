@@ -11,7 +11,7 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from parallax_docker.backends.base import EngineInfo
-from parallax_docker.cli import doctor
+from parallax_docker.cli import doctor, token_check
 from parallax_docker.cli.connection import complete_status
 from parallax_docker.cli.main import build_app
 from parallax_docker.config import load_settings
@@ -120,10 +120,38 @@ def test_too_little_memory_fails() -> None:
     assert doctor.check_memory(8 * 1024**3, settings).outcome == "ok"
 
 
+async def _nothing_answers(url: str) -> int | None:
+    return None
+
+
+@pytest.mark.parametrize(
+    ("status", "env", "outcome", "words"),
+    [
+        (401, {}, "ok", "required"),
+        (200, {}, "warn", "every local user"),
+        (None, {"PARALLAX_API_TOKEN": "auto"}, "ok", "configured"),
+        (None, {}, "warn", "none configured"),
+    ],
+)
+async def test_doctor_says_whether_the_api_asks_for_a_token(
+    status: int | None, env: dict[str, str], outcome: str, words: str
+) -> None:
+    async def probe(url: str) -> int | None:
+        assert url == "http://127.0.0.1:3200"
+        return status
+
+    check = await token_check.check_api_token(load_settings({}), env, probe)
+    assert (check.outcome, words in check.detail) == (outcome, True)
+    if outcome == "warn":
+        assert "--token auto" in check.fix
+
+
 async def test_an_unreachable_engine_fails_and_skips_network_and_images() -> None:
     backend = FakeBackend()
     backend.fail["ping"] = SocketError("no engine")
-    checks = await doctor.run_checks(load_settings({}), backend, memory=lambda: 8 * 1024**3)
+    checks = await doctor.run_checks(
+        load_settings({}), backend, memory=lambda: 8 * 1024**3, token_probe=_nothing_answers
+    )
     by_name = {c.name: c for c in checks}
     assert by_name["engine answers"].outcome == "fail"
     assert "agent network" not in by_name and "agent images" not in by_name
@@ -134,7 +162,9 @@ async def test_missing_images_are_a_warning_naming_the_build_command() -> None:
     backend.info = engine_info()
     settings = load_settings({})
     backend.images[settings.image_for("claude")] = image()
-    checks = await doctor.run_checks(settings, backend, memory=lambda: 8 * 1024**3)
+    checks = await doctor.run_checks(
+        settings, backend, memory=lambda: 8 * 1024**3, token_probe=_nothing_answers
+    )
     images = next(c for c in checks if c.name == "agent images")
     assert images.outcome == "warn"
     assert "claude" in images.detail.split(";")[0]

@@ -14,6 +14,7 @@ from parallax_docker.backends.base import ImageInfo
 from parallax_docker.config import PoolSize, Settings, load_settings
 from parallax_docker.errors import ConfigError, EngineError, HealthCheckFailedError
 from parallax_docker.models import SpawnRequest
+from parallax_docker.run_as import NONROOT
 from parallax_docker.runtime.labels import AgentLabels
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.fit import POOL, POOL_TYPE, pool_spec, unfit_reason
@@ -131,7 +132,7 @@ def test_the_pool_image_of_a_type_defaults_to_the_types_image(tmp_path: Path) ->
 
 def test_a_pooled_container_carries_pool_labels_and_no_agent_identity(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123")
+    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123", NONROOT)
     assert spec.labels[POOL] == "true" and spec.labels[POOL_TYPE] == "custom"
     assert spec.labels["parallax.instance"] == settings.instance
     assert AgentLabels.decode(spec.labels) is None
@@ -140,7 +141,7 @@ def test_a_pooled_container_carries_pool_labels_and_no_agent_identity(tmp_path: 
 
 def test_a_pooled_container_is_hardened_like_an_agent(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123")
+    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123", NONROOT)
     assert spec.read_only_rootfs and spec.cap_drop_all and spec.no_new_privileges and spec.init
     assert spec.memory_bytes == settings.default_memory_bytes
     assert spec.nano_cpus == settings.default_nano_cpus

@@ -20,13 +20,14 @@ from parallax_docker.errors import (
     ValidationError,
     VolumeForbiddenError,
 )
+from parallax_docker.host_paths import check_host_path
 from parallax_docker.resources import VolumeRequest
+from parallax_docker.run_as import plan_user
 from parallax_docker.security import (
     AGENT_HOME,
     AGENT_RUN_DIR,
     AGENT_WORKSPACE,
     NetworkChoice,
-    check_host_path,
     check_image_ref,
     check_runtime_available,
     check_target,
@@ -459,41 +460,57 @@ def test_volume_mounts_refuses_a_reserved_target_for_a_named_volume() -> None:
 PRIVATE = (AGENT_RUN_DIR, AGENT_HOME, AGENT_WORKSPACE)
 
 
+def _tmpfs(user: str | None, allow_root: bool = False) -> dict[str, str]:
+    return runtime_tmpfs(plan_user(user, allow_root=allow_root), "64m")
+
+
 def test_runtime_tmpfs_covers_scratch_home_workspace_and_the_runtime_dir() -> None:
-    assert set(runtime_tmpfs("agent", "64m")) == {"/tmp", *PRIVATE}
+    assert set(_tmpfs("1000:1000")) == {"/tmp", *PRIVATE}
 
 
 def test_runtime_tmpfs_keeps_tmp_world_writable_and_sticky() -> None:
-    assert runtime_tmpfs("agent", "64m")["/tmp"] == "rw,nosuid,nodev,size=64m,mode=1777"
+    assert _tmpfs("1000:1000")["/tmp"] == "rw,nosuid,nodev,size=64m,mode=1777"
 
 
-@pytest.mark.parametrize("user", ["agent", "1000", "1000:1000", "agent:agent"])
-def test_runtime_tmpfs_gives_private_dirs_to_the_agent_user(user: str) -> None:
+def test_runtime_tmpfs_gives_private_dirs_to_a_numeric_user() -> None:
     for path in PRIVATE:
-        assert runtime_tmpfs(user, "64m")[path] == (
-            "rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700"
-        )
+        assert _tmpfs("1000:1000")[path] == "rw,nosuid,nodev,size=64m,uid=1000,gid=1000,mode=0700"
 
 
-@pytest.mark.parametrize("user", [None, "", "root", "0", "0:0"])
-def test_runtime_tmpfs_gives_private_dirs_to_root_when_the_image_runs_as_root(
+@pytest.mark.parametrize("user", [None, "", "root", "0", "0:0", "root:root", "0:1000"])
+def test_runtime_tmpfs_gives_private_dirs_to_the_unprivileged_user_of_a_root_image(
     user: str | None,
 ) -> None:
     for path in PRIVATE:
-        assert runtime_tmpfs(user, "64m")[path] == "rw,nosuid,nodev,size=64m,uid=0,gid=0,mode=0700"
+        assert _tmpfs(user)[path] == "rw,nosuid,nodev,size=64m,uid=65532,gid=65532,mode=0700"
 
 
-def test_runtime_tmpfs_uses_a_numeric_uid_as_given() -> None:
-    assert "uid=1234,gid=1234,mode=0700" in runtime_tmpfs("1234:1234", "64m")[AGENT_HOME]
-
-
-def test_runtime_tmpfs_leaves_dirs_sticky_and_shared_for_an_unknown_user_name() -> None:
+@pytest.mark.parametrize("user", [None, "", "root", "0", "0:0"])
+def test_runtime_tmpfs_gives_private_dirs_to_root_when_root_is_allowed(user: str | None) -> None:
     for path in PRIVATE:
-        assert runtime_tmpfs("node", "64m")[path] == "rw,nosuid,nodev,size=64m,mode=1777"
+        assert _tmpfs(user, allow_root=True)[path] == (
+            "rw,nosuid,nodev,size=64m,uid=0,gid=0,mode=0700"
+        )
+
+
+def test_runtime_tmpfs_replaces_group_zero() -> None:
+    assert "uid=1234,gid=65532,mode=0700" in _tmpfs("1234:0")[AGENT_HOME]
+
+
+@pytest.mark.parametrize("user", ["node", "agent:agent"])
+def test_runtime_tmpfs_is_planned_open_for_a_user_name(user: str) -> None:
+    # Who a name is, only the image's /etc/passwd tells (read after create, which then makes
+    # the container again with the tmpfs owned by the real ids: runtime/unprivileged.py).
+    for path in PRIVATE:
+        assert _tmpfs(user)[path] == "rw,nosuid,nodev,size=64m,mode=1777"
+
+
+def test_runtime_tmpfs_guesses_the_project_user() -> None:
+    assert "uid=1000,gid=1000,mode=0700" in _tmpfs("agent")[AGENT_HOME]
 
 
 def test_runtime_tmpfs_never_allows_setuid_or_devices() -> None:
-    for options in runtime_tmpfs("agent", "64m").values():
+    for options in _tmpfs("1000:1000").values():
         assert {"nosuid", "nodev"} <= set(options.split(","))
 
 

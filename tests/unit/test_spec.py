@@ -402,8 +402,25 @@ def test_container_spec_defaults_the_workdir_to_the_workspace(settings: Settings
 
 
 def test_container_spec_owns_the_tmpfs_by_the_images_user(settings: Settings) -> None:
-    spec = container_spec(plan(settings), image(user="agent"), settings)
+    spec = container_spec(plan(settings), image(user="1000:1000"), settings)
     assert "uid=1000" in spec.tmpfs["/home/agent"]
+    assert spec.user == "1000:1000"
+
+
+@pytest.mark.parametrize("user", [None, "", "root", "0", "0:0", "root:root"])
+def test_container_spec_runs_a_root_image_as_the_unprivileged_user(
+    settings: Settings, user: str | None
+) -> None:
+    spec = container_spec(plan(settings), image(user=user), settings)
+    assert spec.user == "65532:65532"
+    assert "uid=65532,gid=65532" in spec.tmpfs["/home/agent"]
+
+
+def test_container_spec_keeps_a_root_image_as_root_when_allowed() -> None:
+    allowed = load_settings(environ={"PARALLAX_ALLOW_ROOT": "true"})
+    spec = container_spec(plan(allowed), image(user=None), allowed)
+    assert spec.user is None
+    assert "uid=0,gid=0" in spec.tmpfs["/home/agent"]
 
 
 def test_container_spec_takes_log_rotation_and_grace_from_the_settings() -> None:

@@ -16,6 +16,7 @@ from parallax_docker import __version__
 from parallax_docker.api.auth import BearerAuthMiddleware
 from parallax_docker.api.dashboard import DashboardMiddleware
 from parallax_docker.api.errors import ContainErrorsMiddleware, install_error_handlers
+from parallax_docker.api.guard import HostOriginGuardMiddleware
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
 from parallax_docker.api.openapi import document_common_responses
 from parallax_docker.api.query import reject_unknown_query
@@ -24,6 +25,7 @@ from parallax_docker.api.routes import agents, executions, gc, health, messages,
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
+from parallax_docker.origins import OriginPolicy
 from parallax_docker.runtime.runtime import Runtime
 from parallax_docker.runtime.store import Store
 from parallax_docker.runtime.telemetry import PrometheusTelemetry
@@ -88,5 +90,11 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.add_middleware(DashboardMiddleware)
     document_common_responses(app, bearer=settings.api_token is not None)
     app.add_middleware(ApiPrefixMiddleware)
+    # Before the token check and routing, after the request log (docs/security.md).
+    app.add_middleware(
+        HostOriginGuardMiddleware,
+        policy=OriginPolicy(settings.allowed_hosts, settings.allowed_origins, settings.host),
+        on_refusal=lambda code: telemetry.error(code, "api"),
+    )
     app.add_middleware(RequestLogMiddleware)
     return app

@@ -18,18 +18,16 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import logging
 import re
-from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parallax_docker.api.refusals import close_websocket, send_error
 from parallax_docker.errors import UnauthorizedError
 
-WS_POLICY_VIOLATION = 1008
 WS_PROTOCOL = "bearer"
 WS_PROTOCOL_PREFIX = "bearer."
 QUERY_PARAM = "token"
@@ -127,32 +125,12 @@ def _unauthorized() -> UnauthorizedError:
 
 
 async def _refuse_http(send: Send) -> None:
-    body = json.dumps(_unauthorized().to_body()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": UnauthorizedError.http_status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", _CHALLENGE),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_error(send, _unauthorized(), [(b"www-authenticate", _CHALLENGE)])
 
 
 async def _refuse_websocket(receive: Receive, send: Send, offered_plain: bool) -> None:
-    message = await receive()
-    if message["type"] != "websocket.connect":
-        return
-    accept: dict[str, Any] = {"type": "websocket.accept"}
-    if offered_plain:
-        accept["subprotocol"] = WS_PROTOCOL
-    await send(accept)
-    await send(
-        {"type": "websocket.close", "code": WS_POLICY_VIOLATION, "reason": UnauthorizedError.code}
-    )
+    subprotocol = WS_PROTOCOL if offered_plain else None
+    await close_websocket(receive, send, UnauthorizedError.code, subprotocol)
 
 
 _QUERY_TOKEN = re.compile(r"([?&]" + QUERY_PARAM + r"=)[^&\s\"']*")

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parallax_docker.api.refusals import send_error
 from parallax_docker.errors import PayloadTooLargeError
 
 API_PREFIX = "/api"
@@ -74,16 +73,4 @@ class BodyLimitMiddleware:
         return PayloadTooLargeError(f"the request body is larger than {self.max_bytes} bytes")
 
     async def _refuse(self, send: Send) -> None:
-        error = self._error()
-        body = json.dumps(error.to_body()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": error.http_status,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await send_error(send, self._error())

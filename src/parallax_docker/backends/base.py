@@ -291,6 +291,11 @@ class Backend(Protocol):
 
     async def get(self, container_id: str) -> ContainerState | None: ...
 
+    async def read_file(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        """A small regular file of the container's filesystem (created or running); None when
+        there is none at ``path`` or it is larger than ``max_bytes``."""
+        ...
+
     async def list(self, labels: Mapping[str, str]) -> builtins.list[ContainerState]: ...
 
     # -- processes in a container -----------------------------------------------------------

@@ -13,9 +13,9 @@ import os
 import re
 import stat
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -23,21 +23,14 @@ from rich.text import Text
 
 from parallax_docker.backends.base import Backend, EngineInfo
 from parallax_docker.cli import output
+from parallax_docker.cli.checks import Check
+from parallax_docker.cli.token_check import TokenProbe, check_api_token, probe_without_token
 from parallax_docker.config import Settings, load_settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.images import catalog
 
 MIN_ENGINE = (20, 10)
-Outcome = Literal["ok", "warn", "fail"]
 _MARK = {"ok": ("ok", "green"), "warn": ("warn", "yellow"), "fail": ("FAIL", "bold red")}
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    outcome: Outcome
-    detail: str
-    fix: str = ""
 
 
 def engine_version(version: str) -> tuple[int, int] | None:
@@ -140,6 +133,7 @@ async def run_checks(
     settings: Settings,
     backend: Backend,
     memory: Callable[[], int | None] = available_memory,
+    token_probe: TokenProbe = probe_without_token,
 ) -> list[Check]:
     checks = [check_socket(settings.docker_socket)]
     info: EngineInfo | None = None
@@ -153,6 +147,7 @@ async def run_checks(
         checks.append(await _check_network(settings, backend))
         checks.append(await _check_images(settings, backend))
     checks.append(check_memory(memory(), settings))
+    checks.append(await check_api_token(settings, os.environ, token_probe))
     return checks
 
 
@@ -209,7 +204,8 @@ def checks_table(checks: list[Check]) -> Table:
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Print the checks as JSON.")] = False,
 ) -> None:
-    """Check the Docker socket, engine version (>= 20.10), agent network, images, free memory."""
+    """Check the Docker socket, engine version (>= 20.10), agent network, images, free memory,
+    and whether the API asks for a token."""
     try:
         settings = load_settings()
     except ParallaxError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,15 @@ def serve(
     human_logs: Annotated[
         bool, typer.Option("--human-logs", help="Plain text logs instead of JSON lines.")
     ] = False,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            "--token",
+            help="'auto': use the token kept in the state directory, made on the first start "
+            "(PARALLAX_API_TOKEN=auto does the same). The CLI and the client find it there.",
+            show_default=False,
+        ),
+    ] = None,
     token_file: Annotated[
         Path | None,
         typer.Option(
@@ -66,6 +76,7 @@ def serve(
 
     from parallax_docker.api.app import create_app
     from parallax_docker.api.auth import redact_query_tokens_in_logs
+    from parallax_docker.cli.exposure import log_exposure, token_overrides
     from parallax_docker.config import check_exposure, load_settings, read_token_file
     from parallax_docker.logging_setup import configure_logging
 
@@ -80,12 +91,15 @@ def serve(
         if token_file is not None:
             overrides["api_token"] = read_token_file(token_file)
         settings = load_settings(None, **overrides)
+        overrides.update(token_overrides(settings, token, os.environ))
+        settings = load_settings(None, **overrides)
         check_exposure(settings, insecure=insecure)
     except ConfigError as exc:
         typer.echo(f"error [{exc.code}]: {exc.message}\nhint: {exc.resolution}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log_level, json_lines=not human_logs)
     redact_query_tokens_in_logs()
+    log_exposure(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -13,7 +13,8 @@ Exit codes (docs/cli.md shows the same table):
 4   conflict: CONFLICT (id or name taken), AGENT_STATE, AGENT_BUSY, EXECUTION_IN_USE
 5   the Docker engine is unreachable: SOCKET_ERROR
 6   the service is unreachable, timed out or is not a parallax-docker service
-7   authentication: UNAUTHORIZED (missing or wrong token), FORBIDDEN
+7   authentication: UNAUTHORIZED (missing or wrong token), FORBIDDEN, HOST_NOT_ALLOWED,
+    ORIGIN_NOT_ALLOWED
 8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, RUNTIME_FORBIDDEN, ``*_FORBIDDEN``
 9   resources: LIMIT_ABOVE_HOST (a limit above the host), RESOURCE_LIMIT (no capacity left)
 10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED; an error answer
@@ -72,6 +73,8 @@ EXIT_CODES: dict[str, int] = {
     "BAD_RESPONSE": EXIT_SERVICE_DOWN,
     "UNAUTHORIZED": EXIT_AUTH,
     "FORBIDDEN": EXIT_AUTH,
+    "HOST_NOT_ALLOWED": EXIT_AUTH,
+    "ORIGIN_NOT_ALLOWED": EXIT_AUTH,
     "VOLUME_FORBIDDEN": EXIT_FORBIDDEN,
     "NETWORK_FORBIDDEN": EXIT_FORBIDDEN,
     "RESOURCE_LIMIT": EXIT_RESOURCES,

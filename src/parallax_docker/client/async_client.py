@@ -33,7 +33,8 @@ class AsyncClient:
     """Talks to one service. Use as ``async with``, or ``await close()``.
 
     ``url`` defaults to ``PARALLAX_URL`` then ``http://127.0.0.1:3200``; ``token`` to
-    ``PARALLAX_API_TOKEN``. ``transport`` is handed to httpx (tests pass ``MockTransport``).
+    ``PARALLAX_API_TOKEN``, then the local service's token file (token_file.py).
+    ``transport`` is handed to httpx (tests pass ``MockTransport``).
     """
 
     def __init__(
@@ -46,7 +47,7 @@ class AsyncClient:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.url = calls.resolve_url(url, environ)
-        self._token = calls.resolve_token(token, environ)
+        self._token = calls.resolve_token(token, environ, self.url)
         self._timeout_s = timeout_s
         self._http = httpx.AsyncClient(
             base_url=self.url,

@@ -18,6 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 from parallax_docker.client.errors import BadResponseError, error_from_response
 from parallax_docker.errors import ValidationError
 from parallax_docker.models import SendRequest, SpawnRequest
+from parallax_docker.token_file import AUTO_TOKEN, find_local_token
 
 DEFAULT_URL = "http://127.0.0.1:3200"
 URL_ENV = "PARALLAX_URL"
@@ -33,9 +34,19 @@ def resolve_url(url: str | None, environ: Mapping[str, str] | None = None) -> st
     return chosen.rstrip("/")
 
 
-def resolve_token(token: str | None, environ: Mapping[str, str] | None = None) -> str | None:
+def resolve_token(
+    token: str | None, environ: Mapping[str, str] | None = None, url: str = DEFAULT_URL
+) -> str | None:
+    """The argument, else ``PARALLAX_API_TOKEN``, else the local service's token file.
+
+    ``auto`` (what the service is told to make its own token with) means the file, which is
+    read only for a service on a loopback ``url`` (token_file.py).
+    """
     env = os.environ if environ is None else environ
-    return token or env.get(TOKEN_ENV) or None
+    given = token or env.get(TOKEN_ENV) or None
+    if given is not None and given != AUTO_TOKEN:
+        return given
+    return find_local_token(url, env)
 
 
 def auth_headers(token: str | None) -> dict[str, str]:

@@ -30,7 +30,8 @@ class Client:
     """Talks to one service. Use as a context manager, or call ``close()``.
 
     ``url`` defaults to ``PARALLAX_URL`` then ``http://127.0.0.1:3200``; ``token`` to
-    ``PARALLAX_API_TOKEN``. ``transport`` is handed to httpx (tests pass ``MockTransport``).
+    ``PARALLAX_API_TOKEN``, then the local service's token file (token_file.py).
+    ``transport`` is handed to httpx (tests pass ``MockTransport``).
     """
 
     def __init__(
@@ -43,7 +44,7 @@ class Client:
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.url = calls.resolve_url(url, environ)
-        self._token = calls.resolve_token(token, environ)
+        self._token = calls.resolve_token(token, environ, self.url)
         self._timeout_s = timeout_s
         self._http = httpx.Client(
             base_url=self.url,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from parallax_docker.backends.base import ContainerState
 from parallax_docker.models import AgentHandle, AgentStatus, AppliedResources
 from parallax_docker.resources import NANO, format_bytes
+from parallax_docker.volume_owner import RESERVED_PREFIX as RESERVED_VOLUME_PREFIX
 
 MANAGED = "parallax.managed"
 INSTANCE = "parallax.instance"
@@ -24,7 +25,7 @@ SCHEMA_VERSION = "1"
 
 # Agents spawned with one executionId share their home through a runtime-managed volume.
 EXECUTION_LABEL = "parallax.execution.id"
-HOME_VOLUME_PREFIX = "parallax-exec-"
+HOME_VOLUME_PREFIX = f"{RESERVED_VOLUME_PREFIX}exec-"
 
 
 def home_volume(execution_id: str, instance: str) -> str:

@@ -15,27 +15,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
 
 from parallax_docker.backends.base import Backend, ContainerState
 from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
-from parallax_docker.errors import AgentStateError, ParallaxError, VolumeForbiddenError
+from parallax_docker.errors import AgentStateError, ParallaxError
 from parallax_docker.models import AgentHandle, SpawnRequest
+from parallax_docker.run_as import plan_user
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
-from parallax_docker.runtime.labels import MANAGED
 from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.pool.pool import WarmPool
 from parallax_docker.runtime.readiness import wait_ready
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
-from parallax_docker.security import check_runtime_available, image_uid
+from parallax_docker.runtime.unprivileged import create_unprivileged
+from parallax_docker.runtime.volumes import check_named_volumes
+from parallax_docker.security import check_runtime_available
 
 log = logging.getLogger(__name__)
 
@@ -158,19 +159,22 @@ class Spawner:
         )
         # Everything that can refuse the spawn comes before the first thing it makes.
         check_runtime_available(plan.runtime, self._engine.require().runtimes)
-        await self._check_named_volumes(plan.named_volumes)
+        await check_named_volumes(self._backend, plan.mounts)
+        run_as = plan_user(image.user, allow_root=self._settings.allow_root)
         delivery = self._secrets.deliver(
             record.id,
             plan.env,
             image,
             image_ref=plan.image,
             command=plan.command,
-            uid=image_uid(image.user),
+            uid=run_as.known_uid,
         )
         if not plan.network.is_none:
             await self._engine.ensure_network(plan.network.name, plan.network.internal)
-        spec = container_spec(plan, image, self._settings, delivery)
-        container_id = await self._backend.create(spec)
+        spec = container_spec(plan, image, self._settings, delivery, run_as)
+        container_id = await create_unprivileged(
+            self._backend, spec, run_as, tmpfs_size=self._settings.tmpfs_size
+        )
         self._journal.note(intent, step="created", container_id=container_id)
         await self._backend.start(container_id)
         self._journal.note(intent, step="started")
@@ -181,15 +185,6 @@ class Spawner:
             health_probe(image),
             timeout_s=self._settings.ready_timeout_s,
         )
-
-    async def _check_named_volumes(self, names: Iterable[str]) -> None:
-        for name in names:
-            volume = await self._backend.get_volume(name)
-            if volume is not None and volume.labels.get(MANAGED) != "true":
-                raise VolumeForbiddenError(
-                    f"volume {name!r} exists but is not managed by the runtime",
-                    resolution="Use a new volume name; the runtime creates and labels it.",
-                )
 
     # -- failure ----------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ from parallax_docker.resources import (
     validate_env_key,
     validate_name,
 )
+from parallax_docker.run_as import RunAs, plan_user
 from parallax_docker.runtime.labels import (
     EXECUTION_LABEL,
     MANAGED,
@@ -45,6 +46,7 @@ from parallax_docker.security import (
     runtime_tmpfs,
     volume_mounts,
 )
+from parallax_docker.volume_owner import runtime_volume_labels
 
 
 def new_agent_id() -> str:
@@ -117,13 +119,15 @@ def plan_agent(
         docker_socket=settings.docker_socket,
         allowed_roots=settings.allowed_host_paths,
         volume_labels=volume_labels,
-        # The agents' secret env files must never be mounted into an agent.
-        protected=(settings.secrets_dir,),
+        # The agents' secret env files, the store and the API token are never mounted.
+        protected=(settings.secrets_dir, settings.state_dir),
     )
     if request.execution_id and AGENT_HOME not in {mount.target for mount in mounts}:
-        # Agents of one execution share their home (the CLIs' login state) through a volume.
+        # Agents of one execution share their home (the CLIs' login state) through a volume
+        # that only their executionId reaches (volume_owner.py).
         home = home_volume(request.execution_id, settings.instance)
-        mounts.append(MountSpec("volume", AGENT_HOME, home, volume_labels=volume_labels))
+        home_labels = {**volume_labels, **runtime_volume_labels()}
+        mounts.append(MountSpec("volume", AGENT_HOME, home, volume_labels=home_labels))
 
     if request.workdir is not None and not request.workdir.startswith("/"):
         raise ValidationError("workdir must be an absolute path inside the container")
@@ -215,6 +219,7 @@ def container_spec(
     image: ImageInfo,
     settings: Settings,
     secrets: SecretMounts | None = None,
+    run_as: RunAs | None = None,
 ) -> ContainerSpec:
     """The container for ``plan``; secret env arrives only through ``secrets``' mounts."""
     aliases = tuple(
@@ -223,9 +228,11 @@ def container_spec(
     # A request's mount at /workspace or the home directory replaces the runtime's tmpfs there
     # (Docker would mount the tmpfs over it and hide it).
     targets = {mount.target for mount in plan.mounts}
+    if run_as is None:
+        run_as = plan_user(image.user, allow_root=settings.allow_root)
     tmpfs = {
         path: options
-        for path, options in runtime_tmpfs(image.user, settings.tmpfs_size).items()
+        for path, options in runtime_tmpfs(run_as, settings.tmpfs_size).items()
         if path not in targets
     }
     command = plan.command
@@ -244,6 +251,7 @@ def container_spec(
         command=command,
         entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
+        user=run_as.user,
         mounts=plan.mounts + (secrets.mounts if secrets is not None else ()),
         tmpfs=tmpfs,
         runtime=plan.runtime,

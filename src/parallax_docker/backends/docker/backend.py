@@ -28,7 +28,7 @@ from parallax_docker.backends.base import (
     StatsSample,
     VolumeInfo,
 )
-from parallax_docker.backends.docker import logs, processes, translate
+from parallax_docker.backends.docker import files, logs, processes, translate
 from parallax_docker.backends.docker.cgroups import CgroupReader
 from parallax_docker.backends.docker.engine import Engine, label_filters
 from parallax_docker.backends.docker.errors import (
@@ -230,6 +230,16 @@ class DockerBackend:
         self._cgroups.forget(container_id)
         async with idempotent_call("container", "remove", container_id[:12]):
             await self._engine.containers.remove(container_id)
+
+    async def read_file(self, container_id: str, path: str, max_bytes: int) -> bytes | None:
+        try:
+            async with engine_call("container", "stat", container_id[:12]):
+                raw = await self._engine.containers.read_archive(
+                    container_id, path, files.archive_budget(max_bytes)
+                )
+        except NotFoundError:
+            return None
+        return files.regular_file(raw, max_bytes)
 
     async def get(self, container_id: str) -> ContainerState | None:
         try:

@@ -61,6 +61,9 @@ def security_problems(spec: ContainerSpec, inspect: Mapping[str, Any]) -> list[s
         or (log_config.get("Config") or {}).get("max-file") != str(spec.log_max_files)
     ):
         problems.append("log rotation is not applied")
+    user = (inspect.get("Config") or {}).get("User") or None
+    if spec.user and user != spec.user:
+        problems.append(f"user is {user!r}, wanted {spec.user!r}")
     if spec.runtime and host.get("Runtime") != spec.runtime:
         problems.append(f"runtime is {host.get('Runtime')!r}, wanted {spec.runtime!r}")
     mounted = {

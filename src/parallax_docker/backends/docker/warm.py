@@ -35,7 +35,6 @@ from parallax_docker.backends.docker.secrets import (
     loads_env_itself,
 )
 from parallax_docker.errors import HealthCheckFailedError, ParallaxError, ValidationError
-from parallax_docker.security import image_uid
 
 SLOT_KEY_PREFIX = "pool-"
 CLAIM_DIR_NAME = "claim"
@@ -54,6 +53,13 @@ HEALTH_WRAPPER: tuple[str, ...] = (
     f'test -e {MARKER_TARGET} || exit 0; exec "$@"',
     "sh",
 )
+
+
+def numeric_uid(user: str | None) -> int | None:
+    """The uid of a container user given as ``uid[:gid]`` (None for a name: files are then made
+    readable inside the private folder instead of owned by it)."""
+    name = (user or "").partition(":")[0]
+    return int(name) if name.isdigit() else None
 
 
 def slot_key(slot: str) -> str:
@@ -148,7 +154,7 @@ class DockerWarmStart:
     ) -> WarmContainer:
         key = slot_key(slot)
         shell = not loads_env_itself(image)
-        uid = image_uid(image.user)
+        uid = numeric_uid(spec.user)
         folder = self._store.reserve(key, uid, shell=shell)
         try:
             make_claim_dir(folder / CLAIM_DIR_NAME, uid)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from parallax_docker.backends.base import ContainerSpec, ImageInfo
 from parallax_docker.config import PoolSize, Settings
 from parallax_docker.models import AgentType, SpawnRequest
+from parallax_docker.run_as import RunAs
 from parallax_docker.runtime.labels import selector
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, plan_agent
 
@@ -66,11 +67,13 @@ def pool_container_name(slot: str) -> str:
     return f"parallax-{SLOT_PREFIX}{slot}"
 
 
-def pool_spec(size: PoolSize, image: ImageInfo, settings: Settings, slot: str) -> ContainerSpec:
+def pool_spec(
+    size: PoolSize, image: ImageInfo, settings: Settings, slot: str, run_as: RunAs
+) -> ContainerSpec:
     """The pooled container before the platform holds its process for a claim."""
     plan = template_plan(size, settings, slot)
     return replace(
-        container_spec(plan, image, settings),
+        container_spec(plan, image, settings, run_as=run_as),
         name=pool_container_name(slot),
         labels={**selector(settings.instance), POOL: "true", POOL_TYPE: size.type, POOL_SLOT: slot},
         aliases=(),

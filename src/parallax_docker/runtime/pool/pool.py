@@ -33,6 +33,7 @@ from parallax_docker.errors import (
     InsecureSpawnError,
     ParallaxError,
 )
+from parallax_docker.run_as import RunAs, plan_user
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.labels import container_name, selector
 from parallax_docker.runtime.loops import Loop, Tasks, describe
@@ -46,6 +47,7 @@ from parallax_docker.runtime.pool.fit import (
 )
 from parallax_docker.runtime.readiness import wait_ready
 from parallax_docker.runtime.spec import PlannedAgent, health_probe
+from parallax_docker.runtime.unprivileged import resolve_run_as
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ class WarmPool:
         self._maintained = 0.0
         self._loop = Loop("pool", self._pass)
         self._discards = Tasks()
+        self._run_as_by_image: dict[str, RunAs] = {}
         self.counters = PoolCounters()
         self.claims = claims
 
@@ -173,7 +176,8 @@ class WarmPool:
             if image is None:
                 raise ImageNotFoundError(f"image {ref} of the {size.type} pool is not built")
             slot = token.token_hex(6)
-            spec = pool_spec(size, image, self._settings, slot)
+            run_as = await self._run_as(size, image)
+            spec = pool_spec(size, image, self._settings, slot, run_as)
             # Counted as held while it starts: maintenance must not take it for a leftover.
             self._starting.add(spec.name)
             try:
@@ -184,6 +188,17 @@ class WarmPool:
             self.counters.filled += 1
         finally:
             self._filling[size.type] -= 1
+
+    async def _run_as(self, size: PoolSize, image: ImageInfo) -> RunAs:
+        """Who the image's pooled containers run as: a held container starts at once, so a
+        user named by the image is looked up first (once per image), never after."""
+        known = self._run_as_by_image.get(image.id)
+        if known is None:
+            planned = plan_user(image.user, allow_root=self._settings.allow_root)
+            probe = pool_spec(size, image, self._settings, token.token_hex(6), planned)
+            known = await resolve_run_as(self._backend, probe, planned)
+            self._run_as_by_image[image.id] = known
+        return known
 
     # -- claiming -------------------------------------------------------------------------
 

@@ -84,6 +84,13 @@ class Containers:
         ):
             return
 
+    async def read_archive(self, container: str, path: str, max_bytes: int) -> bytes:
+        """The first ``max_bytes`` of the tar the engine makes of ``path`` (started or not)."""
+        async with self._client.request(
+            "GET", f"containers/{container}/archive", params={"path": path}
+        ) as response:
+            return await response.content.read(max_bytes)
+
     async def logs(self, container: str, params: Mapping[str, str]) -> bytes:
         return await self._client.read("GET", f"containers/{container}/logs", params=params)
 
