@@ -16,9 +16,9 @@ from parallax_docker.backends.capabilities import WarmStart
 from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus, GcReport
-from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.labels import EXECUTION_LABEL, container_name
+from parallax_docker.runtime.networks import unused_networks
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.pool import leftover_pool_containers, remove_pool_container
@@ -62,15 +62,9 @@ class GarbageCollector:
                 or record.status in (AgentStatus.STOPPED, AgentStatus.ERROR)
             )
         ]
-        in_use = {record.labels.network for record in self._registry}
-        networks = [
-            net.name
-            for net in await self._backend.list_networks(self._selector)
-            if net.name != self._settings.docker_network
-            and net.name not in in_use
-            and not net.containers
-            and now - (parse_engine_time(net.created) or now) >= self._settings.network_grace_s
-        ]
+        networks = await unused_networks(
+            self._backend, self._registry, self._selector, self._settings, now
+        )
         volumes = [
             vol.name
             for vol in await self._backend.list_volumes(self._selector, unused_only=True)

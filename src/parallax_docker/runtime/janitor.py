@@ -27,6 +27,7 @@ from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.loops import Loop, Tasks
+from parallax_docker.runtime.networks import unused_networks
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.registry import Registry
 
@@ -157,21 +158,14 @@ class Janitor:
 
     async def sweep_networks(self, now: float) -> list[str]:
         """Remove managed networks that no agent uses (never the default network)."""
-        in_use = {record.labels.network for record in self._registry}
         removed = []
-        for network in await self._backend.list_networks(self._selector):
-            if network.name == self._settings.docker_network or network.name in in_use:
-                continue
-            if (
-                network.containers
-                or now - (parse_engine_time(network.created) or now)
-                < self._settings.network_grace_s
-            ):
-                continue
+        for name in await unused_networks(
+            self._backend, self._registry, self._selector, self._settings, now
+        ):
             try:
-                await self._backend.remove_network(network.name)
+                await self._backend.remove_network(name)
             except ParallaxError as exc:
-                log.info("could not remove network %s: %s", network.name, exc.code)
+                log.info("could not remove network %s: %s", name, exc.code)
                 continue
-            removed.append(network.name)
+            removed.append(name)
         return removed
