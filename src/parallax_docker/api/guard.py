@@ -93,7 +93,12 @@ def _headers(scope: Scope) -> dict[str, list[str]]:
 def _with_headers(send: Send, cors_origin: bytes | None) -> Send:
     async def sending(message: Message) -> None:
         if message["type"] in ("http.response.start", "websocket.accept"):
-            extra = list(_ALWAYS) if message["type"] == "http.response.start" else []
+            present = {name.lower() for name, _ in message.get("headers", ())}
+            extra = (
+                [(name, value) for name, value in _ALWAYS if name not in present]
+                if message["type"] == "http.response.start"
+                else []
+            )
             extra.append((b"vary", b"Origin"))
             if cors_origin:
                 extra.append((b"access-control-allow-origin", cors_origin))
