@@ -37,7 +37,9 @@ from parallax_docker.backends.base import (
 )
 from parallax_docker.backends.capabilities import (
     Deployment,
+    Files,
     ImageBuilding,
+    Ports,
     SecretDelivery,
     SecretMounts,
     Terminals,
@@ -468,6 +470,14 @@ class FakeDeployment:
 
     @property
     def images(self) -> ImageBuilding | None:
+        return None
+
+    @property
+    def files(self) -> Files | None:
+        return None
+
+    @property
+    def ports(self) -> Ports | None:
         return None
 
     async def close(self) -> None:

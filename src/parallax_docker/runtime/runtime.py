@@ -2,8 +2,9 @@
 
 Each part gets only what it needs through its constructor; none reaches through another. The
 API calls the verbs (``spawner``, ``operations``, ``queries``, ``messaging``, ``terminals``,
-``executions``, ``gc``); the loops (``reconciler``, ``janitor``, the warm pool) and ``recovery``
-keep the registry true and finish what a crash cut short. docs/architecture.md draws the rooms.
+``executions``, ``files``, ``gc``); the loops (``reconciler``, ``janitor``, the warm pool) and
+``recovery`` keep the registry true and finish what a crash cut short. docs/architecture.md
+draws the rooms.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from parallax_docker.config import Settings
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
+from parallax_docker.runtime.files import FileService
 from parallax_docker.runtime.gc import GarbageCollector
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.journal import Journal
@@ -119,6 +121,13 @@ class Runtime:
             journal=self.journal,
             selector=self.selector,
         )
+        self.files = FileService(
+            settings=settings,
+            files=deployment.files,
+            registry=self.registry,
+            engine=self.engine,
+            journal=self.journal,
+        )
         self.gc = GarbageCollector(
             settings=settings,
             backend=backend,
@@ -143,6 +152,7 @@ class Runtime:
         )
         self.recovery.handlers["turn"] = self.messaging.recover
         self.recovery.handlers["execution"] = self.executions.recover
+        self.recovery.handlers["upload"] = self.files.recover
         observer = Observer(
             registry=self.registry,
             claims=self.claims,
