@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import tarfile
+import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +24,7 @@ import pytest
 from tests.integration.conftest import PREFIX
 from tests.support.engine import Engine
 from tests.support.images import tools_image
+from tests.support.server import ServiceProcess
 
 MIB = 1024 * 1024
 
@@ -233,3 +237,105 @@ def test_files_work_in_a_busybox_agent(
         ).status_code
         == 204
     )
+
+
+class RssWatch:
+    """The service's resident memory, sampled every few milliseconds in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.baseline = self.rss()
+        self.peak = self.baseline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def rss(self) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("no VmRSS")
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self.rss())
+
+    def __enter__(self) -> RssWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def big_tar(files: int, file_bytes: int, digests: dict[str, str]) -> Iterator[bytes]:
+    """A tar of ``files`` pseudo-random files made as it is sent (never whole in memory)."""
+    rng = random.Random(19)
+    for index in range(files):
+        info = tarfile.TarInfo(f"part-{index}.bin")
+        info.size = file_bytes
+        info.mtime = 1_700_000_000
+        yield info.tobuf(format=tarfile.GNU_FORMAT)
+        digest = hashlib.sha256()
+        left = file_bytes
+        while left:
+            chunk = rng.randbytes(min(MIB, left))
+            digest.update(chunk)
+            left -= len(chunk)
+            yield chunk
+        yield b"\0" * (-file_bytes % 512)
+        digests[info.name] = digest.hexdigest()
+    yield b"\0" * 1024
+
+
+class StreamReader(io.RawIOBase):
+    """A file-like view of a response's byte iterator, for tarfile's stream mode."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            self._pending = next(self._chunks, b"")
+            if not self._pending:
+                return 0
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+@pytest.mark.slow
+def test_a_200_mib_archive_streams_in_and_out_without_the_service_holding_it(
+    api: httpx.Client, agent: Callable[..., dict[str, Any]], service: ServiceProcess
+) -> None:
+    handle = agent(resources={"memory": "768m", "cpu": 1})
+    sent: dict[str, str] = {}
+    with RssWatch(service.pid) as upload:
+        written = put(api, handle["id"], "big", big_tar(4, 50 * MIB, sent), tar=True)
+    assert written.status_code == 200, written.text
+    assert written.json()["bytes"] > 200 * MIB
+    got: dict[str, str] = {}
+    with (
+        RssWatch(service.pid) as download,
+        api.stream("GET", f"/agents/{handle['id']}/files", params={"path": "big"}) as response,
+    ):
+        assert response.status_code == 200
+        reader = io.BufferedReader(StreamReader(response.iter_raw(256 * 1024)), 1024 * 1024)
+        with tarfile.open(fileobj=reader, mode="r|") as archive:
+            for info in archive:
+                if info.isreg():
+                    extracted = archive.extractfile(info)
+                    assert extracted is not None
+                    digest = hashlib.sha256()
+                    while block := extracted.read(MIB):
+                        digest.update(block)
+                    got[info.name.removeprefix("./")] = digest.hexdigest()
+    assert got == sent
+    # 200 MiB went each way; the service grew by a few buffers at most.
+    assert upload.peak - upload.baseline < 48 * MIB, (upload.baseline, upload.peak)
+    assert download.peak - download.baseline < 48 * MIB, (download.baseline, download.peak)

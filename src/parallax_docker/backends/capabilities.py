@@ -218,8 +218,9 @@ class Files(Protocol):
     Paths are absolute and lexically clean (no ``..``, ``.`` or empty parts), or start with
     ``~`` for the home. The platform resolves them where the agent runs, links and all, and
     refuses (PathForbiddenError) whatever really lies outside; it acts as the agent's own user.
-    Writes are two-phase: ``stage`` puts the bytes next to their place, ``commit`` moves them
-    in, ``discard`` drops them, so that a failed or refused upload changes nothing.
+    Writes are two-phase: ``stage`` puts the bytes near their place (in the nearest folder that
+    exists), ``commit`` makes the folder and moves them in, ``discard`` drops them, so that a
+    failed or refused upload changes nothing.
     """
 
     async def open_read(self, container_id: str, path: str, max_bytes: int) -> FileStream:
@@ -238,13 +239,13 @@ class Files(Protocol):
         *,
         name: str | None = None,
     ) -> None:
-        """Make ``directory`` (and its parents) and write ``chunks`` under ``stage`` there: as
-        the file ``name``, or (None) unpacked from a tar (checked by the caller beforehand)."""
+        """Write ``chunks`` into the folder ``stage`` near ``directory``: as the file ``name``,
+        or (None) unpacked from a tar (whose members the caller checks as they pass)."""
         ...
 
     async def commit(self, container_id: str, directory: str, stage: str) -> None:
-        """Move what ``stage`` holds into ``directory``: folders merged, files replaced;
-        PathConflictError (and nothing moved) when a file would replace a folder."""
+        """Make ``directory`` and move what ``stage`` holds into it: folders merged, files
+        replaced; PathConflictError (and nothing moved) when a file would replace a folder."""
         ...
 
     async def discard(self, container_id: str, directory: str, stage: str) -> None: ...

@@ -50,16 +50,33 @@ enter() {
   here=$(pwd -P)
   really_inside "$here" || fail 64 "outside the agent's workspace and home"
 }
-# Make folder $1 (and its parents) after checking where its nearest existing ancestor is.
-make_dir() {
+# The nearest existing ancestor of $1 (itself when it exists).
+existing() {
   probe=$1
   while [ ! -e "$probe" ] && [ ! -L "$probe" ]; do
     probe=${probe%/*}
     [ -n "$probe" ] || probe=/
   done
-  enter "$probe"
+  printf '%s' "$probe"
+}
+# Make folder $1 (and its parents) after checking where its nearest existing ancestor is.
+make_dir() {
+  enter "$(existing "$1")"
   mkdir -p -- "$1" 2>/dev/null || fail 72 "cannot make the folder"
   enter "$1"
+}
+# The folder holding stage $2 of target folder $1: the target's nearest ancestor that has it.
+find_stage() {
+  probe=$1
+  while :; do
+    if [ -d "$probe/$2" ] && [ ! -L "$probe/$2" ]; then
+      printf '%s' "$probe"
+      return 0
+    fi
+    [ "$probe" != / ] || return 1
+    probe=${probe%/*}
+    [ -n "$probe" ] || probe=/
+  done
 }
 no_space() {
   case $1 in *"No space left"* | *"Disk quota"*) return 0 ;; esac
@@ -138,10 +155,10 @@ list)
   [ -z "${more:-}" ] || printf 'more\0'
   ;;
 stage)
-  # stage DIR STAGE [NAME]: stdin into DIR/STAGE/NAME, or (no NAME) a tar unpacked there.
-  make_dir "$(expand "$1")"
+  # stage DIR STAGE [NAME]: stdin into STAGE/NAME, or (no NAME) a tar unpacked into STAGE;
+  # STAGE is made in DIR's nearest existing ancestor, so that nothing shows before the commit.
+  enter "$(existing "$(expand "$1")")"
   [ -w . ] || fail 72 "the folder is not writable"
-  if [ -n "${3:-}" ] && [ -d "$3" ] && [ ! -L "$3" ]; then fail 67 "a folder is in the way"; fi
   mkdir -m 700 -- "$2" 2>/dev/null || fail 72 "cannot write in the folder"
   if [ -n "${3:-}" ]; then
     err=$(cat >"$2/$3" 2>&1) || {
@@ -156,22 +173,25 @@ stage)
       fail 71 "$err"
     }
   fi
-  printf 'ok %s\n' "$here"
+  printf 'ok\n'
   ;;
 commit)
-  # commit DIR STAGE: move what DIR/STAGE holds into DIR (folders merged, files replaced).
-  enter "$(expand "$1")"
-  [ -d "$2" ] || fail 65 "nothing staged"
-  merge "./$2" . check || { rm -rf -- "$2"; fail 67 "a file would replace a folder"; }
-  merge "./$2" . || { rm -rf -- "$2"; fail 72 "could not move everything into place"; }
-  rm -rf -- "$2"
+  # commit DIR STAGE: make DIR and move what STAGE holds into it (folders merged, files
+  # replaced); nothing moves when a file would replace a folder.
+  dir=$(expand "$1")
+  base=$(find_stage "$dir" "$2") || fail 65 "nothing staged"
+  enter "$base"
+  staged=$here/$2
+  merge "$staged" "$dir" check || { rm -rf -- "$staged"; fail 67 "a file would replace a folder"; }
+  make_dir "$dir"
+  merge "$staged" . || { rm -rf -- "$staged"; fail 72 "could not move everything into place"; }
+  rm -rf -- "$staged"
   printf 'ok\n'
   ;;
 discard)
   # discard DIR STAGE
-  dir=$(expand "$1")
-  cd -P -- "$dir" 2>/dev/null || exit 0
-  really_inside "$(pwd -P)" || fail 64 "outside the agent's workspace and home"
+  base=$(find_stage "$(expand "$1")" "$2") || { printf 'ok\n'; exit 0; }
+  enter "$base"
   rm -rf -- "$2"
   printf 'ok\n'
   ;;
