@@ -2,9 +2,9 @@
 
 Each part gets only what it needs through its constructor; none reaches through another. The
 API calls the verbs (``spawner``, ``operations``, ``queries``, ``messaging``, ``terminals``,
-``executions``, ``files``, ``gc``); the loops (``reconciler``, ``janitor``, the warm pool) and
-``recovery`` keep the registry true and finish what a crash cut short. docs/architecture.md
-draws the rooms.
+``executions``, ``files``, ``workspace``, ``gc``); the loops (``reconciler``, ``janitor``, the
+warm pool) and ``recovery`` keep the registry true and finish what a crash cut short.
+docs/architecture.md draws the rooms.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ from parallax_docker.runtime.queries import Queries
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.recovery import Recovery
 from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.snapshots import SnapshotStore
 from parallax_docker.runtime.spawner import Spawner
 from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.terminal import TerminalService
 from parallax_docker.runtime.turns import TurnRunner
+from parallax_docker.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,14 @@ class Runtime:
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )
+        # What agents change in their workspace, against a snapshot taken at spawn.
+        self.workspace = Workspace(
+            settings=settings,
+            backend=backend,
+            registry=self.registry,
+            engine=self.engine,
+            store=SnapshotStore(settings.state_dir / "workspace" / settings.instance),
+        )
         self.spawner = Spawner(
             settings=settings,
             backend=backend,
@@ -83,6 +93,7 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             pool=self.pool,
+            on_ready=self.workspace.baseline,
         )
         self.operations = Operations(
             settings=settings,

@@ -17,7 +17,12 @@ from fastapi.responses import StreamingResponse
 
 from parallax_docker.api.deps import RuntimeDep
 from parallax_docker.errors import ValidationError
-from parallax_docker.file_models import FileEntryModel, FileListResponse, FileWriteResponse
+from parallax_docker.file_models import (
+    DiffResponse,
+    FileEntryModel,
+    FileListResponse,
+    FileWriteResponse,
+)
 from parallax_docker.models import ErrorResponse
 from parallax_docker.runtime.paths import PATH_MAX
 
@@ -137,6 +142,22 @@ async def remove(
 ) -> Response:
     await runtime.files.remove(agent_id, path, recursive=recursive)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{agent_id}/diff",
+    response_model=DiffResponse,
+    response_model_exclude_none=True,
+    responses=_ERRORS,
+    summary="What the agent changed in its workspace since it was spawned",
+    description=(
+        "In a git work tree: the commits made since spawn and a unified diff of the work tree "
+        "(untracked files included) against the HEAD at spawn. Otherwise: the files added, "
+        "modified and removed since the snapshot taken at spawn."
+    ),
+)
+async def diff(agent_id: str, runtime: RuntimeDep) -> DiffResponse:
+    return await runtime.workspace.diff(agent_id)
 
 
 async def _stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
