@@ -2,9 +2,9 @@
 
 Each part gets only what it needs through its constructor; none reaches through another. The
 API calls the verbs (``spawner``, ``operations``, ``queries``, ``messaging``, ``terminals``,
-``executions``, ``files``, ``workspace``, ``gc``); the loops (``reconciler``, ``janitor``, the
-warm pool) and ``recovery`` keep the registry true and finish what a crash cut short.
-docs/architecture.md draws the rooms.
+``executions``, ``files``, ``workspace``, ``previews``, ``gc``); the loops (``reconciler``,
+``janitor``, the warm pool) and ``recovery`` keep the registry true and finish what a crash
+cut short. docs/architecture.md draws the rooms.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from parallax_docker.runtime.observer import Observer
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.pool import WarmPool
+from parallax_docker.runtime.previews import Previews
 from parallax_docker.runtime.queries import Queries
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.recovery import Recovery
@@ -138,6 +139,12 @@ class Runtime:
             registry=self.registry,
             engine=self.engine,
             journal=self.journal,
+        )
+        self.previews = Previews(
+            ports=deployment.ports,
+            registry=self.registry,
+            engine=self.engine,
+            ttl_s=settings.preview_ttl_s,
         )
         self.gc = GarbageCollector(
             settings=settings,
