@@ -43,6 +43,11 @@ def _decode(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def _container_tag(container_id: str) -> str:
+    """A short stand-in for the container's id (the link need not show it)."""
+    return _encode(hashlib.sha256(container_id.encode()).digest()[:12])
+
+
 class Previews:
     def __init__(
         self,
@@ -107,7 +112,7 @@ class Previews:
         if record.container_id is None:
             raise AgentStateError(f"agent {agent_id!r} has no container")
         expires = int((time.time() if now is None else now) + self._ttl_s)
-        payload = f"{agent_id}\n{port}\n{expires}\n{record.container_id[:12]}".encode()
+        payload = f"{agent_id}\n{port}\n{expires}\n{_container_tag(record.container_id)}".encode()
         ticket = f"{_encode(payload)}.{_encode(self._sign(payload))}"
         return PreviewResponse(port=port, path=f"{TICKET_PREFIX}{ticket}/", expires_at=expires)
 
@@ -131,7 +136,7 @@ class Previews:
         if expires < (time.time() if now is None else now):
             raise invalid
         record = self._registry.find(agent_id)
-        if record is None or (record.container_id or "")[:12] != container_id:
+        if record is None or _container_tag(record.container_id or "") != container_id:
             # Gone, or another agent under the same id since: the link was for the old one.
             raise AgentNotFoundError(f"the agent of this preview link is gone ({agent_id!r})")
         return agent_id, port
