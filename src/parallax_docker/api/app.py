@@ -36,6 +36,7 @@ from parallax_docker.api.routes import (
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
+from parallax_docker.mcp_server.http import McpEndpoint, McpEntrance
 from parallax_docker.origins import OriginPolicy
 from parallax_docker.runtime.runtime import Runtime
 from parallax_docker.runtime.store import Store
@@ -67,12 +68,15 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     )
 
     proxy = PreviewProxy(runtime)
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    mcp = McpEndpoint(token)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
-            yield
+            async with mcp.run():
+                yield
         finally:
             await proxy.close()
             await runtime.stop()
@@ -101,8 +105,10 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.add_middleware(
         BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streamed=files.is_upload
     )
-    # Previews with the token (/agents/{id}/ports/{port}/...), which stream their bodies.
+    # Previews with the token (/agents/{id}/ports/{port}/...), which stream their bodies, and
+    # the MCP endpoint (/mcp, docs/mcp.md).
     app.add_middleware(PreviewEntrance, proxy=proxy, ticket=False)
+    app.add_middleware(McpEntrance, endpoint=mcp)
     if settings.api_token is not None:
         # Outside the body limit: an unauthenticated body is never read.
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
@@ -120,4 +126,5 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
         host_only=is_ticket_path,
     )
     app.add_middleware(RequestLogMiddleware)
+    mcp.bind(app)
     return app

@@ -69,11 +69,15 @@ class FileService:
         lifecycle.touched(record)
         return self._files, container_id
 
-    async def read(self, agent_id: str, path: str) -> tuple[str, FileStream]:
-        """A file's bytes, or a folder as a tar of its contents; with the clean path."""
+    async def read(
+        self, agent_id: str, path: str, max_bytes: int | None = None
+    ) -> tuple[str, FileStream]:
+        """A file's bytes, or a folder as a tar of its contents; with the clean path.
+        DownloadTooLargeError above ``max_bytes`` (at most PARALLAX_MAX_DOWNLOAD_BYTES)."""
         files, container_id = self._target(agent_id)
         clean = agent_path(path)
-        return clean, await files.open_read(container_id, clean, self.max_download_bytes)
+        limit = min(max_bytes or self.max_download_bytes, self.max_download_bytes)
+        return clean, await files.open_read(container_id, clean, limit)
 
     async def list(self, agent_id: str, path: str, limit: int) -> DirListing:
         files, container_id = self._target(agent_id)

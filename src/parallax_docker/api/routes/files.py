@@ -53,8 +53,20 @@ PathQuery = Annotated[
     },
     summary="Download a file, or a folder as a tar of its contents",
 )
-async def download(agent_id: str, runtime: RuntimeDep, path: PathQuery = "") -> Response:
-    clean, found = await runtime.files.read(agent_id, path)
+async def download(
+    agent_id: str,
+    runtime: RuntimeDep,
+    path: PathQuery = "",
+    max_bytes: Annotated[
+        int | None,
+        Query(
+            alias="maxBytes",
+            ge=1,
+            description="Refuse (422 DOWNLOAD_TOO_LARGE) rather than send more than this",
+        ),
+    ] = None,
+) -> Response:
+    clean, found = await runtime.files.read(agent_id, path, max_bytes)
     headers = {"x-parallax-path": quote(clean, safe="/~"), "x-parallax-kind": found.kind}
     name = clean.rsplit("/", 1)[-1] or "workspace"
     if found.kind == "file":

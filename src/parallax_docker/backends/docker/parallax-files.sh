@@ -129,7 +129,8 @@ read)
   size=$(stat -L -c %s /proc/self/fd/3)
   [ "$size" -le "$2" ] || fail 69 "$size"
   printf 'ok file %s\n' "$size"
-  exec cat <&3
+  # Exactly the size announced, even if the file grows meanwhile.
+  exec head -c "$size" <&3
   ;;
 list)
   # list PATH LIMIT: "ok REALPATH\n", then per entry "TYPE/SIZE/MTIME/MODE\0NAME\0TARGET\0".
