@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from mcp import Client, StdioServerParameters
-from mcp.types import TextContent
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.types import TextContent
 
 from tests.integration.conftest import SESSION
 from tests.support.engine import Engine
