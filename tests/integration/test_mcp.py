@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.types import TextContent
 
 from tests.integration.conftest import SESSION
@@ -145,7 +145,10 @@ def test_an_mcp_session_over_http_spawns_sends_and_reads_a_file(
     image = agent_image("echo")
 
     async def run() -> dict[str, Any]:
-        http = create_mcp_http_client(headers={"Authorization": f"Bearer {TOKEN}"})
+        # The SDK's own HTTP client package; the MCP client sends its headers on every request.
+        http = httpx2.AsyncClient(
+            headers={"Authorization": f"Bearer {TOKEN}"}, timeout=httpx2.Timeout(600)
+        )
         async with (
             http,
             Client(streamable_http_client(guarded.url + "/mcp", http_client=http)) as client,
