@@ -74,10 +74,11 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await mcp.start()
         try:
-            async with mcp.run():
-                yield
+            yield
         finally:
+            await mcp.stop()
             await proxy.close()
             await runtime.stop()
 

@@ -9,8 +9,9 @@ kept between requests, so a restarted service serves a client that was connected
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import httpx
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -26,7 +27,7 @@ _SELF = "http://127.0.0.1"
 
 
 class McpEndpoint:
-    """The streamable-HTTP MCP endpoint; ``run()`` must be entered for the app's lifetime."""
+    """The streamable-HTTP MCP endpoint; ``start()`` and ``stop()`` it with the app."""
 
     def __init__(self, token: str | None) -> None:
         self._token = token
@@ -38,13 +39,36 @@ class McpEndpoint:
             transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         self._manager: StreamableHTTPSessionManager = server.session_manager
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def bind(self, app: ASGIApp) -> None:
         """The service's own app, which the tools call."""
         self._app = app
 
-    def run(self) -> AbstractAsyncContextManager[None]:
-        return self._manager.run()
+    async def start(self) -> None:
+        """Run the SDK's session manager in a task of its own: its task group must be left by
+        the task that entered it, whichever tasks start and stop the app."""
+        self._stopping = asyncio.Event()
+        running = asyncio.Event()
+
+        async def hold() -> None:
+            async with self._manager.run():
+                running.set()
+                await self._stopping.wait()
+
+        self._task = asyncio.create_task(hold(), name="parallax-mcp-sessions")
+        started = asyncio.create_task(running.wait())
+        await asyncio.wait({self._task, started}, return_when=asyncio.FIRST_COMPLETED)
+        if not running.is_set():
+            started.cancel()
+            await self._task  # raises what stopped it
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stopping.set()
+            await self._task
+            self._task = None
 
     @asynccontextmanager
     async def _client(self) -> AsyncIterator[AsyncClient]:
