@@ -7,14 +7,18 @@ message on stdin. A turn past its timeout is interrupted (its process group kill
 exec) and answered with a ``TURN_TIMEOUT`` error message; the agent stays usable. A CLI that
 says it needs a login puts the agent in ``authenticating`` and publishes ``login_required``.
 
-Messages go to the store and out as ``message`` events; the CLI session id is kept per agent in
-the store so that the conversation resumes across turns and across restarts of the service.
+Messages go to the store and out as ``message`` events; the CLI session id is kept per agent (and
+per execution) in the store so that the conversation resumes across turns and across restarts
+of the service (runtime/sessions.py). Every answer carries the one result shape of
+drivers/result.py in ``metadata.result``, with the files the turn changed under /workspace
+(runtime/workspace_changes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -34,10 +38,13 @@ from parallax_docker.errors import (
 from parallax_docker.models import AgentMessage, AgentStatus, SendResponse
 from parallax_docker.runtime.drivers import Driver, driver_for
 from parallax_docker.runtime.drivers.base import TurnOutput, TurnPlan, TurnResult
+from parallax_docker.runtime.drivers.result import result_shape, turn_status
 from parallax_docker.runtime.drivers.wrapper import kill_argv, turn_argv
 from parallax_docker.runtime.registry import AgentRecord
 from parallax_docker.runtime.service import AgentService
+from parallax_docker.runtime.sessions import Sessions
 from parallax_docker.runtime.store import Store, StoredMessage
+from parallax_docker.runtime.workspace_changes import collect_changes
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ class _Turn:
     container_id: str
     message: str
     timeout_s: float
+    execution_id: str | None = None
 
 
 class MessagingService:
@@ -80,6 +88,7 @@ class MessagingService:
         self._drivers = drivers
         self._clock = clock
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
+        self._sessions = Sessions(store)
 
     @property
     def busy_agents(self) -> Mapping[str, asyncio.Task[AgentMessage]]:
@@ -112,6 +121,7 @@ class MessagingService:
             container_id=record.container_id,
             message=message,
             timeout_s=timeout_s,
+            execution_id=record.labels.execution_id,
         )
         # From here to the task's creation nothing awaits: no second send can slip in.
         self._begin(record)
@@ -170,6 +180,7 @@ class MessagingService:
                 )
             )
             result = await self._attempt(turn, driver)
+            changes = await collect_changes(self.service.backend, turn.container_id, turn.id)
         except asyncio.CancelledError:
             # The service is stopping: leave no CLI running in the agent.
             with contextlib.suppress(Exception):
@@ -179,6 +190,7 @@ class MessagingService:
         except ParallaxError as exc:
             # The engine refused the exec (the container stopped, the engine went away).
             result = TurnResult(content=exc.message, ok=False, metadata={"code": exc.code})
+            changes = None
         except BaseException:
             self._end(turn.agent_id, None)
             raise
@@ -193,6 +205,13 @@ class MessagingService:
             metadata["loginUrl"] = result.login_url
         elif not result.ok:
             metadata.setdefault("code", TURN_FAILED)
+        metadata["result"] = result_shape(
+            result,
+            status=turn_status(result, interrupted=metadata.get("code") == TURN_TIMEOUT),
+            session_id=result.session_id or metadata.get("sessionId"),
+            duration_ms=metadata["durationMs"],
+            changes=changes,
+        )
         answer = StoredMessage(
             id=_message_id(),
             agent_id=turn.agent_id,
@@ -207,16 +226,17 @@ class MessagingService:
         return model
 
     async def _attempt(self, turn: _Turn, driver: Driver) -> TurnResult:
-        session = await self.store.session(turn.agent_id, driver.name)
+        sessions, execution = self._sessions, turn.execution_id
+        session = await sessions.find(turn.agent_id, execution, driver.name)
         deadline = time.monotonic() + turn.timeout_s
         result = await self._once(turn, driver, driver.plan(turn.message, session), deadline)
         if result.resume_failed and session is not None:
             # The CLI no longer has the session (its home was reset): start a new one.
-            await self.store.set_session(turn.agent_id, driver.name, None, self._clock())
+            await sessions.forget(turn.agent_id, execution, driver.name, self._clock())
             result = await self._once(turn, driver, driver.plan(turn.message, None), deadline)
-        if result.ok and result.session_id and result.session_id != session:
-            await self.store.set_session(
-                turn.agent_id, driver.name, result.session_id, self._clock()
+        if result.ok and result.session_id:
+            await sessions.keep(
+                turn.agent_id, execution, driver.name, result.session_id, self._clock()
             )
         return result
 
@@ -231,7 +251,11 @@ class MessagingService:
                 ok=False,
                 metadata={"code": TURN_TIMEOUT, "timeoutMs": round(turn.timeout_s * 1000)},
             )
-        return driver.parse(output)
+        result = driver.parse(output)
+        if result.session_id is None and plan.session_id is not None:
+            # A driver that names the session itself (aider) runs the turn in it.
+            result = dataclasses.replace(result, session_id=plan.session_id)
+        return result
 
     async def _exec(self, turn: _Turn, plan: TurnPlan, timeout_s: float) -> TurnOutput | None:
         """Run the turn; its output, or None when it ran past ``timeout_s`` (then it is killed)."""

@@ -37,6 +37,7 @@ from parallax_docker.models import (
 )
 from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.events import EventBus
+from parallax_docker.runtime.homes import is_runtime_owned
 from parallax_docker.runtime.labels import MANAGED, AgentLabels, selector
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.pool import ClaimStore, WarmPool
@@ -301,6 +302,11 @@ class AgentService:
                 raise VolumeForbiddenError(
                     f"volume {name!r} exists but is not managed by the runtime",
                     resolution="Use a new volume name; the runtime creates and labels it.",
+                )
+            if labels is not None and is_runtime_owned(labels):
+                raise VolumeForbiddenError(
+                    f"volume {name[:80]!r} is another agent's home",
+                    resolution="Use a new volume name; an agent's home is its own.",
                 )
 
     # -- reads ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from parallax_docker.resources import (
     validate_name,
 )
 from parallax_docker.runtime.executions import EXECUTION_LABEL, home_volume
+from parallax_docker.runtime.homes import home_mount, keeps_home
 from parallax_docker.runtime.labels import (
     MANAGED,
     RESERVED_PREFIX,
@@ -219,9 +220,12 @@ def container_spec(
     aliases = tuple(
         dict.fromkeys((plan.labels.name, container_name(plan.labels.id), plan.labels.id))
     )
+    mounts = plan.mounts
+    if keeps_home(plan.labels.type, image, mounts):
+        mounts += (home_mount(selector(settings.instance)),)
     # A request's mount at /workspace or the home directory replaces the runtime's tmpfs there
-    # (Docker would mount the tmpfs over it and hide it).
-    targets = {mount.target for mount in plan.mounts}
+    # (Docker would mount the tmpfs over it and hide it); so does an agent's home volume.
+    targets = {mount.target for mount in mounts}
     tmpfs = {
         path: options
         for path, options in runtime_tmpfs(image.user, settings.tmpfs_size).items()
@@ -243,7 +247,7 @@ def container_spec(
         command=command,
         entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
-        mounts=plan.mounts + (secrets.mounts if secrets is not None else ()),
+        mounts=mounts + (secrets.mounts if secrets is not None else ()),
         tmpfs=tmpfs,
         runtime=plan.runtime,
         log_max_size=settings.log_max_size,
