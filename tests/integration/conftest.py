@@ -21,6 +21,8 @@ import pytest
 from tests.support.engine import Engine
 from tests.support.images import AGENT_IMAGE, ensure_test_images
 from tests.support.server import ServiceProcess
+from tests.support.standin_container import StandinContainer
+from tests.support.standins.client import Tenant
 
 SESSION = uuid.uuid4().hex[:8]
 PREFIX = f"ptest-{SESSION}"
@@ -208,3 +210,24 @@ def agent_image(engine: Engine) -> Callable[[str], str]:
         return ref
 
     return ensure
+
+
+@pytest.fixture(scope="session")
+def standin(service: ServiceProcess, engine: Engine) -> Iterator[StandinContainer]:
+    """The stand-in model services on the session's agent network (``http://standin:8080``).
+
+    After ``service``: the service makes the network when it starts.
+    """
+    container = StandinContainer(
+        f"{PREFIX}-standin", f"{PREFIX}-net", {"test-session": SESSION}
+    ).start()
+    yield container
+    container.stop()
+
+
+@pytest.fixture
+def tenant(standin: StandinContainer) -> Iterator[Tenant]:
+    """This test's own script on the stand-in: its agents present ``tenant.key`` as API key."""
+    mine = Tenant(standin.base_url)
+    yield mine
+    mine.reset()

@@ -89,8 +89,12 @@ def text_of(content: Any) -> list[str]:
             found.extend(text_of(item))
     elif isinstance(content, dict):
         for key in ("text", "content", "output", "input", "arguments", "args", "response"):
-            if key in content:
-                found.extend(text_of(content[key]))
+            value = content.get(key)
+            if isinstance(value, dict):
+                # A tool call's input object (claude's tool_use, gemini's args).
+                found.append(json.dumps(value, sort_keys=True))
+            elif value is not None:
+                found.extend(text_of(value))
         for key in ("functionCall", "functionResponse"):
             if isinstance(content.get(key), dict):
                 found.append(json.dumps(content[key], sort_keys=True))
