@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli_profiles import CliProfile, spawn_fields, write_settings
 from tests.support.engine import Engine
 from tests.support.images import AGENT_IMAGE, ensure_test_images
 from tests.support.server import ServiceProcess
@@ -231,3 +232,22 @@ def tenant(standin: StandinContainer) -> Iterator[Tenant]:
     mine = Tenant(standin.base_url)
     yield mine
     mine.reset()
+
+
+@pytest.fixture
+def cli_agent(
+    spawn: Callable[..., dict[str, Any]],
+    agent_image: Callable[[str], str],
+    standin: StandinContainer,
+    tenant: Tenant,
+    engine: Engine,
+) -> Callable[..., dict[str, Any]]:
+    """Spawn an agent of a CLI profile that talks to this test's stand-in tenant."""
+
+    def make(profile: CliProfile, **fields: Any) -> dict[str, Any]:
+        body = spawn_fields(profile, standin.agent_url, tenant.key, agent_image(profile.type))
+        agent = spawn(**body, **fields)
+        write_settings(engine, agent["containerName"], profile)
+        return agent
+
+    return make

@@ -15,28 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cli_profiles import PROFILES, CliProfile
+from tests.support.cli_profiles import PROFILES, TURN_MS, CliProfile, result_of, turn
 from tests.support.engine import Engine
 from tests.support.polling import poll
-from tests.support.standin_container import StandinContainer
 from tests.support.standins.client import Tenant
 from tests.support.standins.script import Reply
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CLIS = sorted(PROFILES)
-RESULT_KEYS = {
-    "content",
-    "status",
-    "usage",
-    "toolCalls",
-    "filesChanged",
-    "filesChangedTruncated",
-    "sessionId",
-    "durationMs",
-    "raw",
-}
-TURN_MS = 180_000
 # The failures each CLI is shown to report (aider retries any of them for about 80 s, so it is
 # shown one).
 ERRORS = [
@@ -50,65 +37,6 @@ CODES = {"429": "MODEL_RATE_LIMITED", "500": "MODEL_ERROR", "garbage": "MODEL_ER
 @pytest.fixture(params=CLIS)
 def profile(request: pytest.FixtureRequest) -> CliProfile:
     return PROFILES[request.param]
-
-
-@pytest.fixture
-def cli_agent(
-    spawn: Callable[..., dict[str, Any]],
-    agent_image: Callable[[str], str],
-    standin: StandinContainer,
-    tenant: Tenant,
-    engine: Engine,
-) -> Callable[..., dict[str, Any]]:
-    """Spawn an agent of ``profile``'s CLI that talks to this test's stand-in tenant."""
-
-    def make(profile: CliProfile, **fields: Any) -> dict[str, Any]:
-        agent = spawn(
-            type=profile.type,
-            image=agent_image(profile.type),
-            env=profile.env(standin.agent_url),
-            credentials=profile.credentials(tenant.key),
-            resources={"memory": "1g", "cpu": 1.0},
-            **fields,
-        )
-        write_settings(engine, agent["containerName"], profile)
-        return agent
-
-    return make
-
-
-def write_settings(engine: Engine, container: str, profile: CliProfile) -> None:
-    for relative, text in profile.settings.items():
-        code, out = engine.exec(
-            container,
-            "sh",
-            "-c",
-            'mkdir -p "$(dirname "$1")" && printf %s "$2" >"$1"',
-            "sh",
-            f"/home/agent/{relative}",
-            text,
-        )
-        assert code == 0, out
-
-
-def turn(api: httpx.Client, agent_id: str, message: str, timeout_ms: int = TURN_MS) -> Any:
-    response = api.post(
-        f"/agents/{agent_id}/send",
-        json={"message": message, "expectResponse": True, "timeout": timeout_ms},
-        timeout=timeout_ms / 1000 + 60,
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["response"]
-
-
-def result_of(answer: dict[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = answer["metadata"]["result"]
-    assert set(result) == RESULT_KEYS, result
-    assert result["content"] == answer["content"]
-    assert isinstance(result["durationMs"], int) and result["durationMs"] > 0
-    assert set(result["usage"]) == {"inputTokens", "outputTokens", "costUsd"}
-    assert set(result["toolCalls"]) == {"count", "names"}
-    return result
 
 
 def cli_processes(engine: Engine, container: str, name: str) -> list[str]:

@@ -9,6 +9,25 @@ a failing model, which the tests of model errors would otherwise wait out for mi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.support.engine import Engine
+
+# A turn's bound in the tests: far above what any CLI needs against the stand-in.
+TURN_MS = 180_000
+RESULT_KEYS = {
+    "content",
+    "status",
+    "usage",
+    "toolCalls",
+    "filesChanged",
+    "filesChangedTruncated",
+    "sessionId",
+    "durationMs",
+    "raw",
+}
 
 
 @dataclass(frozen=True)
@@ -66,3 +85,51 @@ PROFILES: dict[str, CliProfile] = {
         edits_from_text=True,
     ),
 }
+
+
+def write_settings(engine: Engine, container: str, profile: CliProfile) -> None:
+    """Write the profile's settings files into the agent's home, as the agent user."""
+    for relative, text in profile.settings.items():
+        code, out = engine.exec(
+            container,
+            "sh",
+            "-c",
+            'mkdir -p "$(dirname "$1")" && printf %s "$2" >"$1"',
+            "sh",
+            f"/home/agent/{relative}",
+            text,
+        )
+        assert code == 0, out
+
+
+def turn(api: httpx.Client, agent_id: str, message: str, timeout_ms: int = TURN_MS) -> Any:
+    """Send ``message`` and wait for the answer (the message model, as JSON)."""
+    response = api.post(
+        f"/agents/{agent_id}/send",
+        json={"message": message, "expectResponse": True, "timeout": timeout_ms},
+        timeout=timeout_ms / 1000 + 60,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["response"]
+
+
+def spawn_fields(profile: CliProfile, agent_url: str, key: str, image: str) -> dict[str, Any]:
+    """The spawn request fields of an agent of ``profile`` talking to a stand-in tenant."""
+    return {
+        "type": profile.type,
+        "image": image,
+        "env": profile.env(agent_url),
+        "credentials": profile.credentials(key),
+        "resources": {"memory": "1g", "cpu": 1.0},
+    }
+
+
+def result_of(answer: dict[str, Any]) -> dict[str, Any]:
+    """The answer's ``metadata.result``, checked to have the one shape."""
+    result: dict[str, Any] = answer["metadata"]["result"]
+    assert set(result) == RESULT_KEYS, result
+    assert result["content"] == answer["content"]
+    assert isinstance(result["durationMs"], int) and result["durationMs"] > 0
+    assert set(result["usage"]) == {"inputTokens", "outputTokens", "costUsd"}
+    assert set(result["toolCalls"]) == {"count", "names"}
+    return result
