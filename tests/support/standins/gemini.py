@@ -154,10 +154,13 @@ def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Res
         responses.append(chunk)
     method = match.group("method") if match else "generateContent"
     if method == "generateContent":
-        # One response with every part.
+        # One response: the whole text in one part, then the call.
+        whole: list[dict[str, Any]] = [{"text": text}] if text or call is None else []
+        if call is not None:
+            whole.append(pieces[-1])
         merged = {**responses[-1]}
         merged["candidates"] = [
-            {**responses[-1]["candidates"][0], "content": {"parts": pieces, "role": "model"}}
+            {**responses[-1]["candidates"][0], "content": {"parts": whole, "role": "model"}}
         ]
         return json_response(200, merged)
     if not _sse(request):
