@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.support.standins.client import Tenant
-from tests.support.standins.server import StandinServer, start_in_thread
+from tests.support.standins.server import StandinServer, running
 
 BASH = {
     "name": "Bash",
@@ -30,10 +30,8 @@ BASH = {
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[StandinServer]:
-    running = start_in_thread()
-    yield running
-    running.shutdown()
-    running.server_close()
+    with running() as serving:
+        yield serving
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from tests.support.polling import poll
 from tests.support.standins.client import ControlError, Tenant, health
 from tests.support.standins.script import Reply
-from tests.support.standins.server import StandinServer, start_in_thread
+from tests.support.standins.server import StandinServer, running
 from tests.support.standins.tools import NoToolError, Offer, plan_call
 
 TOOLS = [{"name": "Bash", "input_schema": {"properties": {"command": {}}}}]
@@ -23,10 +23,8 @@ TOOLS = [{"name": "Bash", "input_schema": {"properties": {"command": {}}}}]
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[StandinServer]:
-    running = start_in_thread()
-    yield running
-    running.shutdown()
-    running.server_close()
+    with running() as serving:
+        yield serving
 
 
 def tenant_of(server: StandinServer) -> Tenant:
@@ -147,9 +145,8 @@ def test_unknown_paths_are_404_and_recorded(server: StandinServer) -> None:
 def test_a_gzip_request_body_is_read() -> None:
     import gzip
 
-    running = start_in_thread()
-    try:
-        tenant = tenant_of(running)
+    with running() as serving:
+        tenant = tenant_of(serving)
         tenant.answer("unzipped")
         body = gzip.compress(json.dumps({"tools": TOOLS, "messages": []}).encode())
         response = httpx.post(
@@ -158,9 +155,6 @@ def test_a_gzip_request_body_is_read() -> None:
             headers={"x-api-key": tenant.key, "content-encoding": "gzip"},
         )
         assert text_of(response) == "unzipped"
-    finally:
-        running.shutdown()
-        running.server_close()
 
 
 # -- intents in each CLI's tools ------------------------------------------------------------

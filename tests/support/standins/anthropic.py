@@ -17,16 +17,17 @@ from typing import Any
 from .script import Reply
 from .tools import Call, Offer
 from .wire import (
-    GARBAGE_JSON,
-    GARBAGE_SSE,
     Request,
     Response,
     bearer,
+    body_of,
     chunks,
     frame,
+    garbage,
     json_response,
     new_id,
     sse,
+    streaming,
     text_of,
 )
 
@@ -56,12 +57,12 @@ def tenant(request: Request) -> str:
 
 def is_main(request: Request) -> bool:
     # Claude's conversation calls carry its tools; side calls (titles, probes) carry none.
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     return bool(body.get("tools"))
 
 
 def offers(request: Request) -> list[Offer]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     found = []
     for tool in body.get("tools") or ():
         if isinstance(tool, dict) and isinstance(tool.get("name"), str):
@@ -71,7 +72,7 @@ def offers(request: Request) -> list[Offer]:
 
 
 def transcript(request: Request) -> list[str]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     texts: list[str] = []
     for message in body.get("messages") or ():
         if isinstance(message, dict):
@@ -90,9 +91,7 @@ def other(kind: str, request: Request) -> Response:
 
 def error(reply: Reply, request: Request) -> Response:
     if reply.error == "garbage":
-        if _streaming(request):
-            return Response(headers={"content-type": "text/event-stream"}, frames=[GARBAGE_SSE])
-        return Response(headers={"content-type": "application/json"}, body=GARBAGE_JSON)
+        return garbage(streaming(request))
     status, kind, message = _ERRORS[reply.error]
     headers = {"request-id": new_id("req_")}
     if status == 429:
@@ -103,7 +102,7 @@ def error(reply: Reply, request: Request) -> Response:
 
 
 def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Response:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     model = str(body.get("model") or "claude-standin")
     blocks: list[dict[str, Any]] = []
     if text:
@@ -128,7 +127,7 @@ def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Res
             "cache_read_input_tokens": 0,
         },
     }
-    if not _streaming(request):
+    if not streaming(request):
         return json_response(200, message)
     return sse(stream_events(message))
 
@@ -179,7 +178,3 @@ def stream_events(message: dict[str, Any]) -> list[bytes]:
     )
     frames.append(frame({"type": "message_stop"}, "message_stop"))
     return frames
-
-
-def _streaming(request: Request) -> bool:
-    return isinstance(request.body, dict) and bool(request.body.get("stream"))

@@ -19,16 +19,17 @@ from .responses import ERRORS
 from .script import Reply
 from .tools import Call, Offer
 from .wire import (
-    GARBAGE_JSON,
-    GARBAGE_SSE,
     Request,
     Response,
     bearer,
+    body_of,
     chunks,
     frame,
+    garbage,
     json_response,
     new_id,
     sse,
+    streaming,
     text_of,
 )
 
@@ -51,7 +52,7 @@ def is_main(request: Request) -> bool:
 
 
 def offers(request: Request) -> list[Offer]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     found = []
     for tool in body.get("tools") or ():
         function = (tool or {}).get("function") if isinstance(tool, dict) else None
@@ -63,7 +64,7 @@ def offers(request: Request) -> list[Offer]:
 
 def instructions(request: Request) -> str:
     """The system prompt(s): a CLI without tools says there how it wants edits written."""
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     return "\n".join(
         "\n".join(text_of(m.get("content")))
         for m in body.get("messages") or ()
@@ -72,7 +73,7 @@ def instructions(request: Request) -> str:
 
 
 def transcript(request: Request) -> list[str]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     texts: list[str] = []
     for message in body.get("messages") or ():
         if isinstance(message, dict) and message.get("role") != "system":
@@ -84,9 +85,7 @@ def transcript(request: Request) -> list[str]:
 
 def error(reply: Reply, request: Request) -> Response:
     if reply.error == "garbage":
-        if _streaming(request):
-            return Response(headers={"content-type": "text/event-stream"}, frames=[GARBAGE_SSE])
-        return Response(headers={"content-type": "application/json"}, body=GARBAGE_JSON)
+        return garbage(streaming(request))
     status, code, kind, message = ERRORS[reply.error]
     headers = {"retry-after": "1"} if status == 429 else {}
     payload = {"error": {"message": message, "type": kind, "param": None, "code": code}}
@@ -94,7 +93,7 @@ def error(reply: Reply, request: Request) -> Response:
 
 
 def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Response:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     model = str(body.get("model") or "gpt-standin")
     usage = {
         "prompt_tokens": reply.input_tokens,
@@ -112,7 +111,7 @@ def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Res
             }
         )
     finish = "tool_calls" if tool_calls else "stop"
-    if not _streaming(request):
+    if not streaming(request):
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if tool_calls:
             message["tool_calls"] = tool_calls
@@ -144,7 +143,3 @@ def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Res
         )
     frames.append(frame("[DONE]"))
     return sse(frames)
-
-
-def _streaming(request: Request) -> bool:
-    return isinstance(request.body, dict) and bool(request.body.get("stream"))

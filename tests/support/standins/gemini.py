@@ -19,13 +19,13 @@ from typing import Any
 from .script import Reply
 from .tools import Call, Offer
 from .wire import (
-    GARBAGE_JSON,
-    GARBAGE_SSE,
     Request,
     Response,
     bearer,
+    body_of,
     chunks,
     frame,
+    garbage,
     json_response,
     sse,
     text_of,
@@ -57,7 +57,7 @@ def tenant(request: Request) -> str:
 
 
 def _config(request: Request) -> dict[str, Any]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     config = body.get("generationConfig") or body.get("config") or {}
     return config if isinstance(config, dict) else {}
 
@@ -73,7 +73,7 @@ def is_main(request: Request) -> bool:
 
 
 def offers(request: Request) -> list[Offer]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     found = []
     for tool in body.get("tools") or ():
         for declaration in (tool or {}).get("functionDeclarations") or ():
@@ -86,7 +86,7 @@ def offers(request: Request) -> list[Offer]:
 
 
 def transcript(request: Request) -> list[str]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     texts: list[str] = []
     for content in body.get("contents") or ():
         if isinstance(content, dict):
@@ -100,9 +100,7 @@ def other(kind: str, request: Request) -> Response:
 
 def error(reply: Reply, request: Request) -> Response:
     if reply.error == "garbage":
-        if _sse(request):
-            return Response(headers={"content-type": "text/event-stream"}, frames=[GARBAGE_SSE])
-        return Response(headers={"content-type": "application/json"}, body=GARBAGE_JSON)
+        return garbage(_sse(request))
     status, name, message = _ERRORS[reply.error]
     return json_response(status, {"error": {"code": status, "message": message, "status": name}})
 

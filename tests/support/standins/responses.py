@@ -20,16 +20,17 @@ from typing import Any
 from .script import Reply
 from .tools import Call, Offer
 from .wire import (
-    GARBAGE_JSON,
-    GARBAGE_SSE,
     Request,
     Response,
     bearer,
+    body_of,
     chunks,
     frame,
+    garbage,
     json_response,
     new_id,
     sse,
+    streaming,
     text_of,
 )
 
@@ -59,12 +60,12 @@ def _tool_lists(body: dict[str, Any]) -> list[list[Any]]:
 
 
 def is_main(request: Request) -> bool:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     return any(_tool_lists(body))
 
 
 def offers(request: Request) -> list[Offer]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     found: list[Offer] = []
 
     def walk(tools: list[Any], namespace: str | None) -> None:
@@ -86,7 +87,7 @@ def offers(request: Request) -> list[Offer]:
 
 
 def transcript(request: Request) -> list[str]:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     texts: list[str] = []
     items = body.get("input")
     if isinstance(items, str):
@@ -99,9 +100,7 @@ def transcript(request: Request) -> list[str]:
 
 def error(reply: Reply, request: Request) -> Response:
     if reply.error == "garbage":
-        if _streaming(request):
-            return Response(headers={"content-type": "text/event-stream"}, frames=[GARBAGE_SSE])
-        return Response(headers={"content-type": "application/json"}, body=GARBAGE_JSON)
+        return garbage(streaming(request))
     status, code, kind, message = ERRORS[reply.error]
     headers = {"x-request-id": new_id("req_")}
     if status == 429:
@@ -130,7 +129,7 @@ def _item(call: Call | None, text: str) -> dict[str, Any]:
 
 
 def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Response:
-    body = request.body if isinstance(request.body, dict) else {}
+    body = body_of(request)
     output = []
     if call is None or text:
         output.append(_item(None, text))
@@ -154,7 +153,7 @@ def respond(request: Request, reply: Reply, call: Call | None, text: str) -> Res
             "total_tokens": reply.input_tokens + reply.output_tokens,
         },
     }
-    if not _streaming(request):
+    if not streaming(request):
         return json_response(200, response)
     return sse(stream_events(response))
 
@@ -208,7 +207,3 @@ def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
         {"type": f"{event}.done", **at, field: item[field]},
         {"type": "response.output_item.done", "output_index": index, "item": item},
     ]
-
-
-def _streaming(request: Request) -> bool:
-    return isinstance(request.body, dict) and bool(request.body.get("stream"))

@@ -14,6 +14,7 @@ Control API (JSON; ``{tenant}`` is the API key the CLI presents, URL-encoded):
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import select
@@ -21,6 +22,7 @@ import socket
 import threading
 import time
 import zlib
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
@@ -71,6 +73,17 @@ def start_in_thread(host: str = "127.0.0.1", port: int = 0) -> StandinServer:
     server = StandinServer((host, port))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+@contextlib.contextmanager
+def running(host: str = "127.0.0.1", port: int = 0) -> Iterator[StandinServer]:
+    """``start_in_thread``, shut down and closed at the end of the block."""
+    server = start_in_thread(host, port)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -42,6 +42,23 @@ class Response:
         return self.frames is not None
 
 
+def body_of(request: Request) -> dict[str, Any]:
+    """The request's JSON object (an empty one when the body was anything else)."""
+    return request.body if isinstance(request.body, dict) else {}
+
+
+def streaming(request: Request) -> bool:
+    """Whether the request asks for a stream (``"stream": true``)."""
+    return bool(body_of(request).get("stream"))
+
+
+def garbage(stream: bool) -> Response:
+    """A 200 whose body is not the protocol: a broken event stream or broken JSON."""
+    if stream:
+        return Response(headers={"content-type": "text/event-stream"}, frames=[GARBAGE_SSE])
+    return Response(headers={"content-type": "application/json"}, body=GARBAGE_JSON)
+
+
 def json_response(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Response:
     body = json.dumps(payload, separators=(",", ":")).encode()
     return Response(
