@@ -45,7 +45,7 @@ parallax_wait_for_env() {
 # (newlines, quotes, '='), so the file is never parsed by a shell.
 parallax_load_env() {
     local file=$PARALLAX_RUN_DIR/env record key
-    [[ -r $file ]] || return 0
+    [[ -r $file ]] || file=/dev/null
     while IFS= read -r -d '' record || [[ -n $record ]]; do
         [[ -n $record ]] || continue
         key=${record%%=*}
