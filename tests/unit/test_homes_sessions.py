@@ -15,6 +15,7 @@ from parallax_docker.models import SpawnRequest
 from parallax_docker.runtime.drivers.wrapper import TURN_SCRIPT
 from parallax_docker.runtime.homes import AGENT_HOME_KIND, VOLUME_KIND, is_runtime_owned
 from parallax_docker.runtime.labels import MANAGED
+from parallax_docker.runtime.pool import pool_container_spec
 from parallax_docker.runtime.sessions import Sessions, execution_key
 from parallax_docker.runtime.spec import container_spec, plan_agent
 from parallax_docker.runtime.store import Store
@@ -117,3 +118,12 @@ async def test_forgetting_a_session_forgets_it_for_the_execution_too(sessions: S
 
 def test_execution_keys_cannot_be_agent_ids() -> None:
     assert ":" in execution_key("run", "claude")
+
+
+def test_a_pooled_container_of_a_cli_type_has_its_own_home_volume(tmp_path: Path) -> None:
+    settings = load_settings(environ={"PARALLAX_POOL": "claude:1"})
+    project: ImageInfo = dataclasses.replace(image(), labels=PROJECT)
+    spec = pool_container_spec(settings.pool[0], project, settings, "abc123", tmp_path / "slot")
+    (home,) = home_mounts(spec)
+    assert (home.kind, home.source) == ("volume", "")
+    assert "/home/agent" not in spec.tmpfs
