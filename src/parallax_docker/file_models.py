@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 FileKind = Literal["file", "dir", "symlink", "other"]
-Change = Literal["added", "modified", "removed", "renamed"]
+Change = Literal["added", "modified", "deleted", "renamed"]
 
 
 class _Camel(BaseModel):

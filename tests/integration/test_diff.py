@@ -88,7 +88,7 @@ def test_git_workspace_diff_shows_the_turns_commits_and_work_tree_changes(
     changes = {f["path"]: f["change"] for f in body["files"]}
     assert changes == {
         "kept.txt": "modified",
-        "doomed.txt": "removed",
+        "doomed.txt": "deleted",
         "untracked.txt": "added",
         "src/app.py": "added",
     }
@@ -122,7 +122,7 @@ def test_plain_workspace_diff_lists_added_modified_and_removed_files(
     body = diff(api, agent["id"])
     assert body["files"] == [
         {"path": "edit.txt", "change": "modified", "size": 2},
-        {"path": "gone.txt", "change": "removed"},
+        {"path": "gone.txt", "change": "deleted"},
         {"path": "out/r.txt", "change": "added", "size": 7},
         {"path": "uploaded.txt", "change": "added", "size": 2},
     ]

@@ -34,7 +34,7 @@ def test_changes_are_added_modified_and_removed_by_size_time_and_hash() -> None:
     )
     assert changed_files(before, after) == [
         ("edited", "modified", 1),
-        ("gone", "removed", None),
+        ("gone", "deleted", None),
         ("grown", "modified", 2),
         ("new", "added", 5),
         ("relinked", "modified", 3),
@@ -82,7 +82,7 @@ def test_git_output_is_parsed_into_commits_files_and_the_diff() -> None:
     assert [c.subject for c in parsed.commits] == ["second", "first"]
     assert [(f.path, f.change, f.old_path) for f in parsed.files] == [
         ("a.txt", "modified", None),
-        ("b.txt", "removed", None),
+        ("b.txt", "deleted", None),
         ("new name", "renamed", "old name"),
         ("c.txt", "added", None),
     ]

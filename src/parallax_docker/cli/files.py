@@ -25,7 +25,7 @@ from parallax_docker.errors import ValidationError
 from parallax_docker.resources import NAME_RE
 
 _CHUNK = 256 * 1024
-_STATUS = {"added": "A", "modified": "M", "removed": "D", "renamed": "R"}
+_STATUS = {"added": "A", "modified": "M", "deleted": "D", "renamed": "R"}
 
 
 def split_remote(text: str) -> tuple[str, str] | None:

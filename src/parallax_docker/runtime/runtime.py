@@ -38,6 +38,7 @@ from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.terminal import TerminalService
 from parallax_docker.runtime.turns import TurnRunner
+from parallax_docker.runtime.unprivileged import UserLookup
 from parallax_docker.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,9 @@ class Runtime:
         self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
         sampler = MetricsSampler(backend)
         warm = deployment.warm_start
+        users = UserLookup(backend, allow_root=settings.allow_root, tmpfs_size=settings.tmpfs_size)
         self.pool = (
-            WarmPool(settings, backend, warm, self.claims, self.engine)
+            WarmPool(settings, backend, warm, self.claims, self.engine, users)
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )
@@ -94,6 +96,7 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             pool=self.pool,
+            users=users,
             on_ready=self.workspace.baseline,
         )
         self.operations = Operations(

@@ -76,7 +76,7 @@ class Snapshot:
 
 
 def changed_files(before: Snapshot, after: Snapshot) -> list[tuple[str, str, int | None]]:
-    """(path, "added" | "modified" | "removed", size now) for every path that differs.
+    """(path, "added" | "modified" | "deleted", size now) for every path that differs.
 
     A file whose size and time are unchanged is taken as unchanged; one whose time changed but
     whose hash (when both have one) is the same is unchanged too.
@@ -88,7 +88,7 @@ def changed_files(before: Snapshot, after: Snapshot) -> list[tuple[str, str, int
             found.append((path, "added", now.size))
         elif _differs(then, now):
             found.append((path, "modified", now.size))
-    found.extend((path, "removed", None) for path in before.files if path not in after.files)
+    found.extend((path, "deleted", None) for path in before.files if path not in after.files)
     return sorted(found)
 
 

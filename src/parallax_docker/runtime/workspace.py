@@ -4,11 +4,12 @@ At spawn, before the agent is ready, a snapshot of its workspace is taken (``bas
 kept on disk (runtime/snapshots.py). The diff then compares against it: when the workspace is
 in a git work tree, git says what changed (a unified diff of the work tree, untracked files
 included, against the HEAD at spawn, and the commits made since); otherwise a new snapshot is
-compared file by file (added, modified, removed). Everything runs inside the agent as its own
+compared file by file (added, modified, deleted). Everything runs inside the agent as its own
 user (runtime/workspace_scripts.py).
 
-For a turn's ``filesChanged``: ``snapshot(agent_id)`` before the turn, then
-``changes_since(agent_id, snapshot)`` after it.
+Changes over any span (several turns, since any moment): ``snapshot(agent_id)`` at its start,
+then ``changes_since(agent_id, snapshot)``. (One turn's ``filesChanged`` is listed by the turn
+wrapper itself, runtime/workspace_changes.py, in the same vocabulary.)
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ BASELINE_TIMEOUT_S = 30.0
 DIFF_TIMEOUT_S = 120.0
 _ENV = {"LC_ALL": "C", "GIT_OPTIONAL_LOCKS": "0", "GIT_PAGER": "cat"}
 _KINDS = {"regular file": "file", "regular empty file": "file", "symbolic link": "link"}
-_CHANGES = {"A": "added", "C": "added", "M": "modified", "T": "modified", "D": "removed"}
+_CHANGES = {"A": "added", "C": "added", "M": "modified", "T": "modified", "D": "deleted"}
 
 
 def workspace_root(record: AgentRecord) -> str:
@@ -92,7 +93,7 @@ class Workspace:
         return await self._take(container_id, workspace_root(record))
 
     async def changes_since(self, agent_id: str, snapshot: Snapshot) -> list[ChangedFile]:
-        """The files added, modified and removed since ``snapshot`` (a turn's filesChanged)."""
+        """The files added, modified and deleted since ``snapshot``."""
         return _changes(snapshot, await self.snapshot(agent_id))
 
     async def diff(self, agent_id: str) -> DiffResponse:
