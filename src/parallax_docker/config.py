@@ -146,6 +146,11 @@ class Settings(BaseModel):
     # are kept, and the default bound on one turn.
     state_dir: Path = Field(DEFAULT_STATE_DIR)
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
+    # Files, workspace diffs and previews (docs/files.md).
+    max_upload_bytes: int = Field(4 * 1024**3, ge=1024, le=1024**4)
+    max_download_bytes: int = Field(4 * 1024**3, ge=1024, le=1024**4)
+    max_diff_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1024**3)
+    preview_ttl_s: float = Field(8 * 3600.0, ge=60, le=30 * 86400)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
     # For crash tests only (docs/reliability.md): "KIND.STEP[@N][:Ss],..." kills the service with

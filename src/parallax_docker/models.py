@@ -186,6 +186,10 @@ class AgentHandle(BaseModel):
     health: str | None = None
     restart_count: int = Field(0, alias="restartCount")
     stale: bool = False
+    ports: list[int] = Field(
+        default_factory=list,
+        description="Ports opened as previews (/agents/{id}/ports/{port}/), since it started",
+    )
 
 
 class AgentListResponse(BaseModel):

@@ -37,7 +37,9 @@ from parallax_docker.backends.base import (
 )
 from parallax_docker.backends.capabilities import (
     Deployment,
+    Files,
     ImageBuilding,
+    Ports,
     SecretDelivery,
     SecretMounts,
     Terminals,
@@ -289,6 +291,10 @@ class FakeBackend:
         self, container_id: str, spec: ExecSpec
     ) -> AsyncIterator[ExecOutput | ExecExit]:
         await self._step("stream_exec", (container_id, spec))
+        if spec.argv[3:4] == ("parallax-workspace",):
+            # The workspace's snapshot at spawn (runtime/workspace.py): an empty workspace.
+            yield ExecExit(0)
+            return
         items = self.turn_outputs.pop(0) if self.turn_outputs else [ExecExit(0)]
         for item in items:
             yield item
@@ -468,6 +474,14 @@ class FakeDeployment:
 
     @property
     def images(self) -> ImageBuilding | None:
+        return None
+
+    @property
+    def files(self) -> Files | None:
+        return None
+
+    @property
+    def ports(self) -> Ports | None:
         return None
 
     async def close(self) -> None:

@@ -17,8 +17,8 @@ Exit codes (docs/cli.md shows the same table):
     ORIGIN_NOT_ALLOWED
 8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, RUNTIME_FORBIDDEN, ``*_FORBIDDEN``
 9   resources: LIMIT_ABOVE_HOST (a limit above the host), RESOURCE_LIMIT (no capacity left)
-10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED; an error answer
-    to ``send --wait``
+10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED,
+    PREVIEW_UNREACHABLE; an error answer to ``send --wait``
 130 interrupted (Ctrl-C)
 ==  ==========================================================================================
 """
@@ -82,6 +82,7 @@ EXIT_CODES: dict[str, int] = {
     "HEALTH_CHECK_FAILED": EXIT_AGENT_FAILED,
     "NETWORK_ERROR": EXIT_AGENT_FAILED,
     "SPAWN_INTERRUPTED": EXIT_AGENT_FAILED,
+    "PREVIEW_UNREACHABLE": EXIT_AGENT_FAILED,
 }
 
 _BY_STATUS: dict[int, int] = {

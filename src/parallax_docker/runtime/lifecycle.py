@@ -63,6 +63,8 @@ class AgentRecord:
     restart_times: list[float] = field(default_factory=list)
     busy: bool = False
     login_required: bool = False
+    # Ports the service reached as previews of the agent's apps (shown in the handle).
+    ports: tuple[int, ...] = ()
     # The handle as JSON with what it was made from (see handle_json).
     _json: tuple[ContainerState | None, tuple[object, ...], bytes] | None = field(
         default=None, repr=False, compare=False
@@ -88,6 +90,7 @@ class AgentRecord:
     def handle(self, stale: bool = False) -> AgentHandle:
         handle = self.labels.handle(self.status, self.state, self.error, self.error_code)
         handle.restart_count = self.restart_count
+        handle.ports = list(self.ports)
         if self.probed_ready and self.state is not None and self.state.health == "starting":
             # Docker's first scheduled check has not run yet; the runtime's probe has passed.
             handle.health = "healthy"
@@ -107,6 +110,7 @@ class AgentRecord:
             self.error_code,
             self.restart_count,
             self.probed_ready,
+            self.ports,
             stale,
         )
         cached = self._json
@@ -216,6 +220,8 @@ def restart_begun(record: AgentRecord, *, automatic: bool) -> None:
     record.settled.clear()
     record.transitioning = True
     record.status = AgentStatus.STARTING
+    # Whatever listened died with the old run of the container.
+    record.ports = ()
     if automatic:
         record.restart_count += 1
         record.restart_times.append(time.time())
@@ -364,6 +370,17 @@ def turn_ended(
         return [event("login_required", record, loginUrl=login_url)]
     if record.status == AgentStatus.READY:
         return [event("agent_ready", record)]
+    return []
+
+
+# -- previews -----------------------------------------------------------------------------------
+
+
+def port_opened(record: AgentRecord, port: int) -> Events:
+    """The service reached ``port`` of the agent for a preview; it shows in the handle."""
+    if port in record.ports:
+        return []
+    record.ports = tuple(sorted((*record.ports, port)))
     return []
 
 

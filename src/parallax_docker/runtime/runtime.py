@@ -2,8 +2,9 @@
 
 Each part gets only what it needs through its constructor; none reaches through another. The
 API calls the verbs (``spawner``, ``operations``, ``queries``, ``messaging``, ``terminals``,
-``executions``, ``gc``); the loops (``reconciler``, ``janitor``, the warm pool) and ``recovery``
-keep the registry true and finish what a crash cut short. docs/architecture.md draws the rooms.
+``executions``, ``files``, ``workspace``, ``previews``, ``gc``); the loops (``reconciler``,
+``janitor``, the warm pool) and ``recovery`` keep the registry true and finish what a crash
+cut short. docs/architecture.md draws the rooms.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from parallax_docker.config import Settings
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
+from parallax_docker.runtime.files import FileService
 from parallax_docker.runtime.gc import GarbageCollector
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.journal import Journal
@@ -25,16 +27,19 @@ from parallax_docker.runtime.observer import Observer
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.pool import WarmPool
+from parallax_docker.runtime.previews import Previews
 from parallax_docker.runtime.queries import Queries
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.recovery import Recovery
 from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.snapshots import SnapshotStore
 from parallax_docker.runtime.spawner import Spawner
 from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.terminal import TerminalService
 from parallax_docker.runtime.turns import TurnRunner
 from parallax_docker.runtime.unprivileged import UserLookup
+from parallax_docker.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +78,14 @@ class Runtime:
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )
+        # What agents change in their workspace, against a snapshot taken at spawn.
+        self.workspace = Workspace(
+            settings=settings,
+            backend=backend,
+            registry=self.registry,
+            engine=self.engine,
+            store=SnapshotStore(settings.state_dir / "workspace" / settings.instance),
+        )
         self.spawner = Spawner(
             settings=settings,
             backend=backend,
@@ -84,6 +97,7 @@ class Runtime:
             telemetry=self.telemetry,
             pool=self.pool,
             users=users,
+            on_ready=self.workspace.baseline,
         )
         self.operations = Operations(
             settings=settings,
@@ -122,6 +136,19 @@ class Runtime:
             journal=self.journal,
             selector=self.selector,
         )
+        self.files = FileService(
+            settings=settings,
+            files=deployment.files,
+            registry=self.registry,
+            engine=self.engine,
+            journal=self.journal,
+        )
+        self.previews = Previews(
+            ports=deployment.ports,
+            registry=self.registry,
+            engine=self.engine,
+            ttl_s=settings.preview_ttl_s,
+        )
         self.gc = GarbageCollector(
             settings=settings,
             backend=backend,
@@ -146,6 +173,7 @@ class Runtime:
         )
         self.recovery.handlers["turn"] = self.messaging.recover
         self.recovery.handlers["execution"] = self.executions.recover
+        self.recovery.handlers["upload"] = self.files.recover
         observer = Observer(
             registry=self.registry,
             claims=self.claims,

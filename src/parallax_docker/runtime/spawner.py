@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from parallax_docker.backends.base import Backend, ContainerState
 from parallax_docker.backends.capabilities import SecretDelivery
@@ -54,6 +55,7 @@ class Spawner:
         telemetry: Telemetry,
         pool: WarmPool | None,
         users: UserLookup,
+        on_ready: Callable[[AgentRecord, str], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -65,6 +67,9 @@ class Spawner:
         self._telemetry = telemetry
         self._pool = pool
         self._users = users
+        # Called with the record and container once the agent is up, before it is ready (the
+        # workspace's snapshot at spawn, runtime/workspace.py).
+        self._on_ready = on_ready
 
     async def spawn(self, request: SpawnRequest) -> AgentHandle:
         engine = self._engine.require()
@@ -98,6 +103,8 @@ class Spawner:
             state = await self._pooled(record, plan, intent) or await self._cold(
                 record, plan, intent
             )
+            if self._on_ready is not None:
+                await self._on_ready(record, state.id)
         except BaseException as exc:
             self._telemetry.spawn_finished(record.labels.type, time.monotonic() - started, exc)
             await asyncio.shield(self._abandon(record, intent))
