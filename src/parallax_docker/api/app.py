@@ -21,7 +21,16 @@ from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddlew
 from parallax_docker.api.openapi import document_common_responses
 from parallax_docker.api.query import reject_unknown_query
 from parallax_docker.api.request_log import RequestLogMiddleware
-from parallax_docker.api.routes import agents, executions, gc, health, messages, prometheus, ws
+from parallax_docker.api.routes import (
+    agents,
+    executions,
+    gc,
+    health,
+    messages,
+    prometheus,
+    threads,
+    ws,
+)
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
@@ -81,6 +90,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.include_router(gc.router)
     app.include_router(messages.router)
     app.include_router(executions.router)
+    app.include_router(threads.router)
     app.include_router(ws.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_token is not None:

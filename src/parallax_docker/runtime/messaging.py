@@ -20,7 +20,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from parallax_docker.config import Settings
@@ -32,6 +31,7 @@ from parallax_docker.errors import (
 )
 from parallax_docker.models import AgentMessage, AgentStatus, SendResponse
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.clock import iso_time
 from parallax_docker.runtime.drivers import Driver, driver_for
 from parallax_docker.runtime.drivers.base import TurnOutput, TurnResult
 from parallax_docker.runtime.engine_link import EngineLink
@@ -40,6 +40,7 @@ from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.store import Store, StoredMessage
 from parallax_docker.runtime.turns import KILL_EXEC_TIMEOUT_S, Turn, TurnRunner
+from parallax_docker.thread_models import ApprovalPreset
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ class MessagingService:
         store: Store,
         drivers: Callable[[str], Driver] = driver_for,
         clock: Callable[[], float] = time.time,
+        approval: Callable[[str], ApprovalPreset] = lambda _agent_id: ApprovalPreset.AUTONOMOUS,
+        on_output: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -75,7 +78,10 @@ class MessagingService:
         self._journal = journal
         self._drivers = drivers
         self._clock = clock
+        # A thread's approval preset, and who follows its turns' output as it arrives.
+        self._approval, self._on_output = approval, on_output
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
+        self._running: dict[str, Turn] = {}
 
     @property
     def busy_agents(self) -> Mapping[str, asyncio.Task[AgentMessage]]:
@@ -84,7 +90,13 @@ class MessagingService:
     # -- the API's operations ---------------------------------------------------------------
 
     async def send(
-        self, agent_id: str, message: str, *, expect_response: bool, timeout_ms: int | None
+        self,
+        agent_id: str,
+        message: str,
+        *,
+        expect_response: bool,
+        timeout_ms: int | None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> SendResponse:
         """Start a turn with ``message``; with ``expect_response``, wait for and return the answer.
 
@@ -93,6 +105,22 @@ class MessagingService:
         Once accepted, every outcome is an answer message: a timeout, a failure or a login
         prompt is an ``error`` message whose ``metadata.code`` says which.
         """
+        self.start(agent_id, message, timeout_ms=timeout_ms, metadata=metadata)
+        if not expect_response:
+            return SendResponse(sent=True)
+        # Shielded: a client that hangs up does not cut the turn short.
+        return SendResponse(sent=True, response=await asyncio.shield(self._turns[agent_id]))
+
+    def start(
+        self,
+        agent_id: str,
+        message: str,
+        *,
+        timeout_ms: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Start a turn (refused as ``send`` says) and return its id; nothing awaits in here.
+        ``metadata`` goes with the task message (a thread marks its turns with it)."""
         self._engine.require()
         record = self._registry.get(agent_id)
         if record.busy or agent_id in self._turns:
@@ -114,14 +142,22 @@ class MessagingService:
         )
         # From here to the task's creation nothing awaits: no second send can slip in.
         self._publisher.publish(lifecycle.turn_started(record, self._clock()))
-        task = asyncio.create_task(self._run_turn(turn, intent), name=f"parallax-{turn.id}")
+        task = asyncio.create_task(
+            self._run_turn(turn, intent, dict(metadata or {})), name=f"parallax-{turn.id}"
+        )
         self._turns[agent_id] = task
+        self._running[agent_id] = turn
         task.add_done_callback(lambda done: self._forget(agent_id, done))
-        if not expect_response:
-            return SendResponse(sent=True)
-        # Shielded: a client that hangs up does not cut the turn short.
-        answer = await asyncio.shield(task)
-        return SendResponse(sent=True, response=answer)
+        return turn.id
+
+    async def interrupt(self, agent_id: str) -> bool:
+        """End the turn running in ``agent_id`` (answered ``TURN_INTERRUPTED``); False if none."""
+        turn = self._running.get(agent_id)
+        if turn is None:
+            return False
+        turn.interrupted = True
+        await self._runner.interrupt(turn.container_id, turn.id)
+        return True
 
     async def messages(self, agent_id: str, limit: int) -> list[AgentMessage]:
         """The conversation with ``agent_id``, oldest first (kept after the agent is gone)."""
@@ -156,10 +192,13 @@ class MessagingService:
     def _forget(self, agent_id: str, task: asyncio.Task[AgentMessage]) -> None:
         if self._turns.get(agent_id) is task:
             del self._turns[agent_id]
+            self._running.pop(agent_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.warning("turn on agent %s failed: %s", agent_id, type(task.exception()).__name__)
 
-    async def _run_turn(self, turn: Turn, intent: Intent) -> AgentMessage:
+    async def _run_turn(
+        self, turn: Turn, intent: Intent, task_metadata: dict[str, Any]
+    ) -> AgentMessage:
         started = time.monotonic()
         driver = self._drivers(self._agent_type(turn.agent_id))
         try:
@@ -171,7 +210,7 @@ class MessagingService:
                     type="task",
                     content=turn.message,
                     timestamp=self._clock(),
-                    metadata={"turnId": turn.id},
+                    metadata={**task_metadata, "turnId": turn.id},
                 )
             )
             result = await self._attempt(turn, driver, intent)
@@ -237,14 +276,24 @@ class MessagingService:
     async def _once(
         self, turn: Turn, driver: Driver, session: str | None, deadline: float, intent: Intent
     ) -> TurnResult:
-        plan = driver.plan(turn.message, session)
+        plan = driver.plan(turn.message, session, self._approval(turn.agent_id))
+        follow = self._on_output
         output = await self._runner.run(
             turn,
             plan,
             max(deadline - time.monotonic(), 0.001),
             intent,
             touch=lambda: self._touch(turn.agent_id),
+            on_output=None if follow is None else lambda data: follow(turn.agent_id, turn.id, data),
         )
+        if turn.interrupted:
+            said = _said(driver, output.stdout) if output is not None else ""
+            return TurnResult(
+                content="the turn was interrupted on request"
+                + (f"; the agent had said: {said}" if said else ""),
+                ok=False,
+                metadata={"code": TURN_INTERRUPTED, "status": "interrupted", "requested": True},
+            )
         if output is None:
             return TurnResult(
                 content=f"the agent did not answer within {turn.timeout_s:g} s; the turn was "
@@ -259,13 +308,7 @@ class MessagingService:
     ) -> AgentMessage:
         """The answer of a turn cut short: what the CLI had said, as its driver reads it."""
         driver = self._drivers(self._agent_type(agent_id))
-        said = ""
-        if output:
-            with contextlib.suppress(Exception):
-                # Read as if it had ended well: what the CLI said so far, in its own terms.
-                parsed = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=0))
-                said = parsed.content if parsed.ok else ""
-            said = said or output.decode("utf-8", "replace")
+        said = _said(driver, output)
         content = f"the turn was interrupted ({why})" + (
             f"; the agent had said: {said}" if said else ""
         )
@@ -329,16 +372,19 @@ class MessagingService:
         return model
 
 
+def _said(driver: Driver, output: bytes) -> str:
+    """What a CLI cut short had said, read as if it had ended well (in its own terms)."""
+    if not output:
+        return ""
+    said = ""
+    with contextlib.suppress(Exception):
+        parsed = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=0))
+        said = parsed.content if parsed.ok else ""
+    return said or output.decode("utf-8", "replace")
+
+
 def _message_id() -> str:
     return f"msg-{secrets.token_hex(8)}"
-
-
-def iso_time(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
 
 
 def _message_model(message: StoredMessage) -> AgentMessage:

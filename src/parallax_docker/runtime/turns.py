@@ -38,6 +38,8 @@ class Turn:
     container_id: str
     message: str
     timeout_s: float
+    # Set when someone asked for the turn to be interrupted (a thread's Ctrl-C).
+    interrupted: bool = False
 
 
 class TurnRunner:
@@ -52,8 +54,13 @@ class TurnRunner:
         timeout_s: float,
         intent: Intent,
         touch: Callable[[], None],
+        on_output: Callable[[bytes], None] | None = None,
     ) -> TurnOutput | None:
-        """Run the turn; its output, or None when it ran past ``timeout_s`` (it is killed)."""
+        """Run the turn; its output, or None when it ran past ``timeout_s`` (it is killed).
+
+        ``on_output`` sees each piece of stdout as it arrives (a thread follows the CLI's
+        progress with it).
+        """
         spec = ExecSpec(
             argv=turn_argv(
                 turn.id,
@@ -77,6 +84,8 @@ class TurnRunner:
                     if len(item.data) > room:
                         state["truncated"] = True
                     self._journal.append_output(intent, item.data)
+                    if on_output is not None:
+                        _follow(on_output, item.data)
                     if not state["said"]:
                         state["said"] = True
                         self._journal.note(intent, step="running")
@@ -119,3 +128,11 @@ class TurnRunner:
             )
         except ParallaxError as exc:
             log.warning("could not interrupt turn %s: %s", turn_id, exc.code)
+
+
+def _follow(on_output: Callable[[bytes], None], data: bytes) -> None:
+    """Hand output to a follower; its failure never fails the turn."""
+    try:
+        on_output(data)
+    except Exception as exc:
+        log.warning("a turn output follower failed: %s", type(exc).__name__)

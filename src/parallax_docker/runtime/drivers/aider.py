@@ -9,6 +9,7 @@ conversation in ``.aider.chat.history.md`` in the working directory, and later t
 
 from __future__ import annotations
 
+from parallax_docker.runtime.drivers.approval import aider_flags
 from parallax_docker.runtime.drivers.base import (
     TurnOutput,
     TurnPlan,
@@ -18,18 +19,17 @@ from parallax_docker.runtime.drivers.base import (
     find_login_url,
     marker_login,
 )
+from parallax_docker.thread_models import ApprovalPreset
 
 # What the driver stores as the "session": aider resumes from its history file.
 HISTORY_SESSION = "aider-chat-history"
 _FLAGS = (
-    "--yes-always",
     "--no-git",
     "--no-pretty",
     "--no-stream",
     "--no-fancy-input",
     "--no-check-update",
     "--no-show-release-notes",
-    "--no-suggest-shell-commands",
 )
 # Lines aider prints around the answer (banner, settings, costs), not part of it.
 _NOISE_PREFIXES = (
@@ -53,8 +53,13 @@ _AUTH_HINTS = ("AuthenticationError",)
 class AiderDriver:
     name = "aider"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
-        argv: tuple[str, ...] = ("aider", *_FLAGS)
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
+        argv: tuple[str, ...] = ("aider", *_FLAGS, *aider_flags(preset))
         if session_id:
             argv += ("--restore-chat-history",)
         return TurnPlan(

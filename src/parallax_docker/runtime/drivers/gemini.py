@@ -8,6 +8,7 @@ code 41 (the exit status too) is an authentication failure.
 
 from __future__ import annotations
 
+from parallax_docker.runtime.drivers.approval import gemini_flags
 from parallax_docker.runtime.drivers.base import (
     TurnOutput,
     TurnPlan,
@@ -18,6 +19,7 @@ from parallax_docker.runtime.drivers.base import (
     last_json_object,
     marker_login,
 )
+from parallax_docker.thread_models import ApprovalPreset
 
 # Gemini CLI's exit status (and error code) for an authentication failure.
 AUTH_ERROR_CODE = 41
@@ -27,9 +29,14 @@ _RESUME_ERRORS = ("Invalid session identifier", "No previous sessions found")
 class GeminiDriver:
     name = "gemini"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
-        # --skip-trust: /workspace is the agent's own; yolo: the container is the sandbox.
-        argv = ["gemini", "--output-format", "json", "--approval-mode", "yolo", "--skip-trust"]
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
+        # --skip-trust: /workspace is the agent's own.
+        argv = ["gemini", "--output-format", "json", *gemini_flags(preset), "--skip-trust"]
         if session_id:
             argv += ["--resume", session_id]
         return TurnPlan(argv=tuple(argv), stdin=message.encode(), check_credentials=True)
