@@ -221,6 +221,10 @@ class Spawner:
 
     # -- failure ----------------------------------------------------------------------------
 
+    async def abandon(self, reservation: Reservation) -> None:
+        """Give up a reservation whose ``complete`` never ran (the caller changed its mind)."""
+        await self._abandon(reservation.record, reservation.intent)
+
     async def _abandon(self, record: AgentRecord, intent: Intent) -> None:
         """Remove what the failed spawn made; leave it to recovery when that fails too."""
         container_id = intent.container_id

@@ -64,14 +64,15 @@ class Workers:
         self._clock = clock
         self._tasks = Tasks()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._spawning: set[str] = set()
+        # Spawns reserved for a worker that has not taken them up yet.
+        self._reservations: dict[str, Reservation] = {}
         self._intents: dict[str, Intent] = {}
 
     def running(self, thread_id: str) -> bool:
         return thread_id in self._running
 
     def spawning(self, thread_id: str) -> bool:
-        return thread_id in self._spawning
+        return thread_id in self._reservations
 
     def start(
         self,
@@ -87,25 +88,34 @@ class Workers:
             self._settle_intent(thread)
             return
         if reservation is not None:
-            self._spawning.add(thread.id)
-        task = self._tasks.spawn(self._run(thread, reservation), name=f"thread-{thread.id}")
+            self._reservations[thread.id] = reservation
+        task = self._tasks.spawn(self._run(thread), name=f"thread-{thread.id}")
         self._running[thread.id] = task
         task.add_done_callback(lambda _done: self._running.pop(thread.id, None))
 
     async def cancel(self, thread_id: str) -> None:
-        """End the thread's worker (a spawn under way is undone by the spawner)."""
+        """End the thread's worker and its start-up (a spawn under way is undone by the
+        spawner): the thread is being stopped."""
         task = self._running.get(thread_id)
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        left = self._reservations.pop(thread_id, None)
+        if left is not None:
+            # Cancelled before it began: nothing was made, the reservation is let go.
+            await self._spawner.abandon(left)
+        intent = self._intents.pop(thread_id, None)
+        if intent is not None:
+            self._journal.end(intent)
 
     async def stop(self) -> None:
         await self._tasks.stop()
 
     # -- the worker -------------------------------------------------------------------------
 
-    async def _run(self, thread: ThreadRecord, reservation: Reservation | None) -> None:
+    async def _run(self, thread: ThreadRecord) -> None:
+        reservation = self._reservations.get(thread.id)
         if reservation is not None:
             await self._spawn(thread, reservation)
         while thread.live:
@@ -122,7 +132,8 @@ class Workers:
                 thread, record.spawn_failed(thread, exc.message, exc.code, self._clock())
             )
         finally:
-            self._spawning.discard(thread.id)
+            # complete() has finished or undone the spawn, whatever happened.
+            self._reservations.pop(thread.id, None)
 
     async def _step(self, thread: ThreadRecord) -> bool:
         """Do the next thing the thread needs, if it can now; False to wait for a change."""
