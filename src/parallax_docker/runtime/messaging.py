@@ -152,11 +152,11 @@ class MessagingService:
 
     async def interrupt(self, agent_id: str) -> bool:
         """End the turn running in ``agent_id`` (answered ``TURN_INTERRUPTED``); False if none."""
-        turn = self._running.get(agent_id)
-        if turn is None:
+        turn, task = self._running.get(agent_id), self._turns.get(agent_id)
+        if turn is None or task is None:
             return False
         turn.interrupted = True
-        await self._runner.interrupt(turn.container_id, turn.id)
+        await self._runner.interrupt(turn.container_id, turn.id, until=task)
         return True
 
     async def messages(self, agent_id: str, limit: int) -> list[AgentMessage]:

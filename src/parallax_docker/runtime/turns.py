@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from parallax_docker.backends.base import Backend, ExecExit, ExecSpec
 from parallax_docker.errors import ParallaxError
@@ -27,6 +28,9 @@ STDERR_MAX = 1024 * 1024
 # After the kill, how long the interrupted exec may take to report its end.
 KILL_WAIT_S = 5.0
 KILL_EXEC_TIMEOUT_S = 10.0
+# How long a requested interrupt keeps trying, and how often.
+INTERRUPT_RETRY_S = 10.0
+_INTERRUPT_POLL_S = 0.3
 # Activity during a long turn keeps the agent from being stopped as idle.
 _TOUCH_EVERY_S = 1.0
 
@@ -120,14 +124,27 @@ class TurnRunner:
                 with contextlib.suppress(asyncio.CancelledError, ParallaxError):
                     await reader
 
-    async def interrupt(self, container_id: str, turn_id: str) -> None:
-        """End the turn's CLI and everything it started (nothing when it has ended)."""
-        try:
-            await self._backend.exec(
-                container_id, ExecSpec(argv=kill_argv(turn_id)), timeout_s=KILL_EXEC_TIMEOUT_S
-            )
-        except ParallaxError as exc:
-            log.warning("could not interrupt turn %s: %s", turn_id, exc.code)
+    async def interrupt(
+        self, container_id: str, turn_id: str, until: asyncio.Future[Any] | None = None
+    ) -> None:
+        """End the turn's CLI and everything it started (nothing when it has ended).
+
+        With ``until`` (the turn's task), try again until the turn has ended: a turn asked to
+        stop just after it began may not have written its pid file yet.
+        """
+        deadline = time.monotonic() + INTERRUPT_RETRY_S
+        while True:
+            try:
+                await self._backend.exec(
+                    container_id, ExecSpec(argv=kill_argv(turn_id)), timeout_s=KILL_EXEC_TIMEOUT_S
+                )
+            except ParallaxError as exc:
+                log.warning("could not interrupt turn %s: %s", turn_id, exc.code)
+            if until is None or time.monotonic() > deadline:
+                return
+            done, _ = await asyncio.wait({until}, timeout=_INTERRUPT_POLL_S)
+            if done:
+                return
 
 
 def _follow(on_output: Callable[[bytes], None], data: bytes) -> None:

@@ -92,6 +92,8 @@ class ThreadRecord:
     idle_checks: int = 0
     inputs: list[QueuedInput] = field(default_factory=list)
     stopping: bool = False
+    # The agent crashed (it may come back: a restart makes the thread ready again).
+    agent_down: bool = False
     # Set once the agent is gone for good: the thread is kept (listed) for a while, then dropped.
     ended_at: float | None = None
 
@@ -187,12 +189,14 @@ def agent_started(thread: ThreadRecord, now: float, reason: str | None = None) -
 
 def agent_ready(thread: ThreadRecord, now: float) -> None:
     """The agent is ready: a thread not yet primed prepares; one that failed with its agent
-    (a crash, then a restart) is ready for input again."""
+    (a crash, then a restart) is ready for input again. (The agent is ready again after each
+    turn too; a turn's failure stands.)"""
     if not thread.live or thread.turn_id is not None:
         return
+    down, thread.agent_down = thread.agent_down, False
     if not thread.primed:
         _move(thread, ThreadStatus.PREPARING, now)
-    elif thread.status in (ThreadStatus.FAILED, ThreadStatus.STARTING, ThreadStatus.PREPARING):
+    elif down or thread.status in (ThreadStatus.STARTING, ThreadStatus.PREPARING):
         _move(thread, ThreadStatus.READY, now)
 
 
@@ -387,6 +391,7 @@ def agent_failed(thread: ThreadRecord, error: str, code: str | None, now: float)
     if not thread.live or thread.stopping:
         return []
     thread.turn_id = thread.current = None
+    thread.agent_down = True
     thread.error, thread.error_code = error, code
     _move(thread, ThreadStatus.FAILED, now)
     return [_emit(thread, "thread_failed", now, {"error": error, "code": code})]

@@ -208,12 +208,16 @@ class Threads:
         plan = plan_input(request)
         if not thread.live or thread.stopping:
             raise ThreadStateError(
-                f"thread {thread_id!r} is {thread.status.value}; it takes no input"
+                f"thread {thread_id!r} is {thread.status.value}; it takes no input",
+                resolution="Spawn a new thread; this one has ended (or is being stopped).",
             )
         if plan.interrupt:
             interrupted = await self._messaging.interrupt(thread.spec.agent_id)
             if not interrupted and plan.message is None:
-                raise ThreadStateError(f"thread {thread_id!r} runs no turn; nothing to interrupt")
+                raise ThreadStateError(
+                    f"thread {thread_id!r} runs no turn; there is nothing to interrupt",
+                    resolution="Send Ctrl-C while a turn runs (the thread's status is running).",
+                )
         if plan.message is not None:
             item = QueuedInput(plan.message, dict(request.metadata or {}))
             record.input_queued(thread, item, self._clock())
