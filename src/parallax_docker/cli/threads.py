@@ -87,7 +87,7 @@ def spawn(
     ],
     thread_id: Annotated[str | None, typer.Option("--id", help="Thread id (kept).")] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Display name.")] = None,
-    role: Annotated[str | None, typer.Option("--role")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Role in the team.")] = None,
     workspace: Annotated[
         Path | None, typer.Option("--workspace", help="Host folder mounted at /workspace.")
     ] = None,
@@ -98,7 +98,10 @@ def spawn(
         list[str] | None,
         typer.Option("--context-file", help="PATH=LOCAL_FILE: written at PATH in the workspace."),
     ] = None,
-    preset: Annotated[ApprovalPreset | None, typer.Option("--preset")] = None,
+    preset: Annotated[
+        ApprovalPreset | None,
+        typer.Option("--preset", help="Approval preset (default autonomous).", show_default=False),
+    ] = None,
     image: Annotated[str | None, typer.Option("--image", help="Image to run instead.")] = None,
     wait: WaitOpt = False,
     as_json: JsonOpt = False,
