@@ -7,7 +7,14 @@ from typing import Any
 
 from pydantic import ValidationError as PydanticValidationError
 
-from parallax_docker.client.calls import Call, _multi, _problems, _reveal, _segment
+from parallax_docker.client.calls import (
+    Call,
+    _multi,
+    _problems,
+    _reveal,
+    _segment,
+    stop_params,
+)
 from parallax_docker.errors import ValidationError
 from parallax_docker.thread_models import SpawnThreadRequest, ThreadInputRequest
 
@@ -45,9 +52,7 @@ def get_thread(thread_id: str) -> Call:
 
 
 def stop_thread(thread_id: str, force: bool, timeout_ms: int | None) -> Call:
-    params = [("force", "true")] if force else []
-    if timeout_ms is not None:
-        params.append(("timeout", str(int(timeout_ms))))
+    params = stop_params(force, timeout_ms)
     return Call("DELETE", f"/threads/{_segment(thread_id)}", params=params)
 
 

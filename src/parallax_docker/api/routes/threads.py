@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from parallax_docker.api.deps import RuntimeDep
+from parallax_docker.api.routes.agents import GraceMs
 from parallax_docker.models import ErrorResponse
 from parallax_docker.thread_models import (
     SpawnThreadRequest,
@@ -84,9 +85,7 @@ async def stop_thread(
     thread_id: str,
     runtime: RuntimeDep,
     force: bool = False,
-    timeout: Annotated[
-        int | None, Query(ge=0, le=600_000, description="Grace period in milliseconds")
-    ] = None,
+    timeout: GraceMs = None,
 ) -> Response:
     await runtime.threads.stop_thread(thread_id, force=force, timeout_ms=timeout)
     return Response(status_code=204)
