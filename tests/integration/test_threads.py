@@ -447,3 +447,27 @@ def test_threads_and_their_events_come_back_after_a_service_restart(
             assert client.delete(f"/api/threads/{thread_id}").status_code == 204
     finally:
         engine.remove_container(f"parallax-{thread_id}")
+
+
+@pytest.mark.slow
+def test_a_claude_thread_without_a_key_asks_for_a_login_instead_of_getting_ready(
+    api: httpx.Client,
+    feed: ThreadFeed,
+    threads: Callable[..., httpx.Response],
+    agent_image: Callable[[str], str],
+) -> None:
+    spawn = body(
+        execution(),
+        agentType="claude",
+        image=agent_image("claude"),
+        resources={"memory": "1g", "cpu": 1.0},
+    )
+    thread_id = threads(spawn).json()["id"]
+    events = feed.wait_for(thread_id, lambda t: "thread_failed" in t, timeout_s=120)
+    types = [event["type"] for event in events]
+    assert types[-2:] == ["thread_auth_required", "thread_failed"]
+    auth = events[-2]["data"]
+    assert auth["instructions"] and "url" in auth
+    assert events[-1]["data"]["code"] == "LOGIN_REQUIRED"
+    assert "thread_ready" not in types
+    assert api.get(f"/api/threads/{thread_id}").json()["status"] == "blocked"
