@@ -267,3 +267,32 @@ async def test_a_restarted_service_gets_its_threads_back_and_runs_what_was_cut_s
         assert "thread_ready" not in seen.types()  # it went out once, before the restart
         assert dict(seen.thread())["thread_turn_complete"]["output"] == "done at last"
         assert [spec.stdin for _, spec in h2.fake.called("stream_exec")] == [b"cut short"]
+
+
+async def test_a_stopping_service_lets_a_threads_spawn_finish_and_the_next_one_primes_it(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path) as h:
+        h.fake.hold["start"] = asyncio.Event()
+        handle = await h.runtime.threads.spawn(thread_request())
+        await Seen(h).until(lambda _t: bool(h.fake.called("start")))
+        stopping = asyncio.ensure_future(h.runtime.threads.stop())
+        await asyncio.sleep(0.05)
+        assert not stopping.done()  # it waits for the spawn under way
+        h.fake.hold["start"].set()
+        await stopping
+        assert h.runtime.registry.get(handle.id).container_id is not None
+        containers = dict(h.fake.containers)
+        kept = await h.runtime.store.threads()
+    async with harness(tmp_path, ready=False) as h2:
+        seen = Seen(h2)
+        h2.fake.containers.update(containers)
+        for body in kept:
+            await asyncio.wrap_future(h2.runtime.store.save_thread(handle.id, body, 0.0))
+        await h2.runtime.threads.load()
+        h2.fake.turn_outputs.append(answer("primed after the restart"))
+        h2.sync()  # recovery hands the thread's start-up intent to a new worker
+        types = await seen.until(lambda t: "thread_ready" in t)
+        assert types == ["thread_output", "thread_turn_complete", "thread_ready"]
+        await seen.until(lambda _t: not h2.runtime.journal.owned("thread", handle.id))
+        assert h2.runtime.journal.orphans() == []

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -111,4 +114,9 @@ class Publisher:
         for item in events:
             self.bus.publish(item.event, item.data, agent_id=item.agent_id)
             for listener in self._listeners:
-                listener(item)
+                try:
+                    listener(item)
+                except Exception as exc:  # a follower's failure never fails the publisher
+                    log.warning(
+                        "an event listener failed on %s: %s", item.event, type(exc).__name__
+                    )

@@ -336,8 +336,8 @@ class MessagingService:
             lifecycle.touched(record)
 
     def _end(self, agent_id: str, result: TurnResult | None) -> None:
-        record = self._registry.find(agent_id)
-        if record is None:
+        self._running.pop(agent_id, None)  # answered: nothing left to interrupt
+        if (record := self._registry.find(agent_id)) is None:
             return
         events: list[AgentEvent] = lifecycle.turn_ended(
             record,

@@ -127,6 +127,7 @@ class Runtime:
                 messaging=self.messaging,
                 backend=backend,
                 journal=self.journal,
+                spawn_grace_s=settings.ready_timeout_s,
             ),
             spawner=self.spawner,
             operations=self.operations,

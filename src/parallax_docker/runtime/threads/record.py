@@ -260,6 +260,17 @@ def turn_begun(
     _move(thread, ThreadStatus.RUNNING, now)
 
 
+def turn_lost(thread: ThreadRecord, now: float) -> None:
+    """The thread's turn is not running and its answer will never come (a crash lost it
+    between the answer and the thread's record): what it ran runs again."""
+    if thread.turn_id is not None and thread.turn_id == thread.objective_turn:
+        thread.objective_turn = None
+    elif thread.current is not None:
+        thread.inputs.insert(0, thread.current)
+    thread.turn_id = thread.current = None
+    _move(thread, ThreadStatus.READY if thread.primed else ThreadStatus.PREPARING, now)
+
+
 def tool_running(thread: ThreadRecord, turn_id: str, info: dict[str, Any], now: float) -> Events:
     if not thread.live:
         return []

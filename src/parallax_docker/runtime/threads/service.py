@@ -251,6 +251,8 @@ class Threads:
         for thread in self._book:
             if thread.live and not self._journal.owned("thread", thread.id):
                 self._workers.start(thread)
+            # Whatever a worker waited for (the engine, among others) may have changed.
+            self._book.wake(thread.id)
 
     async def recover(self, intent: Intent) -> None:
         """A thread's start-up that a crash cut short: its worker goes on from where it was."""

@@ -53,6 +53,7 @@ class Workers:
         messaging: MessagingService,
         backend: Backend,
         journal: Journal,
+        spawn_grace_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._book = book
@@ -62,17 +63,21 @@ class Workers:
         self._backend = backend
         self._journal = journal
         self._clock = clock
+        # How long a stopping service lets the spawns under way finish (as a spawn request in
+        # flight would), so that their threads come back whole after the restart.
+        self._spawn_grace_s = spawn_grace_s
         self._tasks = Tasks()
         self._running: dict[str, asyncio.Task[None]] = {}
-        # Spawns reserved for a worker that has not taken them up yet.
+        # Spawns reserved for a worker that has not taken them up yet, and those under way.
         self._reservations: dict[str, Reservation] = {}
+        self._spawns: dict[str, asyncio.Future[object]] = {}
         self._intents: dict[str, Intent] = {}
 
     def running(self, thread_id: str) -> bool:
         return thread_id in self._running
 
     def spawning(self, thread_id: str) -> bool:
-        return thread_id in self._reservations
+        return thread_id in self._reservations or thread_id in self._spawns
 
     def start(
         self,
@@ -101,6 +106,10 @@ class Workers:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        spawn = self._spawns.get(thread_id)
+        if spawn is not None:
+            spawn.cancel()  # the spawner removes what it made
+            await asyncio.gather(spawn, return_exceptions=True)
         left = self._reservations.pop(thread_id, None)
         if left is not None:
             # Cancelled before it began: nothing was made, the reservation is let go.
@@ -110,12 +119,20 @@ class Workers:
             self._journal.end(intent)
 
     async def stop(self) -> None:
+        """The service is stopping: spawns under way may finish (bounded), the rest waits for
+        the next start (recovery hands each thread's start-up back)."""
+        spawns = list(self._spawns.values())
+        if spawns:
+            await asyncio.wait(spawns, timeout=self._spawn_grace_s)
         await self._tasks.stop()
+        for spawn in spawns:
+            spawn.cancel()
+        await asyncio.gather(*spawns, return_exceptions=True)
 
     # -- the worker -------------------------------------------------------------------------
 
     async def _run(self, thread: ThreadRecord) -> None:
-        reservation = self._reservations.get(thread.id)
+        reservation = self._reservations.pop(thread.id, None)
         if reservation is not None:
             await self._spawn(thread, reservation)
         while thread.live:
@@ -125,21 +142,24 @@ class Workers:
         self._settle_intent(thread)
 
     async def _spawn(self, thread: ThreadRecord, reservation: Reservation) -> None:
+        # Its own task: a stopping service lets it finish while the worker is let go.
+        job: asyncio.Future[object] = asyncio.ensure_future(self._spawner.complete(reservation))
+        self._spawns[thread.id] = job
+        job.add_done_callback(lambda _done: self._spawns.pop(thread.id, None))
         try:
-            await self._spawner.complete(reservation)
+            await asyncio.shield(job)
         except ParallaxError as exc:
             self._book.commit(
                 thread, record.spawn_failed(thread, exc.message, exc.code, self._clock())
             )
-        finally:
-            # complete() has finished or undone the spawn, whatever happened.
-            self._reservations.pop(thread.id, None)
 
     async def _step(self, thread: ThreadRecord) -> bool:
         """Do the next thing the thread needs, if it can now; False to wait for a change."""
         agent = self._registry.find(thread.spec.agent_id)
         if agent is None:
-            reason = "removed" if thread.started_sent else SPAWN_INTERRUPTED
+            # Before its start-up is done the thread's spawn was cut short (its secret env is
+            # not kept anywhere to make the agent again); after it, the agent was removed.
+            reason = "removed" if thread.primed else SPAWN_INTERRUPTED
             self._book.commit(thread, record.agent_gone(thread, reason, self._clock()))
             return True
         if agent.transitioning:
@@ -149,14 +169,17 @@ class Workers:
         if in_flight is not None:
             await asyncio.wait({in_flight})
             return True
-        if thread.stopping or not self._takes_work(agent) or thread.turn_id is not None:
+        if thread.stopping or not self._takes_work(agent):
             return False
+        if thread.turn_id is not None:
+            # Nothing runs in the agent, no recovery is answering: the answer was lost.
+            record.turn_lost(thread, self._clock())
+            self._book.commit(thread)
+            return True
         if not thread.files_written:
             await self._write_files(thread, agent)
             return True
         if not thread.objective_done:
-            if thread.objective_turn is not None:
-                return False  # its answer is on its way (a turn recovered after a restart)
             return self._start_turn(thread, thread.spec.objective, objective=True)
         if thread.inputs:
             item = record.input_taken(thread)
