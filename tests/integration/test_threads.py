@@ -405,6 +405,26 @@ def test_a_thread_follows_its_agent_crash_clean_exit_and_lifetime(
     assert stopped["data"]["reason"] == "timeout"
 
 
+def test_an_idle_thread_is_reported_then_stopped_after_its_idle_checks(
+    api: httpx.Client,
+    feed: ThreadFeed,
+    threads: Callable[..., httpx.Response],
+    echo: str,
+    engine: Engine,
+) -> None:
+    policy = {"idleTimeoutMs": 1500, "maxIdleChecks": 2}
+    thread_id = threads(body(execution(), image=echo, policy=policy)).json()["id"]
+    feed.wait_for(thread_id, lambda t: "thread_ready" in t)
+    ready_at = time.monotonic()
+    events = feed.wait_for(thread_id, lambda t: "thread_stopped" in t, timeout_s=30)
+    assert since(ready_at) >= 3  # two idle periods of 1.5 s
+    idle = [e for e in events if e["type"] == "thread_idle"]
+    assert [e["data"]["checks"] for e in idle] == [1, 2]
+    assert idle[0]["thread"]["status"] == "idle"
+    assert events[-1]["data"]["reason"] == "idle"
+    assert engine.inspect(f"parallax-{thread_id}") is None
+
+
 def test_threads_and_their_events_come_back_after_a_service_restart(
     start_service: Callable[..., ServiceProcess],
     engine: Engine,
