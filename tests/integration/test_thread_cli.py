@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 from parallax_docker.cli.main import build_app
 from parallax_docker.client import AsyncClient, Client
 from parallax_docker.errors import InputUnsupportedError, ThreadNotFoundError
-from tests.integration.conftest import PREFIX
+from tests.integration.conftest import PREFIX, STATE_DIR
 from tests.support.engine import Engine
 from tests.support.polling import poll
 from tests.support.server import ServiceProcess
@@ -128,6 +128,12 @@ def test_the_python_clients_drive_a_thread(
         )
         last = client.thread_events(thread.id, limit=1)[0]
         assert last.type == "thread_turn_complete" and last.data["output"] == "next"
+        # The env value is the agent's secret: not in the thread, its events, or what is kept.
+        shown = client.get_thread(thread.id).model_dump_json()
+        shown += "".join(e.model_dump_json() for e in client.thread_events(thread.id))
+        assert "secret-value" not in shown
+        kept = [p for p in STATE_DIR.rglob("*") if p.is_file()]
+        assert kept and not any(b"secret-value" in p.read_bytes() for p in kept)
         with pytest.raises(InputUnsupportedError):
             client.send_to_thread(thread.id, keys=["ENTER"])
         with pytest.raises(ThreadNotFoundError):
