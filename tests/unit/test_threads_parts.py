@@ -24,6 +24,7 @@ from parallax_docker.runtime.threads.input import plan_input
 from parallax_docker.runtime.threads.output import parse_confidence, strip_ansi, summary_of
 from parallax_docker.runtime.threads.persist import from_json, to_json
 from parallax_docker.runtime.threads.prepare import prepare, safe_relative_path
+from parallax_docker.runtime.threads.spec import QueuedInput
 from parallax_docker.thread_models import (
     ApprovalPreset,
     SpawnThreadRequest,
@@ -261,8 +262,8 @@ def test_each_cli_gets_its_own_permission_flags_for_a_preset() -> None:
 def test_a_record_survives_the_store_as_it_was() -> None:
     prepared = prepare(request(id="t1", contextFiles=[{"path": "m.md", "content": "c"}]))
     thread = record.spawned(prepared.spec, prepared.files, 100.0)
-    record.input_queued(thread, record.QueuedInput("next", {"k": 1}), 101.0)
-    record.turn_begun(thread, "turn-1", 102.0, item=record.QueuedInput("now"))
+    record.input_queued(thread, QueuedInput("next", {"k": 1}), 101.0)
+    record.turn_begun(thread, "turn-1", 102.0, item=QueuedInput("now"))
     back = from_json(json.loads(json.dumps(to_json(thread))))
     assert back == thread
     assert from_json({"schema": 99}) is None

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from parallax_docker.runtime.labels import THREAD_PREFIX, AgentLabels
-from parallax_docker.runtime.threads.record import ThreadSpec
+from parallax_docker.runtime.threads.spec import ThreadSpec
 from parallax_docker.thread_models import ApprovalPreset
 
 ID = THREAD_PREFIX + "id"

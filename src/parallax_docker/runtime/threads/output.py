@@ -58,3 +58,24 @@ def usage_of(metadata: Mapping[str, Any]) -> Any:
         if value is not None:
             return value
     return None
+
+
+def turn_complete_data(
+    message: Mapping[str, Any], turn_id: Any, objective: bool
+) -> tuple[dict[str, Any], str | None]:
+    """A thread_turn_complete event's data for an answer message, and the answer's summary."""
+    text = readable(str(message.get("content") or ""))
+    data: dict[str, Any] = {
+        "turnId": turn_id,
+        "messageId": message.get("id"),
+        "output": output_tail(text),
+    }
+    confidence = parse_confidence(text)
+    if confidence is not None:
+        data["confidence"] = confidence
+    usage = usage_of(message.get("metadata") or {})
+    if usage is not None:
+        data["usage"] = usage
+    if objective:
+        data["objective"] = True
+    return data, summary_of(text)

@@ -11,7 +11,8 @@ import logging
 from dataclasses import asdict, fields
 from typing import Any
 
-from parallax_docker.runtime.threads.record import QueuedInput, ThreadRecord, ThreadSpec
+from parallax_docker.runtime.threads.record import ThreadRecord
+from parallax_docker.runtime.threads.spec import QueuedInput, ThreadSpec
 from parallax_docker.thread_models import ApprovalPreset, ThreadStatus
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from parallax_docker.models import SpawnRequest
 from parallax_docker.resources import validate_name
 from parallax_docker.runtime.drivers.approval import supported, unsupported_reason
 from parallax_docker.runtime.threads import labels as thread_labels
-from parallax_docker.runtime.threads.record import ThreadSpec
+from parallax_docker.runtime.threads.spec import ThreadSpec
 from parallax_docker.security import AGENT_WORKSPACE
 from parallax_docker.thread_models import ApprovalPreset, SpawnThreadRequest, ThreadWorkspaceRef
 

@@ -20,50 +20,14 @@ from parallax_docker.runtime.clock import iso_time
 from parallax_docker.runtime.events import AgentEvent
 from parallax_docker.runtime.messaging import LOGIN_REQUIRED, TURN_FAILED, TURN_INTERRUPTED
 from parallax_docker.runtime.recovery import SPAWN_INTERRUPTED
-from parallax_docker.runtime.threads.output import (
-    output_tail,
-    parse_confidence,
-    readable,
-    summary_of,
-    usage_of,
-)
-from parallax_docker.thread_models import ApprovalPreset, ThreadHandle, ThreadStatus
+from parallax_docker.runtime.threads.output import turn_complete_data
+from parallax_docker.runtime.threads.spec import QueuedInput, ThreadSpec
+from parallax_docker.thread_models import ThreadHandle, ThreadStatus
 
 Events = list[AgentEvent]
 THREAD_EVENT = "thread_event"
 # What a thread_output event keeps of a message's content (the conversation keeps all of it).
 MESSAGE_CONTENT_MAX = 64 * 1024
-
-
-@dataclass(frozen=True)
-class ThreadSpec:
-    """What a thread was spawned with (never secret: env values are the agent's, not here)."""
-
-    id: str
-    execution_id: str
-    name: str
-    agent_type: str
-    objective: str
-    created_at: float
-    approval_preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS
-    role: str | None = None
-    workspace: dict[str, str] | None = None
-    metadata: dict[str, Any] | None = None
-    idle_timeout_s: float | None = None
-    max_idle_checks: int | None = None
-    summarize_after_turns: int | None = None
-    spec_hash: str = ""
-
-    @property
-    def agent_id(self) -> str:
-        # The thread id is its agent's id (docs/threads.md).
-        return self.id
-
-
-@dataclass(frozen=True)
-class QueuedInput:
-    message: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,27 +74,15 @@ class ThreadRecord:
         return self.files_written and self.objective_done
 
     def handle(self) -> ThreadHandle:
-        spec = self.spec
+        active = self.last_activity_at
         return ThreadHandle.model_validate(
             {
-                "id": spec.id,
-                "executionId": spec.execution_id,
-                "agentId": spec.agent_id,
-                "agentType": spec.agent_type,
-                "name": spec.name,
-                "role": spec.role,
+                **self.spec.handle_fields(),
                 "status": self.status,
-                "workspace": spec.workspace,
-                "objective": spec.objective,
-                "approvalPreset": spec.approval_preset,
-                "createdAt": iso_time(spec.created_at),
                 "updatedAt": iso_time(self.updated_at),
-                "lastActivityAt": (
-                    iso_time(self.last_activity_at) if self.last_activity_at else None
-                ),
+                "lastActivityAt": iso_time(active) if active else None,
                 "summary": self.summary,
                 "completion": self.completion,
-                "metadata": spec.metadata,
                 "error": self.error,
                 "errorCode": self.error_code,
             }
@@ -351,8 +303,7 @@ def answered(thread: ThreadRecord, message: dict[str, Any], now: float) -> Event
 def _completed_turn(
     thread: ThreadRecord, message: dict[str, Any], turn_id: Any, objective: bool, now: float
 ) -> Events:
-    text = readable(str(message.get("content") or ""))
-    summary = summary_of(text)
+    data, summary = turn_complete_data(message, turn_id, objective)
     thread.turns += 1
     if objective:
         thread.objective_done = True
@@ -361,19 +312,6 @@ def _completed_turn(
         thread.completion = {"state": "partial", "summary": summary}
     thread.error = thread.error_code = None
     _move(thread, ThreadStatus.READY, now)
-    data: dict[str, Any] = {
-        "turnId": turn_id,
-        "messageId": message.get("id"),
-        "output": output_tail(text),
-    }
-    confidence = parse_confidence(text)
-    if confidence is not None:
-        data["confidence"] = confidence
-    usage = usage_of(message.get("metadata") or {})
-    if usage is not None:
-        data["usage"] = usage
-    if objective:
-        data["objective"] = True
     events = [_emit(thread, "thread_turn_complete", now, data)]
     every = thread.spec.summarize_after_turns
     if every and thread.turns % every == 0 and thread.summary:

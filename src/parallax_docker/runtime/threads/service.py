@@ -41,7 +41,8 @@ from parallax_docker.runtime.threads.book import ThreadBook
 from parallax_docker.runtime.threads.input import plan_input
 from parallax_docker.runtime.threads.persist import from_json
 from parallax_docker.runtime.threads.prepare import prepare
-from parallax_docker.runtime.threads.record import THREAD_EVENT, QueuedInput, ThreadRecord
+from parallax_docker.runtime.threads.record import THREAD_EVENT, ThreadRecord
+from parallax_docker.runtime.threads.spec import QueuedInput
 from parallax_docker.runtime.threads.workers import Workers
 from parallax_docker.thread_models import (
     SpawnThreadRequest,

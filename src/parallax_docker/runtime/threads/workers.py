@@ -34,6 +34,7 @@ from parallax_docker.runtime.threads import record
 from parallax_docker.runtime.threads.book import ThreadBook
 from parallax_docker.runtime.threads.files import write_context_files
 from parallax_docker.runtime.threads.record import ThreadRecord
+from parallax_docker.runtime.threads.spec import QueuedInput
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ class Workers:
         message: str,
         *,
         objective: bool = False,
-        item: record.QueuedInput | None = None,
+        item: QueuedInput | None = None,
     ) -> bool:
         metadata = {**(item.metadata if item else {}), "threadId": thread.id}
         metadata["threadTurn"] = OBJECTIVE if objective else INPUT
