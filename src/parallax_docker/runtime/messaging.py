@@ -5,17 +5,22 @@ another ``send`` is refused with 409 ``AGENT_BUSY`` (docs/messaging.md). The tur
 runtime/turns.py. A turn past its timeout is interrupted and answered with a ``TURN_TIMEOUT``
 error message; the agent stays usable. A CLI that says it needs a login puts the agent in
 ``authenticating`` and publishes ``login_required``. A turn cut short (the service stops, or
-crashed: ``recover`` after the restart) is answered with a ``TURN_INTERRUPTED`` error message
-holding what the CLI had said, and its CLI is ended.
+crashed: ``recover`` after the restart; or ``interrupt``, a thread's Ctrl-C) is answered with a
+``TURN_INTERRUPTED`` error message holding what the CLI had said, and its CLI is ended. Threads
+start turns with ``start`` and follow their output (``on_output``).
 
-Messages go to the store and out as ``message`` events; the CLI session id is kept per agent in
-the store so that the conversation resumes across turns and across restarts of the service.
+Messages go to the store and out as ``message`` events; the CLI session id is kept per agent (and
+per execution) in the store so that the conversation resumes across turns and across restarts
+of the service (runtime/sessions.py). Every answer carries the one result shape of
+drivers/result.py in ``metadata.result``, with the files the turn changed under /workspace
+(runtime/workspace_changes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -31,13 +36,20 @@ from parallax_docker.errors import (
 )
 from parallax_docker.models import AgentMessage, AgentStatus, SendResponse
 from parallax_docker.runtime import lifecycle
-from parallax_docker.runtime.clock import iso_time
+from parallax_docker.runtime.conversation import (
+    interrupted_on_request,
+    message_id,
+    message_model,
+    said_before_cut,
+)
 from parallax_docker.runtime.drivers import Driver, driver_for
-from parallax_docker.runtime.drivers.base import TurnOutput, TurnResult
+from parallax_docker.runtime.drivers.base import TurnResult
+from parallax_docker.runtime.drivers.result import result_shape, turn_status
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import AgentEvent, Publisher
 from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.sessions import Sessions
 from parallax_docker.runtime.store import Store, StoredMessage
 from parallax_docker.runtime.turns import KILL_EXEC_TIMEOUT_S, Turn, TurnRunner
 from parallax_docker.thread_models import ApprovalPreset
@@ -82,6 +94,7 @@ class MessagingService:
         self._approval, self._on_output = approval, on_output
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
         self._running: dict[str, Turn] = {}
+        self._sessions = Sessions(store)
 
     @property
     def busy_agents(self) -> Mapping[str, asyncio.Task[AgentMessage]]:
@@ -100,11 +113,9 @@ class MessagingService:
     ) -> SendResponse:
         """Start a turn with ``message``; with ``expect_response``, wait for and return the answer.
 
-        Refused (nothing sent) with 404, 409 ``AGENT_BUSY`` while a turn runs, 409
-        ``AGENT_STATE`` unless the agent is ready (or authenticating), 503 without the engine.
-        Once accepted, every outcome is an answer message: a timeout, a failure or a login
-        prompt is an ``error`` message whose ``metadata.code`` says which.
-        """
+        Refused (nothing sent) with 404, 409 ``AGENT_BUSY`` while a turn runs, 409 ``AGENT_STATE``
+        unless it is ready (or authenticating), 503 without the engine. Once accepted, every
+        outcome is an answer: a timeout, failure or login is an ``error`` with its code."""
         self.start(agent_id, message, timeout_ms=timeout_ms, metadata=metadata)
         if not expect_response:
             return SendResponse(sent=True)
@@ -136,6 +147,7 @@ class MessagingService:
             container_id=record.container_id,
             message=message,
             timeout_s=timeout_s,
+            execution_id=record.labels.execution_id,
         )
         intent = self._journal.begin(
             "turn", agent_id, container_id=turn.container_id, turnId=turn.id
@@ -164,15 +176,14 @@ class MessagingService:
         stored = await self.store.messages(agent_id, limit)
         if not stored and self._registry.find(agent_id) is None:
             raise AgentNotFoundError(f"agent {agent_id[:80]!r} does not exist")
-        return [_message_model(m) for m in stored]
+        return [message_model(m) for m in stored]
 
     async def close(self) -> None:
         """Interrupt the turns in flight (the service is stopping)."""
         tasks = list(self._turns.values())
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def recover(self, intent: Intent) -> None:
         """A turn the service's crash cut short: end its CLI and answer it as interrupted."""
@@ -204,7 +215,7 @@ class MessagingService:
         try:
             await self._record(
                 StoredMessage(
-                    id=_message_id(),
+                    id=message_id(),
                     agent_id=turn.agent_id,
                     direction="inbound",
                     type="task",
@@ -214,6 +225,7 @@ class MessagingService:
                 )
             )
             result = await self._attempt(turn, driver, intent)
+            changes = await self._runner.changes(turn)
         except asyncio.CancelledError:
             # The service is stopping: leave no CLI running in the agent, keep what it said.
             with contextlib.suppress(Exception):
@@ -230,6 +242,7 @@ class MessagingService:
         except ParallaxError as exc:
             # The engine refused the exec (the container stopped, the engine went away).
             result = TurnResult(content=exc.message, ok=False, metadata={"code": exc.code})
+            changes = None
         except BaseException:
             self._journal.end(intent)
             self._end(turn.agent_id, None)
@@ -245,8 +258,17 @@ class MessagingService:
             metadata["loginUrl"] = result.login_url
         elif not result.ok:
             metadata.setdefault("code", TURN_FAILED)
+        metadata["result"] = result_shape(
+            result,
+            status=turn_status(
+                result, interrupted=metadata.get("code") in (TURN_TIMEOUT, TURN_INTERRUPTED)
+            ),
+            session_id=result.session_id or metadata.get("sessionId"),
+            duration_ms=metadata["durationMs"],
+            changes=changes,
+        )
         answer = StoredMessage(
-            id=_message_id(),
+            id=message_id(),
             agent_id=turn.agent_id,
             direction="outbound",
             type="response" if result.ok else "error",
@@ -260,16 +282,17 @@ class MessagingService:
         return model
 
     async def _attempt(self, turn: Turn, driver: Driver, intent: Intent) -> TurnResult:
-        session = await self.store.session(turn.agent_id, driver.name)
+        sessions, execution = self._sessions, turn.execution_id
+        session = await sessions.find(turn.agent_id, execution, driver.name)
         deadline = time.monotonic() + turn.timeout_s
         result = await self._once(turn, driver, session, deadline, intent)
         if result.resume_failed and session is not None:
             # The CLI no longer has the session (its home was reset): start a new one.
-            await self.store.set_session(turn.agent_id, driver.name, None, self._clock())
+            await sessions.forget(turn.agent_id, execution, driver.name, self._clock())
             result = await self._once(turn, driver, None, deadline, intent)
-        if result.ok and result.session_id and result.session_id != session:
-            await self.store.set_session(
-                turn.agent_id, driver.name, result.session_id, self._clock()
+        if result.ok and result.session_id:
+            await sessions.keep(
+                turn.agent_id, execution, driver.name, result.session_id, self._clock()
             )
         return result
 
@@ -287,13 +310,7 @@ class MessagingService:
             on_output=None if follow is None else lambda data: follow(turn.agent_id, turn.id, data),
         )
         if turn.interrupted:
-            said = _said(driver, output.stdout) if output is not None else ""
-            return TurnResult(
-                content="the turn was interrupted on request"
-                + (f"; the agent had said: {said}" if said else ""),
-                ok=False,
-                metadata={"code": TURN_INTERRUPTED, "status": "interrupted", "requested": True},
-            )
+            return interrupted_on_request(driver, output, TURN_INTERRUPTED)
         if output is None:
             return TurnResult(
                 content=f"the agent did not answer within {turn.timeout_s:g} s; the turn was "
@@ -301,20 +318,31 @@ class MessagingService:
                 ok=False,
                 metadata={"code": TURN_TIMEOUT, "timeoutMs": round(turn.timeout_s * 1000)},
             )
-        return driver.parse(output)
+        result = driver.parse(output)
+        if result.session_id is None and plan.session_id is not None:
+            # A driver that names the session itself (aider) runs the turn in it.
+            result = dataclasses.replace(result, session_id=plan.session_id)
+        return result
 
     async def _answer_interrupted(
         self, agent_id: str, turn_id: str, output: bytes, why: str
     ) -> AgentMessage:
         """The answer of a turn cut short: what the CLI had said, as its driver reads it."""
         driver = self._drivers(self._agent_type(agent_id))
-        said = _said(driver, output)
+        said = said_before_cut(driver, output)
         content = f"the turn was interrupted ({why})" + (
             f"; the agent had said: {said}" if said else ""
         )
+        shape = result_shape(
+            TurnResult(content=content, ok=False),
+            status="interrupted",
+            session_id=None,
+            duration_ms=0,
+            changes=None,
+        )
         return await self._record(
             StoredMessage(
-                id=_message_id(),
+                id=message_id(),
                 agent_id=agent_id,
                 direction="outbound",
                 type="error",
@@ -326,20 +354,20 @@ class MessagingService:
                     "code": TURN_INTERRUPTED,
                     "status": "interrupted",
                     "output": output.decode("utf-8", "replace"),
+                    "result": shape,
                 },
             )
         )
 
     def _touch(self, agent_id: str) -> None:
-        record = self._registry.find(agent_id)
-        if record is not None:
+        if (record := self._registry.find(agent_id)) is not None:
             lifecycle.touched(record)
 
     def _end(self, agent_id: str, result: TurnResult | None) -> None:
         self._running.pop(agent_id, None)  # answered: nothing left to interrupt
         if (record := self._registry.find(agent_id)) is None:
             return
-        events: list[AgentEvent] = lifecycle.turn_ended(
+        events = lifecycle.turn_ended(
             record,
             ok=None if result is None else result.ok,
             login_required=result is not None and result.login_required,
@@ -351,15 +379,14 @@ class MessagingService:
     # -- helpers ----------------------------------------------------------------------------
 
     def _agent_type(self, agent_id: str) -> str:
-        record = self._registry.find(agent_id)
-        return record.labels.type if record is not None else "custom"
+        return record.labels.type if (record := self._registry.find(agent_id)) else "custom"
 
     async def _record(self, message: StoredMessage) -> AgentMessage:
         try:
             await self.store.add_message(message)
         except Exception as exc:  # the answer still goes out; only its history is lost
             log.error("could not store message %s: %s", message.id, type(exc).__name__)
-        model = _message_model(message)
+        model = message_model(message)
         self._publisher.publish(
             [
                 AgentEvent(
@@ -370,30 +397,3 @@ class MessagingService:
             ]
         )
         return model
-
-
-def _said(driver: Driver, output: bytes) -> str:
-    """What a CLI cut short had said, read as if it had ended well (in its own terms)."""
-    if not output:
-        return ""
-    said = ""
-    with contextlib.suppress(Exception):
-        parsed = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=0))
-        said = parsed.content if parsed.ok else ""
-    return said or output.decode("utf-8", "replace")
-
-
-def _message_id() -> str:
-    return f"msg-{secrets.token_hex(8)}"
-
-
-def _message_model(message: StoredMessage) -> AgentMessage:
-    return AgentMessage(
-        id=message.id,
-        agent_id=message.agent_id,
-        direction="inbound" if message.direction == "inbound" else "outbound",
-        type=message.type,
-        content=message.content,
-        metadata=message.metadata,
-        timestamp=iso_time(message.timestamp),
-    )

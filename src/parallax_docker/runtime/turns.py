@@ -20,6 +20,7 @@ from parallax_docker.errors import ParallaxError
 from parallax_docker.runtime.drivers.base import TurnOutput, TurnPlan
 from parallax_docker.runtime.drivers.wrapper import kill_argv, turn_argv
 from parallax_docker.runtime.journal import Intent, Journal
+from parallax_docker.runtime.workspace_changes import WorkspaceChanges, collect_changes
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ class Turn:
     container_id: str
     message: str
     timeout_s: float
+    execution_id: str | None = None
     # Set when someone asked for the turn to be interrupted (a thread's Ctrl-C).
     interrupted: bool = False
 
@@ -123,6 +125,10 @@ class TurnRunner:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ParallaxError):
                     await reader
+
+    async def changes(self, turn: Turn) -> WorkspaceChanges | None:
+        """The files under /workspace the turn changed (None: the image cannot tell)."""
+        return await collect_changes(self._backend, turn.container_id, turn.id)
 
     async def interrupt(
         self, container_id: str, turn_id: str, until: asyncio.Future[Any] | None = None
