@@ -314,7 +314,8 @@ def test_a_claude_thread_reports_tools_denied_permissions_usage_and_its_preset(
     assert blocked["autoResponded"] is True and blocked["promptInfo"]["tool"] == "Write"
     complete = feed.first(thread_id, "thread_turn_complete")["data"]
     assert complete["confidence"] == 0.9
-    assert complete["usage"] == {"input_tokens": 11, "output_tokens": 7}
+    usage = complete["usage"]  # the one result shape's usage (drivers/result.py)
+    assert (usage["inputTokens"], usage["outputTokens"]) == (11, 7)
     # The standard preset reached claude as its own permission mode.
     args = complete["output"].split("ARGS: ")[1].splitlines()[0]
     assert "--permission-mode dontAsk" in args and "WebFetch" in args

@@ -21,7 +21,12 @@ from parallax_docker.runtime.labels import AgentLabels
 from parallax_docker.runtime.threads import labels as thread_labels
 from parallax_docker.runtime.threads import record
 from parallax_docker.runtime.threads.input import plan_input
-from parallax_docker.runtime.threads.output import parse_confidence, strip_ansi, summary_of
+from parallax_docker.runtime.threads.output import (
+    parse_confidence,
+    strip_ansi,
+    summary_of,
+    usage_of,
+)
 from parallax_docker.runtime.threads.persist import from_json, to_json
 from parallax_docker.runtime.threads.prepare import prepare, safe_relative_path
 from parallax_docker.runtime.threads.spec import QueuedInput
@@ -287,3 +292,11 @@ def test_a_thread_comes_back_from_its_agents_labels_alone() -> None:
     assert back.approval_preset == ApprovalPreset.STANDARD
     adopted = record.adopted(back, ThreadStatus.READY, 1.0)
     assert adopted.primed and adopted.ready_sent
+
+
+def test_a_turns_usage_is_the_result_shapes_when_there_is_one() -> None:
+    shaped = {"inputTokens": 3, "outputTokens": 4, "costUsd": None}
+    assert usage_of({"result": {"usage": shaped}, "usage": {"input_tokens": 3}}) == shaped
+    assert usage_of({"usage": {"input_tokens": 3}}) == {"input_tokens": 3}
+    assert usage_of({"stats": {"tokens": 1}}) == {"tokens": 1}
+    assert usage_of({}) is None

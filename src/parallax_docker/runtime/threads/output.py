@@ -51,10 +51,11 @@ def summary_of(text: str) -> str | None:
 
 
 def usage_of(metadata: Mapping[str, Any]) -> Any:
-    """The turn's usage as its driver reported it (tokens, cost), or None."""
+    """The turn's usage: the one result shape's (``{inputTokens, outputTokens, costUsd}``),
+    else as the driver reported it, or None."""
     result = metadata.get("result")
-    nested = result.get("usage") if isinstance(result, Mapping) else None
-    for value in (metadata.get("usage"), nested, metadata.get("stats")):
+    shaped = result.get("usage") if isinstance(result, Mapping) else None
+    for value in (shaped, metadata.get("usage"), metadata.get("stats")):
         if value is not None:
             return value
     return None
