@@ -63,6 +63,23 @@ class LimitAboveHostError(ValidationError):
     default_resolution = "Ask for less memory or CPU than the host has."
 
 
+class PolicyUnsupportedError(ValidationError):
+    """A thread asked for a policy or approval preset that this runtime cannot keep."""
+
+    code = "POLICY_UNSUPPORTED"
+    default_resolution = "Leave the setting out, or choose one docs/threads.md says is kept."
+
+
+class InputUnsupportedError(ValidationError):
+    """Terminal input (raw text, keys) that a thread's headless turns have no use for."""
+
+    code = "INPUT_UNSUPPORTED"
+    default_resolution = (
+        "Send {message} for a new turn, or Ctrl-C (raw '\\u0003' or key 'C-c') to interrupt "
+        "the running one; docs/threads.md maps the rest."
+    )
+
+
 class PayloadTooLargeError(RequestError):
     code = "PAYLOAD_TOO_LARGE"
     http_status = 413
@@ -140,6 +157,11 @@ class AgentNotFoundError(NotFoundError):
     default_resolution = "List agents with GET /agents to find a valid id."
 
 
+class ThreadNotFoundError(NotFoundError):
+    code = "THREAD_NOT_FOUND"
+    default_resolution = "List threads with GET /threads to find a valid id."
+
+
 class ImageNotFoundError(NotFoundError):
     code = "IMAGE_NOT_FOUND"
     default_resolution = "Build the image: parallax-docker images build <type>."
@@ -171,6 +193,13 @@ class AgentBusyError(AgentStateError):
         "Wait for the agent_ready event (or poll GET /agents/{id} until status is ready), then "
         "send again; an agent works on one message at a time."
     )
+
+
+class ThreadStateError(ConflictError):
+    """The thread has ended, or has nothing running to interrupt."""
+
+    code = "THREAD_STATE"
+    default_resolution = "GET /threads/{id} shows its status; spawn a new thread once it ended."
 
 
 class ExecutionInUseError(ConflictError):
@@ -299,6 +328,16 @@ class SpawnInterruptedError(ServerError):
     code = "SPAWN_INTERRUPTED"
     http_status = 503
     default_resolution = "Send the request again: nothing of the interrupted spawn is left."
+
+
+class ContextFilesError(ServerError):
+    """A thread's context file could not be written into its workspace."""
+
+    code = "CONTEXT_FILES_FAILED"
+    http_status = 502
+    default_resolution = (
+        "Check that the agent's user may write the workspace folder (its owner and mode)."
+    )
 
 
 class NetworkError(ServerError):

@@ -291,8 +291,9 @@ class FakeBackend:
         self, container_id: str, spec: ExecSpec
     ) -> AsyncIterator[ExecOutput | ExecExit]:
         await self._step("stream_exec", (container_id, spec))
-        if spec.argv[3:4] == ("parallax-workspace",):
-            # The workspace's snapshot at spawn (runtime/workspace.py): an empty workspace.
+        if spec.argv[3:4] == ("parallax-workspace",) or "parallax-changes" in spec.argv:
+            # The workspace's snapshot at spawn (runtime/workspace.py), an empty workspace, or
+            # the listing of a turn's changes (the scripted outputs are the turns').
             yield ExecExit(0)
             return
         items = self.turn_outputs.pop(0) if self.turn_outputs else [ExecExit(0)]

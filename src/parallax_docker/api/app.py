@@ -31,6 +31,7 @@ from parallax_docker.api.routes import (
     messages,
     previews,
     prometheus,
+    threads,
     ws,
 )
 from parallax_docker.backends.capabilities import Deployment
@@ -100,6 +101,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.include_router(gc.router)
     app.include_router(messages.router)
     app.include_router(executions.router)
+    app.include_router(threads.router)
     app.include_router(ws.router)
     app.include_router(files.router)
     app.include_router(previews.router)

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from parallax_docker.client import calls, file_calls
+from parallax_docker.client import calls, file_calls, thread_calls
 from parallax_docker.client.errors import map_transport_errors
 from parallax_docker.client.streams import AsyncEventStream
 from parallax_docker.file_models import (
@@ -32,6 +32,13 @@ from parallax_docker.models import (
     MetricsResponse,
     SendResponse,
     SpawnRequest,
+)
+from parallax_docker.thread_models import (
+    SpawnThreadRequest,
+    ThreadEventBody,
+    ThreadEventsResponse,
+    ThreadHandle,
+    ThreadListResponse,
 )
 
 
@@ -230,6 +237,52 @@ class AsyncClient:
         """A browser link (a full URL) to ``port`` of the agent; it carries no API token."""
         response = await self._call(file_calls.open_preview(agent_id, port))
         return self.url + calls.model_of(response, PreviewResponse).path
+
+    # -- threads ----------------------------------------------------------------------------
+
+    async def spawn_thread(
+        self, request: SpawnThreadRequest | None = None, /, **fields: Any
+    ) -> ThreadHandle:
+        response = await self._call(thread_calls.spawn_thread(request, fields))
+        return calls.model_of(response, ThreadHandle)
+
+    async def list_threads(
+        self,
+        *,
+        execution_id: str | None = None,
+        role: str | None = None,
+        status: str | Iterable[str] | None = None,
+        agent_type: str | Iterable[str] | None = None,
+    ) -> builtins.list[ThreadHandle]:
+        call = thread_calls.list_threads(execution_id, role, status, agent_type)
+        return calls.model_of(await self._call(call), ThreadListResponse).threads
+
+    async def get_thread(self, thread_id: str) -> ThreadHandle:
+        response = await self._call(thread_calls.get_thread(thread_id))
+        return calls.model_of(response, ThreadHandle)
+
+    async def stop_thread(
+        self, thread_id: str, *, force: bool = False, timeout_ms: int | None = None
+    ) -> None:
+        calls.check(await self._call(thread_calls.stop_thread(thread_id, force, timeout_ms)))
+
+    async def send_to_thread(
+        self,
+        thread_id: str,
+        message: str | None = None,
+        *,
+        raw: str | None = None,
+        keys: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        call = thread_calls.send_to_thread(thread_id, message, raw, keys, metadata)
+        calls.check(await self._call(call))
+
+    async def thread_events(
+        self, thread_id: str, *, limit: int | None = None
+    ) -> builtins.list[ThreadEventBody]:
+        response = await self._call(thread_calls.thread_events(thread_id, limit))
+        return calls.model_of(response, ThreadEventsResponse).events
 
     # -- runtime ----------------------------------------------------------------------------
 

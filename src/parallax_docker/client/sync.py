@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import httpx
 
-from parallax_docker.client import calls, file_calls
+from parallax_docker.client import calls, file_calls, thread_calls
 from parallax_docker.client.errors import map_transport_errors
 from parallax_docker.client.streams import EventStream
 from parallax_docker.file_models import (
@@ -30,6 +30,13 @@ from parallax_docker.models import (
     MetricsResponse,
     SendResponse,
     SpawnRequest,
+)
+from parallax_docker.thread_models import (
+    SpawnThreadRequest,
+    ThreadEventBody,
+    ThreadEventsResponse,
+    ThreadHandle,
+    ThreadListResponse,
 )
 
 
@@ -231,6 +238,54 @@ class Client:
             self._call(file_calls.open_preview(agent_id, port)), PreviewResponse
         )
         return self.url + answer.path
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def spawn_thread(
+        self, request: SpawnThreadRequest | None = None, /, **fields: Any
+    ) -> ThreadHandle:
+        """Spawn a thread (``POST /threads``): answered at once, its start follows as events."""
+        response = self._call(thread_calls.spawn_thread(request, fields))
+        return calls.model_of(response, ThreadHandle)
+
+    def list_threads(
+        self,
+        *,
+        execution_id: str | None = None,
+        role: str | None = None,
+        status: str | Iterable[str] | None = None,
+        agent_type: str | Iterable[str] | None = None,
+    ) -> builtins.list[ThreadHandle]:
+        call = thread_calls.list_threads(execution_id, role, status, agent_type)
+        return calls.model_of(self._call(call), ThreadListResponse).threads
+
+    def get_thread(self, thread_id: str) -> ThreadHandle:
+        return calls.model_of(self._call(thread_calls.get_thread(thread_id)), ThreadHandle)
+
+    def stop_thread(
+        self, thread_id: str, *, force: bool = False, timeout_ms: int | None = None
+    ) -> None:
+        calls.check(self._call(thread_calls.stop_thread(thread_id, force, timeout_ms)))
+
+    def send_to_thread(
+        self,
+        thread_id: str,
+        message: str | None = None,
+        *,
+        raw: str | None = None,
+        keys: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Queue a message for the thread's next turn, or interrupt its turn (Ctrl-C)."""
+        call = thread_calls.send_to_thread(thread_id, message, raw, keys, metadata)
+        calls.check(self._call(call))
+
+    def thread_events(
+        self, thread_id: str, *, limit: int | None = None
+    ) -> builtins.list[ThreadEventBody]:
+        """The thread's last events, oldest first (live ones: ``events()``, ``thread_event``)."""
+        response = self._call(thread_calls.thread_events(thread_id, limit))
+        return calls.model_of(response, ThreadEventsResponse).events
 
     # -- runtime ----------------------------------------------------------------------------
 

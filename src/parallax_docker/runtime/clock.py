@@ -1,4 +1,4 @@
-"""Engine timestamps (RFC 3339 with nanoseconds) as Unix seconds."""
+"""Engine timestamps (RFC 3339 with nanoseconds) as Unix seconds, and Unix seconds as ISO 8601."""
 
 from __future__ import annotations
 
@@ -25,3 +25,12 @@ def parse_engine_time(value: str | None) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def iso_time(timestamp: float) -> str:
+    """Unix seconds as ISO 8601 in UTC, to the millisecond (``2026-01-01T00:00:00.000Z``)."""
+    return (
+        datetime.fromtimestamp(timestamp, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )

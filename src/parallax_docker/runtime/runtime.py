@@ -37,6 +37,10 @@ from parallax_docker.runtime.spawner import Spawner
 from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.terminal import TerminalService
+from parallax_docker.runtime.threads.book import ThreadBook
+from parallax_docker.runtime.threads.follower import Follower
+from parallax_docker.runtime.threads.service import Threads
+from parallax_docker.runtime.threads.workers import Workers
 from parallax_docker.runtime.turns import TurnRunner
 from parallax_docker.runtime.unprivileged import UserLookup
 from parallax_docker.runtime.workspace import Workspace
@@ -114,12 +118,39 @@ class Runtime:
         self.queries = Queries(
             backend=backend, registry=self.registry, engine=self.engine, sampler=sampler
         )
+        # Threads follow their agents through every published event and each turn's output.
+        book = ThreadBook(store, publisher)
+        follower = Follower(book)
+        publisher.listen(follower.hear)
         self.messaging = MessagingService(
             settings=settings,
             registry=self.registry,
             engine=self.engine,
             runner=TurnRunner(backend, self.journal),
             publisher=publisher,
+            journal=self.journal,
+            store=store,
+            approval=book.preset_of,
+            on_output=follower.output,
+        )
+        self.threads = Threads(
+            settings=settings,
+            backend=backend,
+            book=book,
+            workers=Workers(
+                book=book,
+                registry=self.registry,
+                spawner=self.spawner,
+                messaging=self.messaging,
+                backend=backend,
+                journal=self.journal,
+                spawn_grace_s=settings.ready_timeout_s,
+            ),
+            spawner=self.spawner,
+            operations=self.operations,
+            messaging=self.messaging,
+            registry=self.registry,
+            engine=self.engine,
             journal=self.journal,
             store=store,
         )
@@ -174,6 +205,7 @@ class Runtime:
         self.recovery.handlers["turn"] = self.messaging.recover
         self.recovery.handlers["execution"] = self.executions.recover
         self.recovery.handlers["upload"] = self.files.recover
+        self.recovery.handlers["thread"] = self.threads.recover
         observer = Observer(
             registry=self.registry,
             claims=self.claims,
@@ -189,7 +221,7 @@ class Runtime:
             registry=self.registry,
             selector=self.selector,
             telemetry=self.telemetry,
-            after_sync=self.recovery.take_orphans,
+            after_sync=self.after_sync,
             pool=self.pool,
         )
         self.janitor = Janitor(
@@ -202,11 +234,18 @@ class Runtime:
             take_orphans=self.recovery.take_orphans,
         )
 
+    def after_sync(self) -> None:
+        """After each sync with the engine: settle what a crash left, then the threads."""
+        self.recovery.take_orphans()
+        self.threads.resync()
+
     async def start(self) -> None:
         await self.store.open()
         self.claims.load()
+        await self.threads.load()
         self.reconciler.start()
         self.janitor.start()
+        self.threads.start()
         if self.pool is not None:
             self.pool.start()
 
@@ -215,6 +254,7 @@ class Runtime:
             # Idle pooled containers go with the service; claimed ones are agents.
             await self.pool.stop()
         await self.janitor.stop()
+        await self.threads.stop()
         await self.messaging.close()
         await self.recovery.stop()
         if self.settings.stop_agents_on_exit:

@@ -15,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from parallax_docker.backends.base import Backend, ContainerState
 from parallax_docker.backends.capabilities import SecretDelivery
@@ -39,6 +40,15 @@ from parallax_docker.runtime.volumes import check_named_volumes
 from parallax_docker.security import check_runtime_available
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An admitted spawn whose id and name are taken and whose intent is written."""
+
+    record: AgentRecord
+    plan: PlannedAgent
+    intent: Intent
 
 
 class Spawner:
@@ -72,10 +82,7 @@ class Spawner:
         self._on_ready = on_ready
 
     async def spawn(self, request: SpawnRequest) -> AgentHandle:
-        engine = self._engine.require()
-        plan = plan_agent(
-            request, self._settings, host_memory=engine.memory_bytes, host_cpus=engine.cpus
-        )
+        plan = self.plan(request)
         while request.id is not None:
             existing = self._registry.find(plan.labels.id)
             if existing is None or existing.labels.spec_hash != plan.labels.spec_hash:
@@ -83,6 +90,26 @@ class Spawner:
             handle = await self._join(existing)
             if handle is not None:
                 return handle
+        return await self.complete(self.reserve(plan))
+
+    def plan(
+        self, request: SpawnRequest, thread_labels: Mapping[str, str] | None = None
+    ) -> PlannedAgent:
+        """Check the request against every rule that needs no engine call (SOCKET_ERROR while
+        the engine is away)."""
+        engine = self._engine.require()
+        return plan_agent(
+            request,
+            self._settings,
+            host_memory=engine.memory_bytes,
+            host_cpus=engine.cpus,
+            thread_labels=thread_labels,
+        )
+
+    def reserve(self, plan: PlannedAgent) -> Reservation:
+        """Admit the agent, take its id and name, and write the spawn's intent (no await: a
+        caller may answer once this returns and leave the rest to ``complete``)."""
+        engine = self._engine.require()
         # No await between the capacity check and the reservation: two spawns cannot both
         # take the last of the host.
         admit(
@@ -98,6 +125,11 @@ class Spawner:
         )
         record = self._registry.reserve(plan.labels)
         intent = self._journal.begin("spawn", record.id, labels=plan.labels.encode())
+        return Reservation(record, plan, intent)
+
+    async def complete(self, reservation: Reservation) -> AgentHandle:
+        """Make the reserved agent's container and wait until it is ready; undo on failure."""
+        record, plan, intent = reservation.record, reservation.plan, reservation.intent
         started = time.monotonic()
         try:
             state = await self._pooled(record, plan, intent) or await self._cold(
@@ -193,6 +225,10 @@ class Spawner:
         )
 
     # -- failure ----------------------------------------------------------------------------
+
+    async def abandon(self, reservation: Reservation) -> None:
+        """Give up a reservation whose ``complete`` never ran (the caller changed its mind)."""
+        await self._abandon(reservation.record, reservation.intent)
 
     async def _abandon(self, record: AgentRecord, intent: Intent) -> None:
         """Remove what the failed spawn made; leave it to recovery when that fails too."""
