@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,13 +31,16 @@ from parallax_docker.backends.base import (
     ExecResult,
     ExecSpec,
     ImageInfo,
+    MountSpec,
     NetworkInfo,
     StatsSample,
     TerminalSession,
     VolumeInfo,
 )
 from parallax_docker.backends.capabilities import (
+    Beat,
     Deployment,
+    Heartbeats,
     ImageBuilding,
     SecretDelivery,
     SecretMounts,
@@ -119,6 +123,8 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.info = engine_info()
+        # What the host could still give (None: it cannot tell).
+        self.memory_available: int | None = 6 * GIB
         self.images: dict[str, ImageInfo] = {}
         self.containers: dict[str, ContainerState] = {}
         self.networks: dict[str, dict[str, str]] = {}
@@ -163,6 +169,9 @@ class FakeBackend:
     async def ping(self) -> EngineInfo:
         await self._step("ping")
         return self.info
+
+    def available_memory(self) -> int | None:
+        return self.memory_available
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
@@ -409,6 +418,29 @@ class FakeWarmStart:
         await self.backend.remove(container_id)
 
 
+@dataclass
+class FakeHeartbeats:
+    """Heartbeat channels as the tests write them: ``beat`` is an agent beating."""
+
+    beats: dict[str, Beat] = field(default_factory=dict)
+    attached: list[str] = field(default_factory=list)
+
+    def attach(self, key: str) -> tuple[MountSpec, ...]:
+        self.attached.append(key)
+        self.beats.setdefault(key, Beat(at=0.0, report=None))
+        return (MountSpec("bind", "/run/parallax/heartbeat", f"/fake/{key}/heartbeat"),)
+
+    def beat(self, key: str, report: str = "ok", at: float | None = None) -> None:
+        self.beats[key] = Beat(at=time.time() if at is None else at, report=report)
+
+    def read(self, key: str) -> Beat | None:
+        beat = self.beats.get(key)
+        if beat is not None:
+            # Read once, as from a FIFO; the time of the last beat stays.
+            self.beats[key] = Beat(at=beat.at, report=None)
+        return beat
+
+
 class FakeTerminal:
     def __init__(self) -> None:
         self.written = bytearray()
@@ -447,6 +479,7 @@ class FakeDeployment:
         self.fake_secrets = FakeSecrets()
         self.fake_warm = FakeWarmStart(self.fake)
         self.fake_terminals = FakeTerminals()
+        self.fake_heartbeats = FakeHeartbeats()
         self._warm = warm
         self.closed = False
 
@@ -469,6 +502,10 @@ class FakeDeployment:
     @property
     def images(self) -> ImageBuilding | None:
         return None
+
+    @property
+    def heartbeats(self) -> Heartbeats | None:
+        return self.fake_heartbeats
 
     async def close(self) -> None:
         self.closed = True

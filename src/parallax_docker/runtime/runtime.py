@@ -12,10 +12,12 @@ import logging
 
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.config import Settings
+from parallax_docker.runtime.admission import Admission
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
 from parallax_docker.runtime.gc import GarbageCollector
+from parallax_docker.runtime.heartbeat import HeartbeatWatch
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.journal import Journal
 from parallax_docker.runtime.labels import selector
@@ -23,9 +25,11 @@ from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.observer import Observer
 from parallax_docker.runtime.operations import Operations
+from parallax_docker.runtime.outages import Outages
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.pool import WarmPool
 from parallax_docker.runtime.queries import Queries
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.recovery import Recovery
 from parallax_docker.runtime.registry import Registry
@@ -65,9 +69,10 @@ class Runtime:
         # even when the pool is now off, so claimed agents are served after any restart.
         self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
         sampler = MetricsSampler(backend)
+        readiness = Readiness(backend, deployment.heartbeats)
         warm = deployment.warm_start
         self.pool = (
-            WarmPool(settings, backend, warm, self.claims, self.engine)
+            WarmPool(settings, backend, warm, self.claims, self.engine, readiness)
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )
@@ -81,6 +86,8 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             pool=self.pool,
+            admission=Admission(settings, backend.available_memory),
+            readiness=readiness,
         )
         self.operations = Operations(
             settings=settings,
@@ -92,6 +99,7 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             sampler=sampler,
+            readiness=readiness,
             history=lambda agent_id: store.recent_events(agent_id, 20),
         )
         self.queries = Queries(
@@ -140,6 +148,7 @@ class Runtime:
             operations=self.operations,
             claims=self.claims,
             warm=warm,
+            readiness=readiness,
         )
         self.recovery.handlers["turn"] = self.messaging.recover
         self.recovery.handlers["execution"] = self.executions.recover
@@ -160,6 +169,9 @@ class Runtime:
             telemetry=self.telemetry,
             after_sync=self.recovery.take_orphans,
             pool=self.pool,
+            outages=Outages(
+                registry=self.registry, publisher=publisher, stop_grace_s=settings.stop_grace_s
+            ),
         )
         self.janitor = Janitor(
             settings=settings,
@@ -169,6 +181,12 @@ class Runtime:
             operations=self.operations,
             selector=self.selector,
             take_orphans=self.recovery.take_orphans,
+            heartbeats=HeartbeatWatch(
+                heartbeats=deployment.heartbeats,
+                registry=self.registry,
+                publisher=publisher,
+                interval_s=settings.heartbeat_interval_s,
+            ),
         )
 
     async def start(self) -> None:

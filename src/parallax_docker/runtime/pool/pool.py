@@ -45,7 +45,7 @@ from parallax_docker.runtime.pool.fit import (
     pool_spec,
     unfit_reason,
 )
-from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.spec import PlannedAgent, health_probe
 from parallax_docker.runtime.unprivileged import resolve_run_as
 
@@ -87,8 +87,10 @@ class WarmPool:
         warm: WarmStart,
         claims: ClaimStore,
         engine: EngineLink,
+        readiness: Readiness,
     ) -> None:
         self._settings = settings
+        self._readiness = readiness
         self._backend = backend
         self._warm = warm
         self._engine = engine
@@ -177,7 +179,9 @@ class WarmPool:
                 raise ImageNotFoundError(f"image {ref} of the {size.type} pool is not built")
             slot = token.token_hex(6)
             run_as = await self._run_as(size, image)
-            spec = pool_spec(size, image, self._settings, slot, run_as)
+            spec = pool_spec(
+                size, image, self._settings, slot, run_as, beating=self._readiness.beating(image)
+            )
             # Counted as held while it starts: maintenance must not take it for a leftover.
             self._starting.add(spec.name)
             try:
@@ -195,7 +199,7 @@ class WarmPool:
         known = self._run_as_by_image.get(image.id)
         if known is None:
             planned = plan_user(image.user, allow_root=self._settings.allow_root)
-            probe = pool_spec(size, image, self._settings, token.token_hex(6), planned)
+            probe = pool_spec(size, image, self._settings, token.token_hex(6), planned, False)
             known = await resolve_run_as(self._backend, probe, planned)
             self._run_as_by_image[image.id] = known
         return known
@@ -253,10 +257,10 @@ class WarmPool:
                 log.warning(
                     "pooled container %s did not announce itself; probing it", slot.warm.slot
                 )
-                await wait_ready(
-                    self._backend,
+                await self._readiness.wait(
                     container_id,
-                    health_probe(slot.image),
+                    slot.image,
+                    labels.id,
                     timeout_s=max(1.0, timeout - (time.monotonic() - started)),
                 )
             final = await self._backend.get(container_id)
