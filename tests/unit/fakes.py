@@ -63,14 +63,17 @@ def engine_info(memory_bytes: int = 8 * GIB, cpus: int = 4) -> EngineInfo:
     )
 
 
-def image(user: str | None = "agent", healthcheck: tuple[str, ...] | None = None) -> ImageInfo:
+def image(
+    user: str | None = "agent", healthcheck: tuple[str, ...] | None = None, *, beats: bool = False
+) -> ImageInfo:
     return ImageInfo(
         id="sha256:" + "0" * 64,
         tags=("parallax/agent-claude:latest",),
         user=user,
         healthcheck=healthcheck,
-        # Shaped like the project's images, whose entrypoint loads the secret env file.
-        labels={"parallax.image.type": "claude"},
+        # Shaped like the project's images, whose entrypoint loads the secret env file (and,
+        # with ``beats``, beats a heartbeat).
+        labels={"parallax.image.type": "claude"} | ({"parallax.heartbeat": "1"} if beats else {}),
         size=1,
         created=None,
         entrypoint=("/usr/local/bin/parallax-entrypoint",),
@@ -420,14 +423,19 @@ class FakeWarmStart:
 
 @dataclass
 class FakeHeartbeats:
-    """Heartbeat channels as the tests write them: ``beat`` is an agent beating."""
+    """Heartbeat channels as the tests write them: ``beat`` is an agent beating. With ``healthy``
+    a new channel starts with an "ok" (an agent that beats as soon as it starts)."""
 
     beats: dict[str, Beat] = field(default_factory=dict)
     attached: list[str] = field(default_factory=list)
+    healthy: bool = True
 
     def attach(self, key: str) -> tuple[MountSpec, ...]:
         self.attached.append(key)
-        self.beats.setdefault(key, Beat(at=0.0, report=None))
+        if self.healthy:
+            self.beat(key)
+        else:
+            self.beats.setdefault(key, Beat(at=0.0, report=None))
         return (MountSpec("bind", "/run/parallax/heartbeat", f"/fake/{key}/heartbeat"),)
 
     def beat(self, key: str, report: str = "ok", at: float | None = None) -> None:

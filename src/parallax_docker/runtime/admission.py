@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from parallax_docker.backends.base import EngineInfo
 from parallax_docker.config import Settings
 from parallax_docker.errors import ResourceLimitError
-from parallax_docker.resources import NANO, format_bytes, parse_memory
+from parallax_docker.resources import NANO, format_bytes, human_bytes, parse_memory
 from parallax_docker.runtime.lifecycle import RELEASED, AgentRecord
 
 
@@ -80,11 +80,11 @@ def admit_memory_by_available(
     if memory_bytes <= left:
         return
     raise ResourceLimitError(
-        f"not enough memory for this agent: it may use {format_bytes(memory_bytes)}; the host "
-        f"has {format_bytes(available)} available, less {format_bytes(reserve)} kept for the "
-        f"host and {format_bytes(growth)} for the {used.agents} running agents to grow into "
-        f"({share:g} of their {format_bytes(used.memory_bytes)} of limits): "
-        f"{format_bytes(max(0, left))} left",
+        f"not enough memory for this agent: it may use {human_bytes(memory_bytes)}; the host "
+        f"has {human_bytes(available)} available, less {human_bytes(reserve)} kept for the "
+        f"host and {human_bytes(growth)} for the {used.agents} running agents to grow into "
+        f"({share:g} of their {human_bytes(used.memory_bytes)} of limits): "
+        f"{human_bytes(max(0, left))} left",
         resolution="Ask for less memory, stop agents, or tune PARALLAX_MEMORY_RESERVE and "
         "PARALLAX_MEMORY_HEADROOM_SHARE (docs/reliability.md).",
         details={"memoryLeft": max(0, left), "memoryAvailable": available},
