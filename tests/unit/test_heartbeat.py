@@ -122,9 +122,9 @@ async def test_silence_for_three_intervals_makes_the_agent_unhealthy_once(tmp_pa
         # Nothing new in the channel since the ready beat; its time is the last beat's.
         quiet = beat.at + STALE_BEATS * 5
         watch.sweep(quiet - 1, force=True)
-        assert record.status == AgentStatus.READY
+        assert record.handle().status == AgentStatus.READY
         watch.sweep(quiet + 1, force=True)
-        assert record.status == AgentStatus.ERROR
+        assert record.handle().status == AgentStatus.ERROR
         assert record.error == "the agent's heartbeat says: no heartbeat in over 15s"
         watch.sweep(quiet + 30, force=True)
         assert h.names() == ["agent_error"]
@@ -163,9 +163,9 @@ async def test_silence_counts_from_the_thaw_of_a_paused_agent(tmp_path: Path) ->
         watch.sweep(thaw, force=True)
         lifecycle.observed(record, running)
         watch.sweep(thaw + 1, force=True)
-        assert record.status == AgentStatus.READY
+        assert record.handle().status == AgentStatus.READY
         watch.sweep(thaw + STALE_BEATS * 5 + 2, force=True)
-        assert record.status == AgentStatus.ERROR
+        assert record.handle().status == AgentStatus.ERROR
 
 
 async def test_an_unhealthy_auto_restart_agent_is_restarted_and_ready_again(
