@@ -32,7 +32,7 @@ def test_attach_makes_a_fifo_in_the_agents_private_folder_mounted_alone(tmp_path
     (mount,) = beats.attach("agent-1")
     path = Path(mount.source)
     info = os.lstat(path)
-    assert stat.S_ISFIFO(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o622
+    assert stat.S_ISFIFO(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o666
     assert stat.S_IMODE(os.lstat(path.parent).st_mode) == 0o700
     assert path.parent == tmp_path / "secrets" / "agent-1"
     # Only the FIFO goes into the container, writable (its time moves only through a

@@ -8,13 +8,15 @@ the engine is not involved at all. Docker's own HEALTHCHECK is switched off for 
 
 Why a FIFO, mounted alone, and what an agent can do with it:
 - it can write into it, which bumps its modification time (the mount is read-write because the
-  kernel updates that time only through a writable mount), and read from it;
+  kernel updates that time only through a writable mount), and read from it (draining its own
+  beats only makes itself look silent);
 - nothing it writes reaches a disk: a FIFO holds at most one pipe buffer (64 KiB) in the kernel,
   charged to the writer, so a flooding agent fills nothing on the host (a regular file would
   grow without bound);
 - only the FIFO is mounted, never its folder: the agent sees none of the other files and cannot
   create, link or rename anything on the host, and a mount point cannot be unlinked or renamed
-  over (EBUSY); the FIFO belongs to the service (mode 0622), so the agent cannot change its mode;
+  over (EBUSY); the FIFO belongs to the service, so the agent cannot change its mode or owner
+  (0666: the entrypoint holds it open read-write, so that a write never waits for a reader);
 - each agent has its own FIFO under its own key: none can write another's, so none can fake
   another agent's health. What an agent says about itself is its own business, as with any
   health check that runs in the container.
@@ -36,8 +38,8 @@ from parallax_docker.errors import ConfigError
 
 CHANNEL_NAME = "heartbeat"
 CHANNEL_TARGET = "/run/parallax/heartbeat"
-# Writable by the agent whatever its uid; the key's folder (0700) keeps every host user out.
-_MODE = 0o622
+# Open to the agent whatever its uid; the key's folder (0700) keeps every host user out.
+_MODE = 0o666
 _MAX_READ = 65536
 # The longest report kept (the rest of a line is dropped).
 _MAX_REPORT = 200
