@@ -139,4 +139,8 @@ class PrivateDockerd:
         self.stop()
         if self.netns is not None:
             subprocess.run(["ip", "netns", "delete", self.netns], check=False, capture_output=True)
+            # A daemon with live-restore leaves its data root bind-mounted onto itself.
+            data = self.root / "data"
+            if os.path.ismount(data):
+                subprocess.run(["umount", str(data)], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
