@@ -121,11 +121,18 @@ class Settings(BaseModel):
     # (docs/benchmarks.md). Empty: always ask the engine for stats.
     cgroup_root: Path | None = Field(Path("/sys/fs/cgroup"))
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    # Admission: how far committed limits may exceed the host (1.0 = never more than it has).
+    # Admission (runtime/admission.py): "available" admits memory against what the host really
+    # has (less a reserve and a share of the running agents' limits to grow into) and CPU not at
+    # all; "limits" sums limits against the host times the overcommits.
+    admission: Literal["available", "limits"] = Field("available")
+    memory_reserve: str = Field("1g")
+    memory_headroom_share: float = Field(0.1, ge=0, le=1)
     memory_overcommit: float = Field(1.0, gt=0, le=100)
     cpu_overcommit: float = Field(4.0, gt=0, le=1000)
     # Lifecycle housekeeping.
     janitor_interval_s: float = Field(1.0, gt=0, le=3600)
+    # How often an agent whose image beats a heartbeat says it is well (runtime/heartbeat.py).
+    heartbeat_interval_s: int = Field(5, ge=1, le=60)
     orphan_grace_s: float = Field(30.0, ge=0, le=86400)
     network_grace_s: float = Field(60.0, ge=0, le=86400)
     exited_retention_s: float = Field(300.0, ge=0, le=30 * 86400)
@@ -158,7 +165,7 @@ class Settings(BaseModel):
     # records that step in its journal.
     failpoints: tuple[tuple[str, int, int], ...] = Field(())
 
-    @field_validator("default_memory", "tmpfs_size")
+    @field_validator("default_memory", "tmpfs_size", "memory_reserve")
     @classmethod
     def _memory_parses(cls, value: str) -> str:
         _as_value_error(parse_memory, value)

@@ -3,9 +3,10 @@ and the ``Deployment`` that bundles them.
 
 ``SecretDelivery`` says how secret env values reach an agent (every platform has one);
 ``Terminals`` (interactive TTYs), ``WarmStart`` (containers started ahead of time and turned into
-agents on demand, for the warm pool), ``ImageBuilding`` (the image builder), ``Files`` (files in
-and out of an agent's workspace and home) and ``Ports`` (reaching a port an agent listens on) may
-be offered or declined (None).
+agents on demand, for the warm pool), ``Heartbeats`` (an agent's liveness read without running
+anything in it), ``ImageBuilding`` (the image builder), ``Files`` (files in and out of an agent's
+workspace and home) and ``Ports`` (reaching a port an agent listens on) may be offered or
+declined (None).
 """
 
 from __future__ import annotations
@@ -57,6 +58,49 @@ class SecretDelivery(Protocol):
 
     def prune(self, keep: Iterable[str]) -> builtins.list[str]:
         """Remove the secrets of every key not in ``keep`` (past a grace period); the keys."""
+        ...
+
+
+# The project images' entrypoint (images/entrypoint/): it loads the secret env file and, when
+# given a channel, beats a heartbeat; an image with it says the latter with HEARTBEAT_LABEL
+# ("1" is the only protocol so far).
+PROJECT_ENTRYPOINT = "/usr/local/bin/parallax-entrypoint"
+HEARTBEAT_LABEL = "parallax.heartbeat"
+
+
+def beats(image: ImageInfo) -> bool:
+    """True for an image whose entrypoint is the project's, and one that beats."""
+    return (
+        image.labels.get(HEARTBEAT_LABEL) == "1"
+        and image.entrypoint is not None
+        and image.entrypoint[:1] == (PROJECT_ENTRYPOINT,)
+    )
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What an agent's heartbeat channel shows."""
+
+    # Wall-clock time of the last beat (0: none since the channel was made).
+    at: float
+    # The last line the agent wrote since the previous read: "ok", or why it is not well.
+    report: str | None
+
+
+class Heartbeats(Protocol):
+    """An agent's heartbeat, read without running anything in its container.
+
+    ``key`` names one agent (its id); the channel lives and goes with the key's other per-agent
+    files (``SecretDelivery.remove`` and ``prune`` take it along).
+    """
+
+    def attach(self, key: str) -> tuple[MountSpec, ...]:
+        """Make ``key``'s channel (if need be) and say how to mount it into the agent."""
+        ...
+
+    def read(self, key: str) -> Beat | None:
+        """The channel's last beat, and what was written since the last read; None when the
+        key has no channel. Cheap (a stat, and a read when something arrived)."""
         ...
 
 
@@ -288,5 +332,8 @@ class Deployment(Protocol):
 
     @property
     def ports(self) -> Ports | None: ...
+
+    @property
+    def heartbeats(self) -> Heartbeats | None: ...
 
     async def close(self) -> None: ...

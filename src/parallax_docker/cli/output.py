@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from parallax_docker import resources
 from parallax_docker.client.errors import code_of
 from parallax_docker.client.frames import EventFrame
 from parallax_docker.errors import ParallaxError
@@ -150,14 +151,7 @@ def _list_of_models(value: Any) -> Any:
 
 
 def human_bytes(value: int | float | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover - the loop returns
+    return "-" if value is None else resources.human_bytes(value)
 
 
 def human_duration(seconds: float | None) -> str:

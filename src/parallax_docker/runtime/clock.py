@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 
+# The janitor reads each agent's timestamps on every pass; they change only with its state.
+@functools.lru_cache(maxsize=4096)
 def parse_engine_time(value: str | None) -> float | None:
     """Unix seconds for an engine timestamp; None when absent or unreadable."""
     if not value:

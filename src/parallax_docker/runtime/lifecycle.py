@@ -11,13 +11,17 @@ move causes are not taken for news:
 - ``stopping``: the runtime itself stops or removes the container; the exit is a stop.
 - ``busy`` / ``login_required``: a turn runs / the CLI asked for a login (running agents read as
   busy / authenticating instead of ready).
+
+``heartbeat`` is the agent's health when its heartbeat, not Docker's check, tells it
+(runtime/heartbeat.py); ``engine_stopped`` marks a container the engine stopped while it went
+down (runtime/outages.py), which ``autoRestart`` brings back like a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from parallax_docker.backends.base import ContainerState
@@ -26,6 +30,8 @@ from parallax_docker.runtime.events import AgentEvent
 from parallax_docker.runtime.labels import AgentLabels
 
 OOM_MESSAGE = "the agent ran out of memory and was killed"
+ENGINE_STOPPED = "ENGINE_STOPPED"
+ENGINE_STOPPED_MESSAGE = "the Docker engine stopped the agent while it went down"
 # An agent whose container has exited holds no memory or CPU.
 RELEASED = frozenset({AgentStatus.STOPPED, AgentStatus.ERROR})
 LIVE = frozenset(
@@ -65,6 +71,12 @@ class AgentRecord:
     login_required: bool = False
     # Ports the service reached as previews of the agent's apps (shown in the handle).
     ports: tuple[int, ...] = ()
+    # "healthy" / "unhealthy" from the agent's heartbeat (None: not watched, or not running);
+    # with what its last report or silence said when unhealthy.
+    heartbeat: str | None = None
+    heartbeat_error: str | None = None
+    # The engine stopped the container while it went down (not the agent, not the runtime).
+    engine_stopped: bool = False
     # The handle as JSON with what it was made from (see handle_json).
     _json: tuple[ContainerState | None, tuple[object, ...], bytes] | None = field(
         default=None, repr=False, compare=False
@@ -94,6 +106,8 @@ class AgentRecord:
         if self.probed_ready and self.state is not None and self.state.health == "starting":
             # Docker's first scheduled check has not run yet; the runtime's probe has passed.
             handle.health = "healthy"
+        if self.heartbeat is not None:
+            handle.health = self.heartbeat
         if stale:
             handle.stale = True
         return handle
@@ -111,6 +125,7 @@ class AgentRecord:
             self.restart_count,
             self.probed_ready,
             self.ports,
+            self.heartbeat,
             stale,
         )
         cached = self._json
@@ -170,13 +185,23 @@ def _observe(record: AgentRecord, state: ContainerState) -> None:
     record.state = state
     if not state.running:
         record.probed_ready = False
+        record.heartbeat = record.heartbeat_error = None
+    else:
+        record.engine_stopped = False
     if record.transitioning:
         return
+    # The heartbeat, when it is watched, stands for Docker's health (which such agents lack).
+    seen = state if record.heartbeat is None else replace(state, health=record.heartbeat)
     record.status, record.error, record.error_code = derive_status(
-        state, record.stopping, record.probed_ready
+        seen, record.stopping, record.probed_ready
     )
     if record.status == AgentStatus.READY:
         record.status = _ready_status(record)
+    elif record.heartbeat == "unhealthy" and record.heartbeat_error:
+        record.error = f"the agent's heartbeat says: {record.heartbeat_error}"
+    elif record.engine_stopped and not record.stopping:
+        record.status = AgentStatus.STOPPED
+        record.error, record.error_code = ENGINE_STOPPED_MESSAGE, ENGINE_STOPPED
 
 
 def _report(record: AgentRecord, before: AgentStatus) -> Events:
@@ -206,10 +231,15 @@ def container_started(record: AgentRecord, **extra: Any) -> Events:
     return [event("agent_started", record, **extra)]
 
 
-def became_ready(record: AgentRecord, state: ContainerState, **extra: Any) -> Events:
-    """The spawn, restart or recovery saw the agent ready: it ends here."""
+def became_ready(
+    record: AgentRecord, state: ContainerState, *, heartbeat: bool = False, **extra: Any
+) -> Events:
+    """The spawn, restart or recovery saw the agent ready: it ends here. ``heartbeat``: its
+    heartbeat said so (and tells its health from now on)."""
     record.transitioning = False
     record.probed_ready = True
+    record.heartbeat = "healthy" if heartbeat else None
+    record.heartbeat_error = None
     record.last_activity = time.time()
     _observe(record, state)
     record.settled.set()
@@ -322,6 +352,31 @@ def observed(record: AgentRecord, state: ContainerState) -> Events:
     before = record.status
     _observe(record, state)
     return _report(record, before)
+
+
+def heartbeat_read(record: AgentRecord, healthy: bool, why: str | None = None) -> Events:
+    """What the agent's heartbeat says now (runtime/heartbeat.py); events when that changes."""
+    health = "healthy" if healthy else "unhealthy"
+    why = None if healthy else why
+    if record.state is None or (record.heartbeat, record.heartbeat_error) == (health, why):
+        return []
+    before = record.status
+    record.heartbeat, record.heartbeat_error = health, why
+    _observe(record, record.state)
+    if record.status == before == AgentStatus.ERROR and why is not None:
+        # Still failing, for another reason: news too.
+        return [event("agent_error", record, error=record.error)]
+    return _report(record, before)
+
+
+def engine_went_down(record: AgentRecord) -> Events:
+    """The engine stopped the agent's container while it went down (runtime/outages.py)."""
+    if record.engine_stopped or record.state is None or record.state.running:
+        return []
+    record.engine_stopped = True
+    _observe(record, record.state)
+    exit_code = record.state.exit_code
+    return [event("agent_stopped", record, reason="engine-stopped", exitCode=exit_code)]
 
 
 def probe_passed(record: AgentRecord) -> Events:

@@ -13,11 +13,13 @@ import logging
 
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.config import Settings
+from parallax_docker.runtime.admission import Admission
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
 from parallax_docker.runtime.files import FileService
 from parallax_docker.runtime.gc import GarbageCollector
+from parallax_docker.runtime.heartbeat import HeartbeatWatch
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.journal import Journal
 from parallax_docker.runtime.labels import selector
@@ -25,10 +27,12 @@ from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.observer import Observer
 from parallax_docker.runtime.operations import Operations
+from parallax_docker.runtime.outages import Outages
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.pool import WarmPool
 from parallax_docker.runtime.previews import Previews
 from parallax_docker.runtime.queries import Queries
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.recovery import Recovery
 from parallax_docker.runtime.registry import Registry
@@ -75,10 +79,11 @@ class Runtime:
         # even when the pool is now off, so claimed agents are served after any restart.
         self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
         sampler = MetricsSampler(backend)
+        readiness = Readiness(backend, deployment.heartbeats)
         warm = deployment.warm_start
         users = UserLookup(backend, allow_root=settings.allow_root, tmpfs_size=settings.tmpfs_size)
         self.pool = (
-            WarmPool(settings, backend, warm, self.claims, self.engine, users)
+            WarmPool(settings, backend, warm, self.claims, self.engine, users, readiness)
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )
@@ -102,6 +107,8 @@ class Runtime:
             pool=self.pool,
             users=users,
             on_ready=self.workspace.baseline,
+            admission=Admission(settings, backend.available_memory),
+            readiness=readiness,
         )
         self.operations = Operations(
             settings=settings,
@@ -113,6 +120,7 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             sampler=sampler,
+            readiness=readiness,
             history=lambda agent_id: store.recent_events(agent_id, 20),
         )
         self.queries = Queries(
@@ -201,6 +209,7 @@ class Runtime:
             operations=self.operations,
             claims=self.claims,
             warm=warm,
+            readiness=readiness,
         )
         self.recovery.handlers["turn"] = self.messaging.recover
         self.recovery.handlers["execution"] = self.executions.recover
@@ -223,6 +232,9 @@ class Runtime:
             telemetry=self.telemetry,
             after_sync=self.after_sync,
             pool=self.pool,
+            outages=Outages(
+                registry=self.registry, publisher=publisher, stop_grace_s=settings.stop_grace_s
+            ),
         )
         self.janitor = Janitor(
             settings=settings,
@@ -232,6 +244,12 @@ class Runtime:
             operations=self.operations,
             selector=self.selector,
             take_orphans=self.recovery.take_orphans,
+            heartbeats=HeartbeatWatch(
+                heartbeats=deployment.heartbeats,
+                registry=self.registry,
+                publisher=publisher,
+                interval_s=settings.heartbeat_interval_s,
+            ),
         )
 
     def after_sync(self) -> None:

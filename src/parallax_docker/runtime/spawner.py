@@ -24,16 +24,16 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import AgentStateError, ParallaxError
 from parallax_docker.models import AgentHandle, SpawnRequest
 from parallax_docker.runtime import lifecycle
-from parallax_docker.runtime.admission import admit, capacity, committed
+from parallax_docker.runtime.admission import Admission, committed
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.pool.pool import WarmPool
-from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.registry import Registry
-from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
+from parallax_docker.runtime.spec import PlannedAgent, container_spec, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.unprivileged import UserLookup
 from parallax_docker.runtime.volumes import check_named_volumes
@@ -66,6 +66,8 @@ class Spawner:
         pool: WarmPool | None,
         users: UserLookup,
         on_ready: Callable[[AgentRecord, str], Awaitable[None]] | None = None,
+        admission: Admission,
+        readiness: Readiness,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -80,6 +82,8 @@ class Spawner:
         # Called with the record and container once the agent is up, before it is ready (the
         # workspace's snapshot at spawn, runtime/workspace.py).
         self._on_ready = on_ready
+        self._admission = admission
+        self._readiness = readiness
 
     async def spawn(self, request: SpawnRequest) -> AgentHandle:
         plan = self.plan(request)
@@ -112,16 +116,8 @@ class Spawner:
         engine = self._engine.require()
         # No await between the capacity check and the reservation: two spawns cannot both
         # take the last of the host.
-        admit(
-            plan.labels.memory_bytes,
-            plan.labels.nano_cpus,
-            committed(self._registry),
-            capacity(
-                engine.memory_bytes,
-                engine.cpus,
-                self._settings.memory_overcommit,
-                self._settings.cpu_overcommit,
-            ),
+        self._admission.admit(
+            plan.labels.memory_bytes, plan.labels.nano_cpus, committed(self._registry), engine
         )
         record = self._registry.reserve(plan.labels)
         intent = self._journal.begin("spawn", record.id, labels=plan.labels.encode())
@@ -132,7 +128,7 @@ class Spawner:
         record, plan, intent = reservation.record, reservation.plan, reservation.intent
         started = time.monotonic()
         try:
-            state = await self._pooled(record, plan, intent) or await self._cold(
+            state, beating = await self._pooled(record, plan, intent) or await self._cold(
                 record, plan, intent
             )
             if self._on_ready is not None:
@@ -141,7 +137,7 @@ class Spawner:
             self._telemetry.spawn_finished(record.labels.type, time.monotonic() - started, exc)
             await asyncio.shield(self._abandon(record, intent))
             raise
-        self._publisher.publish(lifecycle.became_ready(record, state))
+        self._publisher.publish(lifecycle.became_ready(record, state, heartbeat=beating))
         self._journal.end(intent)
         seconds = time.monotonic() - started
         self._telemetry.spawn_finished(record.labels.type, seconds, None)
@@ -168,13 +164,14 @@ class Spawner:
 
     async def _pooled(
         self, record: AgentRecord, plan: PlannedAgent, intent: Intent
-    ) -> ContainerState | None:
+    ) -> tuple[ContainerState, bool] | None:
+        """The agent's ready state, and whether it beats a heartbeat; None: it starts cold."""
         slot = self._pool.take(plan) if self._pool is not None else None
         if self._pool is None or slot is None:
             return None
         self._journal.note(intent, step="taken", container_id=slot.container_id, pooled=True)
         try:
-            return await self._pool.claim(
+            state = await self._pool.claim(
                 slot,
                 plan,
                 on_started=lambda: self._publisher.publish(lifecycle.container_started(record)),
@@ -190,10 +187,11 @@ class Spawner:
             self._journal.note(intent, pooled=False)
             intent.container_id = None
             return None
+        return state, self._readiness.beating(slot.image)
 
     async def _cold(
         self, record: AgentRecord, plan: PlannedAgent, intent: Intent
-    ) -> ContainerState:
+    ) -> tuple[ContainerState, bool]:
         image = await require_image(
             self._backend, plan.image, record.labels.type, self._settings.image_prefix
         )
@@ -211,18 +209,17 @@ class Spawner:
         )
         if not plan.network.is_none:
             await self._engine.ensure_network(plan.network.name, plan.network.internal)
-        spec = container_spec(plan, image, self._settings, delivery, run_as)
+        heartbeat = self._readiness.attach(record.id, image)
+        spec = container_spec(plan, image, self._settings, delivery, run_as, heartbeat)
         container_id = await self._users.create(spec, run_as, image)
         self._journal.note(intent, step="created", container_id=container_id)
         await self._backend.start(container_id)
         self._journal.note(intent, step="started")
         self._publisher.publish(lifecycle.container_started(record))
-        return await wait_ready(
-            self._backend,
-            container_id,
-            health_probe(image),
-            timeout_s=self._settings.ready_timeout_s,
+        state = await self._readiness.wait(
+            container_id, image, record.id, timeout_s=self._settings.ready_timeout_s
         )
+        return state, heartbeat is not None
 
     # -- failure ----------------------------------------------------------------------------
 

@@ -238,8 +238,14 @@ def container_spec(
     settings: Settings,
     secrets: SecretMounts | None = None,
     run_as: RunAs | None = None,
+    heartbeat: tuple[MountSpec, ...] | None = None,
 ) -> ContainerSpec:
-    """The container for ``plan``; secret env arrives only through ``secrets``' mounts."""
+    """The container for ``plan``; secret env arrives only through ``secrets``' mounts.
+
+    ``heartbeat``: the agent beats a heartbeat (runtime/heartbeat.py) through these mounts (none
+    when the platform mounts its channel itself): the image's Docker health check is switched
+    off and the entrypoint told the beat's interval. None: the image's health check stands.
+    """
     aliases = tuple(
         dict.fromkeys((plan.labels.name, container_name(plan.labels.id), plan.labels.id))
     )
@@ -258,6 +264,9 @@ def container_spec(
     }
     command = plan.command
     entrypoint = None
+    beat_env = (
+        {} if heartbeat is None else {"PARALLAX_HEARTBEAT_S": f"{settings.heartbeat_interval_s}"}
+    )
     if secrets is not None and secrets.entrypoint is not None:
         entrypoint, command = secrets.entrypoint, secrets.command
     return ContainerSpec(
@@ -273,8 +282,10 @@ def container_spec(
         entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
         user=run_as.user,
-        mounts=mounts + (secrets.mounts if secrets is not None else ()),
+        mounts=mounts + (secrets.mounts if secrets is not None else ()) + (heartbeat or ()),
         tmpfs=tmpfs,
+        env=beat_env,
+        image_healthcheck=heartbeat is None,
         runtime=plan.runtime,
         log_max_size=settings.log_max_size,
         log_max_files=settings.log_max_files,
