@@ -10,7 +10,7 @@ from pathlib import Path
 
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
-from parallax_docker.runtime.lifecycle import ENGINE_STOPPED
+from parallax_docker.runtime.agent_record import ENGINE_STOPPED
 from parallax_docker.runtime.outages import stopped_by_engine
 from tests.unit.fakes import exited_state
 from tests.unit.harness import Harness, harness, request

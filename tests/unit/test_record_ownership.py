@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 import parallax_docker
-from parallax_docker.runtime.lifecycle import AgentRecord
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.threads.record import ThreadRecord
 
 SRC = Path(parallax_docker.__file__).parent

@@ -28,7 +28,7 @@ from parallax_docker.backends.base import EngineInfo
 from parallax_docker.config import Settings
 from parallax_docker.errors import ResourceLimitError
 from parallax_docker.resources import NANO, format_bytes, human_bytes, parse_memory
-from parallax_docker.runtime.lifecycle import RELEASED, AgentRecord
+from parallax_docker.runtime.agent_record import RELEASED, AgentRecord
 
 
 @dataclass(frozen=True)

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from parallax_docker.backends.capabilities import Heartbeats
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import LIVE, AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.events import Publisher
-from parallax_docker.runtime.lifecycle import LIVE, AgentRecord
 from parallax_docker.runtime.registry import Registry
 
 # Beats that may go missing before an agent is unhealthy: a beat is late only when the agent is

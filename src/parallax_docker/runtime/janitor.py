@@ -25,10 +25,10 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.heartbeat import HeartbeatWatch
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.loops import Loop, Tasks
 from parallax_docker.runtime.networks import unused_networks
 from parallax_docker.runtime.operations import Operations

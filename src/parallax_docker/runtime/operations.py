@@ -21,11 +21,11 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import AgentNotFoundError, AgentStateError, ParallaxError, SocketError
 from parallax_docker.models import AgentHandle
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher, RuntimeEvent
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.registry import Registry

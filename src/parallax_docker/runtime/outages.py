@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.events import Publisher
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.registry import Registry
 
 STOP_EXITS = frozenset({0, 128 + 15, 128 + 9})

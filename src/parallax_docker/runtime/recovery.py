@@ -23,11 +23,12 @@ from parallax_docker.backends.capabilities import SecretDelivery, WarmStart
 from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError, SocketError
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal, Kind
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.lifecycle import AgentRecord, Events
+from parallax_docker.runtime.lifecycle import Events
 from parallax_docker.runtime.loops import Tasks, describe
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.pool.claims import ClaimStore

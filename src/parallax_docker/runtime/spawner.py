@@ -25,11 +25,11 @@ from parallax_docker.errors import AgentStateError, ParallaxError
 from parallax_docker.models import AgentHandle, SpawnRequest
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.admission import Admission, committed
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.pool.pool import WarmPool
 from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.registry import Registry

@@ -28,8 +28,8 @@ from parallax_docker.errors import (
     ParallaxError,
 )
 from parallax_docker.file_models import Baseline, Change, ChangedFile, Commit, DiffResponse
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.paths import WORKSPACE
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.snapshots import FileState, Snapshot, SnapshotStore, changed_files

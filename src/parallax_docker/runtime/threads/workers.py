@@ -23,8 +23,8 @@ from collections.abc import Callable
 from parallax_docker.backends.base import Backend
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.journal import Intent, Journal
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.loops import Tasks
 from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.recovery import SPAWN_INTERRUPTED
