@@ -152,6 +152,15 @@ class Settings(BaseModel):
     # SIGKILL (or, with ":Ss", freezes it S seconds) at the Nth time (default 1st) an operation
     # records that step in its journal.
     failpoints: tuple[tuple[str, int, int], ...] = Field(())
+    # The model gateway (docs/gateway.md): provider keys stay in the service, agents get a token.
+    gateway: bool = Field(False)
+    gateway_anthropic_url: str = Field("https://api.anthropic.com", pattern=r"^https?://")
+    gateway_openai_url: str = Field("https://api.openai.com", pattern=r"^https?://")
+    gateway_gemini_url: str = Field(
+        "https://generativelanguage.googleapis.com", pattern=r"^https?://"
+    )
+    # Operators' prices, JSON {"model-prefix": [usd per 1M input, usd per 1M output], ...}.
+    gateway_prices: str | None = Field(None, max_length=65536)
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod

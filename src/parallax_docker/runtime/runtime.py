@@ -15,6 +15,7 @@ from parallax_docker.config import Settings
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
+from parallax_docker.runtime.gateway.gateway import Gateway
 from parallax_docker.runtime.gc import GarbageCollector
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.journal import Journal
@@ -59,6 +60,11 @@ class Runtime:
         publisher = Publisher(self.bus)
         self.registry = Registry()
         self.engine = EngineLink(backend, settings.docker_network, self.selector)
+        # The model gateway (docs/gateway.md): provider keys stay here, agents get tokens.
+        self.gateway = Gateway(settings, backend, self.registry) if settings.gateway else None
+        if self.gateway is not None:
+            secrets = self.gateway.secrets(secrets)
+            self.engine.on_network(self.gateway.relays.ensure)
         self.journal = Journal(
             settings.state_dir / "journal" / settings.instance, settings.failpoints
         )
@@ -177,6 +183,8 @@ class Runtime:
     async def start(self) -> None:
         await self.store.open()
         self.claims.load()
+        if self.gateway is not None:
+            await self.gateway.start()
         self.reconciler.start()
         self.janitor.start()
         if self.pool is not None:
@@ -192,5 +200,7 @@ class Runtime:
         if self.settings.stop_agents_on_exit:
             await self.operations.stop_all(reason="service-exit")
         await self.reconciler.stop()
+        if self.gateway is not None:
+            await self.gateway.stop()
         await self.deployment.close()
         await self.store.close()

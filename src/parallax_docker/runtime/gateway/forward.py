@@ -1,0 +1,140 @@
+"""One model call through the gateway: check the agent's token, put the real key on the request,
+forward it to the provider, pass the answer back as it arrives and count its usage.
+
+Refusals are answered in the provider's own error format, so each CLI reports them as it would
+the provider's; they never echo the token or a key.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from parallax_docker.config import Settings
+from parallax_docker.runtime.gateway.keys import KeyStore
+from parallax_docker.runtime.gateway.meter import Caller, Meter
+from parallax_docker.runtime.gateway.providers import (
+    BY_NAME,
+    DROPPED_HEADERS,
+    key_headers,
+    presented_token,
+    refusal,
+    upstream_of,
+)
+from parallax_docker.runtime.gateway.tokens import TokenBook
+from parallax_docker.runtime.gateway.usage import UsageReader
+
+log = logging.getLogger(__name__)
+
+# Headers of the provider's answer that belong to one hop only.
+_HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "trailer"})
+# Who is calling, from the agent a token names; None when that agent is not live.
+CallerOf = Callable[[str], Caller | None]
+
+
+class Forwarder:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenBook,
+        keys: KeyStore,
+        meter: Meter,
+        caller_of: CallerOf,
+        client: httpx.AsyncClient,
+    ) -> None:
+        self._settings = settings
+        self._tokens = tokens
+        self._keys = keys
+        self._meter = meter
+        self._caller_of = caller_of
+        self._client = client
+
+    async def handle(self, request: Request) -> Response:
+        provider = request.path_params["provider"]
+        if provider not in BY_NAME:
+            return _json(b'{"error": "no such provider at the gateway", "code": "NOT_FOUND"}', 404)
+        token = presented_token(request.headers, request.query_params)
+        agent_id = self._tokens.agent_of(token) if token else None
+        caller = self._caller_of(agent_id) if agent_id is not None else None
+        if caller is None:
+            self._meter.refused("token")
+            return _json(
+                refusal(
+                    provider,
+                    401,
+                    "GATEWAY_TOKEN_INVALID",
+                    "this gateway token is not valid (or its agent has stopped)",
+                ),
+                401,
+            )
+        key = self._keys.get(caller.agent_id, provider)
+        if key is None:
+            self._meter.refused("no-key", caller)
+            return _json(
+                refusal(
+                    provider,
+                    401,
+                    "GATEWAY_NO_KEY",
+                    f"the agent was spawned without a {provider} credential",
+                ),
+                401,
+            )
+        return await self._forward(request, provider, key, caller)
+
+    async def _forward(self, request: Request, provider: str, key: str, caller: Caller) -> Response:
+        headers = {
+            name: value
+            for name, value in request.headers.items()
+            if name.lower() not in DROPPED_HEADERS
+        }
+        headers.update(key_headers(provider, key))
+        # Usage is read from the bytes as they pass: ask for them unencoded.
+        headers["accept-encoding"] = "identity"
+        params = [
+            (name, value) for name, value in request.query_params.multi_items() if name != "key"
+        ]
+        url = f"{upstream_of(provider, self._settings)}/{request.path_params['path']}"
+        upstream = self._client.build_request(
+            request.method, url, params=params, headers=headers, content=await request.body()
+        )
+        try:
+            answer = await self._client.send(upstream, stream=True)
+        except httpx.HTTPError as exc:
+            log.warning(
+                "model provider unreachable: %s",
+                type(exc).__name__,
+                extra={"agent_id": caller.agent_id, "provider": provider},
+            )
+            self._meter.refused("upstream", caller)
+            return _json(
+                refusal(
+                    provider, 502, "GATEWAY_UPSTREAM_UNREACHABLE", "the provider did not answer"
+                ),
+                502,
+            )
+        streamed = "text/event-stream" in answer.headers.get("content-type", "")
+        reader = UsageReader(streamed)
+
+        async def relay() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in answer.aiter_raw():
+                    reader.feed(chunk)
+                    yield chunk
+            finally:
+                await answer.aclose()
+                self._meter.record(caller, provider, reader.close())
+
+        passed = {
+            name: value
+            for name, value in answer.headers.items()
+            if name.lower() not in _HOP_HEADERS
+        }
+        return StreamingResponse(relay(), status_code=answer.status_code, headers=passed)
+
+
+def _json(body: bytes, status: int) -> Response:
+    return Response(body, status_code=status, media_type="application/json")

@@ -1,0 +1,161 @@
+"""The model gateway, for real: each CLI on its real image completes a turn through it against
+the stand-in models (the gateway's upstreams), and the key is only at the gateway.
+
+The gateway's service runs on its own network, where the stand-in is not: an agent's only way to
+a model is the gateway's relay (``http://parallax-gateway:8080``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration.conftest import PREFIX, SECRETS_DIR, SESSION
+from tests.support.cli_profiles import PROFILES, CliProfile, result_of, turn, write_settings
+from tests.support.engine import Engine
+from tests.support.images import DOCKER
+from tests.support.server import ServiceProcess
+from tests.support.standin_container import StandinContainer
+from tests.support.standins.client import Tenant
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+CLIS = sorted(PROFILES)
+RELAY_LABEL = "parallax.gateway.relay"
+
+
+class GatewayService:
+    def __init__(self, process: ServiceProcess, instance: str, network: str) -> None:
+        self.process = process
+        self.instance = instance
+        self.network = network
+        self.api = httpx.Client(base_url=process.url, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    engine: Engine, standin: StandinContainer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GatewayService]:
+    folder = tmp_path_factory.mktemp("gateway")
+    instance = f"{PREFIX}-gw{uuid.uuid4().hex[:4]}"
+    network = f"{instance}-net"
+    env = {
+        "DOCKER_NETWORK": network,
+        "PARALLAX_INSTANCE": instance,
+        "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
+        "PARALLAX_STATE_DIR": str(folder / "state"),
+        "PARALLAX_READY_TIMEOUT_S": "60",
+        "PARALLAX_STOP_GRACE_S": "5",
+        "PARALLAX_GATEWAY": "true",
+        # The stand-in as every provider's upstream, reached from the host at its address.
+        "PARALLAX_GATEWAY_ANTHROPIC_URL": standin.base_url,
+        "PARALLAX_GATEWAY_OPENAI_URL": standin.base_url,
+        "PARALLAX_GATEWAY_GEMINI_URL": standin.base_url,
+    }
+    process = ServiceProcess(env, folder / "service.log").start()
+    service = GatewayService(process, instance, network)
+    yield service
+    service.api.close()
+    process.stop()
+    for container in engine.containers(f"parallax.instance={instance}"):
+        engine.remove_container(container["Id"])
+    for container in engine.containers(f"{RELAY_LABEL}={instance}"):
+        engine.remove_container(container["Id"])
+    engine.remove_network(network)
+
+
+@pytest.fixture
+def gw_agent(
+    gateway: GatewayService, engine: Engine, agent_image: Callable[[str], str], tenant: Tenant
+) -> Iterator[Callable[..., dict[str, Any]]]:
+    made: list[str] = []
+
+    def make(profile: CliProfile, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": f"g-{uuid.uuid4().hex[:10]}",
+            "type": profile.type,
+            "image": agent_image(profile.type),
+            # Only the key: the gateway gives each CLI its base URL.
+            "env": dict(profile.extra_env),
+            "credentials": profile.credentials(tenant.key),
+            "resources": {"memory": "1g", "cpu": 1.0},
+            "labels": {"test-session": SESSION},
+            **fields,
+        }
+        response = gateway.api.post("/agents", json=body)
+        assert response.status_code == 201, response.text
+        agent: dict[str, Any] = response.json()
+        made.append(agent["containerName"])
+        write_settings(engine, agent["containerName"], profile)
+        return agent
+
+    yield make
+    for name in made:
+        engine.remove_container(name)
+
+
+@pytest.fixture(params=CLIS)
+def profile(request: pytest.FixtureRequest) -> CliProfile:
+    return PROFILES[request.param]
+
+
+def _places_holding(
+    engine: Engine, gateway: GatewayService, agent: dict[str, Any], secret: str
+) -> list[str]:
+    """Every place the test can look in where ``secret`` shows."""
+    found = []
+    name = agent["containerName"]
+    if secret in json.dumps(engine.inspect(name)):
+        found.append("docker inspect")
+    code, out = engine.exec(
+        name,
+        "sh",
+        "-c",
+        'grep -rslF -- "$1" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null;'
+        ' for p in /proc/[0-9]*/environ; do grep -qsF -- "$1" "$p" && echo "$p"; done; true',
+        "sh",
+        secret,
+    )
+    assert code == 0, out
+    found += [f"file {line}" for line in out.split() if line]
+    logs = subprocess.run([DOCKER, "logs", name], capture_output=True, text=True, check=False)
+    if secret in logs.stdout + logs.stderr:
+        found.append("container logs")
+    if secret in Path(gateway.process.log_path).read_text(errors="replace"):
+        found.append("service log")
+    events = gateway.api.get(f"/agents/{agent['id']}/events")
+    if secret in events.text:
+        found.append("events")
+    if secret in gateway.api.get(f"/agents/{agent['id']}").text:
+        found.append("handle")
+    for path in SECRETS_DIR.rglob("*"):
+        if path.is_file() and secret in path.read_text(errors="replace"):
+            found.append(f"secrets dir {path.name}")
+    return found
+
+
+def test_cli_turn_goes_through_the_gateway_with_the_key_only_there(
+    gateway: GatewayService,
+    gw_agent: Callable[..., dict[str, Any]],
+    tenant: Tenant,
+    profile: CliProfile,
+    engine: Engine,
+) -> None:
+    tenant.answer("The answer is 42.", input_tokens=321, output_tokens=17)
+    agent = gw_agent(profile)
+    answer = turn(gateway.api, agent["id"], "What is six times seven?")
+    assert answer["type"] == "response", answer
+    assert answer["content"] == "The answer is 42."
+    assert result_of(answer)["status"] == "completed"
+    main = tenant.requests(main_only=True)
+    assert len(main) == 1
+    # The stand-in saw the tenant's key: the gateway put it on the request.
+    assert tenant.key in json.dumps(main[0]["headers"])
+    assert _places_holding(engine, gateway, agent, tenant.key) == []
