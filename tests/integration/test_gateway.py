@@ -118,7 +118,9 @@ def _places_holding(
         name,
         "sh",
         "-c",
-        'grep -rslF -- "$1" / --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev 2>/dev/null;'
+        # Every place the agent can write or was given files (the image was built before the
+        # key existed), then every process's environment.
+        'grep -rslF -- "$1" /home /workspace /tmp /run /var/tmp /etc 2>/dev/null;'
         ' for p in /proc/[0-9]*/environ; do grep -qsF -- "$1" "$p" && echo "$p"; done; true',
         "sh",
         secret,
@@ -159,3 +161,8 @@ def test_cli_turn_goes_through_the_gateway_with_the_key_only_there(
     # The stand-in saw the tenant's key: the gateway put it on the request.
     assert tenant.key in json.dumps(main[0]["headers"])
     assert _places_holding(engine, gateway, agent, tenant.key) == []
+    # The search does find what is there: the agent's own gateway token is in its env.
+    assert any(
+        place.startswith(("file", "secrets"))
+        for place in _places_holding(engine, gateway, agent, f"pgw1.{agent['id']}.")
+    )

@@ -94,9 +94,10 @@ class Forwarder:
         headers.update(key_headers(provider, key))
         # Usage is read from the bytes as they pass: ask for them unencoded.
         headers["accept-encoding"] = "identity"
-        params = [
-            (name, value) for name, value in request.query_params.multi_items() if name != "key"
-        ]
+        # The agent's token may come as ?key= (Gemini's style); it never goes upstream.
+        params = httpx.QueryParams(
+            [(name, value) for name, value in request.query_params.multi_items() if name != "key"]
+        )
         url = f"{upstream_of(provider, self._settings)}/{request.path_params['path']}"
         upstream = self._client.build_request(
             request.method, url, params=params, headers=headers, content=await request.body()
