@@ -75,11 +75,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class Budget(_Strict):
+    """Model use an agent (or an execution) may make through the gateway (docs/gateway.md)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
+
+    max_tokens: StrictInt | None = Field(None, alias="maxTokens", ge=1, le=10**12)
+    max_cost_usd: StrictFloat | StrictInt | None = Field(None, alias="maxCostUsd", gt=0, le=10**7)
+    max_requests: StrictInt | None = Field(None, alias="maxRequests", ge=1, le=10**9)
+
+
 class ResourcesRequest(_Strict):
     memory: str | int | None = None
     cpu: StrictFloat | StrictInt | str | None = None
     # Maximum lifetime in seconds.
     timeout: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+    budget: Budget | None = None
 
 
 class CredentialsRequest(_Strict):
@@ -149,6 +160,7 @@ class AppliedResources(BaseModel):
     nano_cpus: int = Field(alias="nanoCpus")
     timeout: int | None = None
     pids_limit: int = Field(alias="pidsLimit")
+    budget: Budget | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -241,6 +253,27 @@ class MetricsResponse(BaseModel):
     network: NetworkUsage
     uptime: float = Field(description="Seconds since the container started")
     timestamp: str
+    model_usage: ModelUsage | None = Field(
+        None, alias="modelUsage", description="with the model gateway on"
+    )
+
+
+class ModelCounts(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    requests: int
+    input_tokens: int = Field(alias="inputTokens")
+    output_tokens: int = Field(alias="outputTokens")
+    cost_usd: float = Field(alias="costUsd")
+    refused: int = Field(description="model calls the gateway refused (budget, token, key)")
+
+
+class ModelUsage(ModelCounts):
+    """Model use counted by the gateway from the providers' answers (docs/gateway.md)."""
+
+    by_provider: dict[str, ModelCounts] = Field(default_factory=dict, alias="byProvider")
+    budget: Budget | None = None
+    budget_exceeded: bool = Field(False, alias="budgetExceeded")
 
 
 class ErrorResponse(BaseModel):

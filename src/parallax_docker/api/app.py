@@ -21,11 +21,21 @@ from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddlew
 from parallax_docker.api.openapi import document_common_responses
 from parallax_docker.api.query import reject_unknown_query
 from parallax_docker.api.request_log import RequestLogMiddleware
-from parallax_docker.api.routes import agents, executions, gc, health, messages, prometheus, ws
+from parallax_docker.api.routes import (
+    agents,
+    executions,
+    gateway,
+    gc,
+    health,
+    messages,
+    prometheus,
+    ws,
+)
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
 from parallax_docker.origins import OriginPolicy
+from parallax_docker.runtime.gateway.exposition import GatewayCollector
 from parallax_docker.runtime.runtime import Runtime
 from parallax_docker.runtime.store import Store
 from parallax_docker.runtime.telemetry import PrometheusTelemetry
@@ -54,6 +64,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
         agents=lambda: [(r.status.value, r.labels.type) for r in runtime.registry],
         reconnects=lambda: runtime.reconciler.reconnects,
     )
+    if runtime.gateway is not None:
+        telemetry.registry.register(GatewayCollector(runtime.gateway.meter))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +94,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.include_router(messages.router)
     app.include_router(executions.router)
     app.include_router(ws.router)
+    app.include_router(gateway.router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.api_token is not None:
         # Outside the body limit: an unauthenticated body is never read.

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parallax_docker.backends.base import ContainerState
-from parallax_docker.models import AgentHandle, AgentStatus, AppliedResources
+from parallax_docker.models import AgentHandle, AgentStatus, AppliedResources, Budget
 from parallax_docker.resources import NANO, format_bytes
 from parallax_docker.volume_owner import RESERVED_PREFIX as RESERVED_VOLUME_PREFIX
 
@@ -69,6 +69,8 @@ class AgentLabels:
     user_labels: tuple[tuple[str, str], ...] = ()
     spec_hash: str = ""
     instance: str = "default"
+    # resources.budget as canonical JSON (the gateway's limits; docs/gateway.md).
+    budget: str | None = None
 
     def encode(self) -> dict[str, str]:
         labels = dict(self.user_labels)
@@ -101,6 +103,7 @@ class AgentLabels:
             "execution-id": self.execution_id,
             "idle-timeout": None if self.idle_timeout is None else str(self.idle_timeout),
             "timeout": None if self.timeout is None else str(self.timeout),
+            "budget": self.budget,
         }
         labels.update({PREFIX + key: value for key, value in optional.items() if value is not None})
         return labels
@@ -135,6 +138,7 @@ class AgentLabels:
                 user_labels=tuple((k, labels[k]) for k in user_keys if k in labels),
                 spec_hash=labels.get(PREFIX + "spec-hash", ""),
                 instance=labels.get(INSTANCE, "default"),
+                budget=labels.get(PREFIX + "budget"),
             )
         except (ValueError, TypeError):
             return None
@@ -165,6 +169,7 @@ class AgentLabels:
                 nano_cpus=self.nano_cpus,
                 timeout=self.timeout,
                 pids_limit=self.pids_limit,
+                budget=Budget.model_validate_json(self.budget) if self.budget else None,
             ),
             volumes=list(self.volumes),
             env_keys=list(self.env_keys),

@@ -41,6 +41,7 @@ from parallax_docker.runtime.drivers.base import TurnOutput, TurnResult
 from parallax_docker.runtime.drivers.result import result_shape, turn_status
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import AgentEvent, Publisher
+from parallax_docker.runtime.gateway.gateway import Gateway
 from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.sessions import Sessions
@@ -71,6 +72,7 @@ class MessagingService:
         store: Store,
         drivers: Callable[[str], Driver] = driver_for,
         clock: Callable[[], float] = time.time,
+        gateway: Gateway | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,6 +83,7 @@ class MessagingService:
         self._journal = journal
         self._drivers = drivers
         self._clock = clock
+        self._gateway = gateway
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
         self._sessions = Sessions(store)
 
@@ -170,6 +173,7 @@ class MessagingService:
     async def _run_turn(self, turn: Turn, intent: Intent) -> AgentMessage:
         started = time.monotonic()
         driver = self._drivers(self._agent_type(turn.agent_id))
+        mark = self._gateway.mark(turn.agent_id) if self._gateway is not None else None
         try:
             await self._record(
                 StoredMessage(
@@ -223,6 +227,8 @@ class MessagingService:
             duration_ms=metadata["durationMs"],
             changes=changes,
         )
+        if self._gateway is not None and mark is not None:
+            self._gateway.settle_turn(turn.agent_id, mark, metadata)
         answer = StoredMessage(
             id=_message_id(),
             agent_id=turn.agent_id,

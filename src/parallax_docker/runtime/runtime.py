@@ -61,7 +61,9 @@ class Runtime:
         self.registry = Registry()
         self.engine = EngineLink(backend, settings.docker_network, self.selector)
         # The model gateway (docs/gateway.md): provider keys stay here, agents get tokens.
-        self.gateway = Gateway(settings, backend, self.registry) if settings.gateway else None
+        self.gateway = (
+            Gateway(settings, backend, self.registry, publisher) if settings.gateway else None
+        )
         if self.gateway is not None:
             secrets = self.gateway.secrets(secrets)
             self.engine.on_network(self.gateway.relays.ensure)
@@ -114,6 +116,7 @@ class Runtime:
             publisher=publisher,
             journal=self.journal,
             store=store,
+            gateway=self.gateway,
         )
         self.terminals = TerminalService(
             backend=backend,

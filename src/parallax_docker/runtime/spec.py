@@ -109,6 +109,12 @@ def plan_agent(
         else settings.default_nano_cpus
     )
     check_within_host(memory_bytes, nano_cpus, host_memory, host_cpus)
+    if resources and resources.budget and not settings.gateway:
+        raise ValidationError(
+            "resources.budget needs the model gateway, which is off",
+            resolution="Start the service with PARALLAX_GATEWAY=true (docs/gateway.md), or "
+            "spawn without a budget.",
+        )
 
     network = choose_network(request.network, settings.docker_network)
     parsed_volumes = [parse_volume(v) for v in request.volumes]
@@ -164,6 +170,9 @@ def plan_agent(
         user_labels=tuple(sorted(request.labels.items())),
         spec_hash=spec_hash(request),
         instance=settings.instance,
+        budget=resources.budget.model_dump_json(exclude_none=True)
+        if resources and resources.budget
+        else None,
     )
     return PlannedAgent(
         labels=labels,

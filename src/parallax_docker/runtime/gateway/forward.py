@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from parallax_docker.config import Settings
+from parallax_docker.runtime.gateway.budgets import Overrun
 from parallax_docker.runtime.gateway.keys import KeyStore
 from parallax_docker.runtime.gateway.meter import Caller, Meter
 from parallax_docker.runtime.gateway.providers import (
+    BUDGET_STATUS,
     BY_NAME,
     DROPPED_HEADERS,
     key_headers,
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "trailer"})
 # Who is calling, from the agent a token names; None when that agent is not live.
 CallerOf = Callable[[str], Caller | None]
+# The budget a caller has used up, if any (the gateway records and reports it).
+Admit = Callable[[Caller], Overrun | None]
 
 
 class Forwarder:
@@ -44,6 +48,7 @@ class Forwarder:
         keys: KeyStore,
         meter: Meter,
         caller_of: CallerOf,
+        admit: Admit,
         client: httpx.AsyncClient,
     ) -> None:
         self._settings = settings
@@ -51,6 +56,7 @@ class Forwarder:
         self._keys = keys
         self._meter = meter
         self._caller_of = caller_of
+        self._admit = admit
         self._client = client
 
     async def handle(self, request: Request) -> Response:
@@ -82,6 +88,19 @@ class Forwarder:
                     f"the agent was spawned without a {provider} credential",
                 ),
                 401,
+            )
+        over = self._admit(caller)
+        if over is not None:
+            self._meter.refused("budget", caller)
+            return _json(
+                refusal(
+                    provider,
+                    BUDGET_STATUS[provider],
+                    "BUDGET_EXCEEDED",
+                    f"the {over.scope}'s model budget is spent ({over.limit} {over.allowed:g}, "
+                    f"used {over.used:g}); raise it to go on",
+                ),
+                BUDGET_STATUS[provider],
             )
         return await self._forward(request, provider, key, caller)
 

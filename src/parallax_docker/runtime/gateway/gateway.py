@@ -5,28 +5,24 @@ docs/gateway.md draws the path of one call.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-import ssl
-from collections.abc import Generator
-from pathlib import Path
-
-import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Route
+import time
+from dataclasses import dataclass
+from typing import Any
 
 from parallax_docker.backends.base import Backend
 from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
-from parallax_docker.models import AgentStatus
+from parallax_docker.models import AgentStatus, Budget, ModelCounts, ModelUsage
+from parallax_docker.runtime.events import AgentEvent, Publisher
+from parallax_docker.runtime.gateway.budgets import BudgetBook, Overrun, overrun
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.keys import KeyStore
-from parallax_docker.runtime.gateway.meter import Caller, Meter, price_table
-from parallax_docker.runtime.gateway.relays import SOCKET_NAME, Relays
+from parallax_docker.runtime.gateway.meter import Caller, Meter, Tally, price_table
+from parallax_docker.runtime.gateway.relays import Relays
 from parallax_docker.runtime.gateway.secrets import GatewaySecrets
+from parallax_docker.runtime.gateway.server import GatewayServer
 from parallax_docker.runtime.gateway.tokens import TokenBook
 from parallax_docker.runtime.registry import Registry
 
@@ -40,97 +36,176 @@ _LIVE = frozenset(
 )
 
 
-class _EmbeddedServer(uvicorn.Server):
-    # The service's own server handles the process's signals; this one is stopped by stop().
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
+BUDGET_EXCEEDED = "BUDGET_EXCEEDED"
+
+
+@dataclass(frozen=True)
+class TurnMark:
+    at: float
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
 
 
 class Gateway:
-    def __init__(self, settings: Settings, backend: Backend, registry: Registry) -> None:
+    def __init__(
+        self, settings: Settings, backend: Backend, registry: Registry, publisher: Publisher
+    ) -> None:
         self._settings = settings
         self._registry = registry
+        self._publisher = publisher
+        # When each agent was last refused for its budget (the turn then ends BUDGET_EXCEEDED).
+        self._overrun_at: dict[str, float] = {}
         folder = settings.state_dir / "gateway" / settings.instance
-        self.socket_folder = folder / "socket"
         self.tokens = TokenBook(folder / "token.key")
         self.keys = KeyStore(folder / "keys")
         self.meter = Meter(price_table(settings.gateway_prices))
+        self.budgets = BudgetBook(folder / "budgets")
         self._relay_uid = RELAY_UID if os.geteuid() == 0 else os.geteuid()
         self.relays = Relays(
             backend,
             instance=settings.instance,
             image=settings.image_for("base"),
-            socket_folder=self.socket_folder,
+            socket_folder=folder / "socket",
             user=f"{self._relay_uid}:{self._relay_uid}",
         )
-        self._client: httpx.AsyncClient | None = None
-        self._server: _EmbeddedServer | None = None
-        self._serving: asyncio.Task[None] | None = None
+        self.server = GatewayServer(folder / "socket", self._relay_uid)
 
     def secrets(self, inner: SecretDelivery) -> SecretDelivery:
         """``inner`` with provider keys kept here and the agent given its token instead."""
-        return GatewaySecrets(inner, self.keys, self.tokens)
+        return GatewaySecrets(inner, self.keys, self.tokens, self.forget)
+
+    def forget(self, agent_id: str) -> None:
+        self.meter.forget(agent_id)
+        self.budgets.remove("agent", agent_id)
+        self._overrun_at.pop(agent_id, None)
 
     def caller_of(self, agent_id: str) -> Caller | None:
         record = self._registry.find(agent_id)
         if record is None or record.stopping or record.status not in _LIVE:
             return None
         # The thread dimension is filled from the agent's thread once threads land (issue 15).
-        return Caller(agent_id, record.labels.execution_id, None)
+        return Caller(agent_id, record.labels.execution_id, None, self.budget_of(agent_id))
 
-    @property
-    def socket_path(self) -> Path:
-        return self.socket_folder / SOCKET_NAME
+    # -- budgets --------------------------------------------------------------------------
+
+    def budget_of(self, agent_id: str) -> Budget | None:
+        """The agent's budget: the last PATCH, else its spawn's."""
+        raised = self.budgets.get("agent", agent_id)
+        if raised is not None:
+            return raised
+        record = self._registry.find(agent_id)
+        label = record.labels.budget if record is not None else None
+        return Budget.model_validate_json(label) if label else None
+
+    def admit(self, caller: Caller) -> Overrun | None:
+        over = overrun(caller.budget, self.meter.of_agent(caller.agent_id), "agent")
+        if over is None and caller.execution_id is not None:
+            over = overrun(
+                self.budgets.get("execution", caller.execution_id),
+                self.meter.of_execution(caller.execution_id),
+                "execution",
+            )
+        if over is None:
+            return None
+        first = caller.agent_id not in self._overrun_at
+        self._overrun_at[caller.agent_id] = time.time()
+        if first:
+            self._publisher.publish(
+                [
+                    AgentEvent(
+                        "budget_exceeded",
+                        {
+                            "scope": over.scope,
+                            "limit": over.limit,
+                            "allowed": over.allowed,
+                            "used": over.used,
+                            "executionId": caller.execution_id,
+                        },
+                        caller.agent_id,
+                    )
+                ]
+            )
+        return over
+
+    def set_budget(self, scope: str, name: str, budget: Budget) -> None:
+        self.budgets.set(scope, name, budget)
+        # A raise lets calls through again; a later overrun is reported anew.
+        if scope == "agent":
+            self._overrun_at.pop(name, None)
+        else:
+            for agent_id in [a for a in self._overrun_at if self._execution_of(a) == name]:
+                self._overrun_at.pop(agent_id, None)
+
+    def _execution_of(self, agent_id: str) -> str | None:
+        record = self._registry.find(agent_id)
+        return record.labels.execution_id if record is not None else None
+
+    def overrun_since(self, agent_id: str, since: float) -> bool:
+        """Whether a call of the agent was refused for its budget at or after ``since``."""
+        return self._overrun_at.get(agent_id, 0.0) >= since
+
+    # -- what it counted ------------------------------------------------------------------
+
+    def usage(self, agent_id: str) -> ModelUsage:
+        return _view(self.budget_of(agent_id), self.meter.of_agent(agent_id), "agent")
+
+    def execution_usage(self, execution_id: str) -> ModelUsage:
+        budget = self.budgets.get("execution", execution_id)
+        return _view(budget, self.meter.of_execution(execution_id), "execution")
+
+    # -- a turn's share -------------------------------------------------------------------
+
+    def mark(self, agent_id: str) -> TurnMark:
+        """Where the agent's counts stand as a turn begins."""
+        tally = self.meter.of_agent(agent_id)
+        return TurnMark(time.time(), tally.input_tokens, tally.output_tokens, tally.cost_usd)
+
+    def settle_turn(self, agent_id: str, mark: TurnMark, metadata: dict[str, Any]) -> None:
+        """Put what the gateway counted during the turn in its result's ``usage`` (the
+        provider's own figures, whatever the CLI reports), and end a failed turn whose model
+        calls were refused for the budget with BUDGET_EXCEEDED."""
+        tally = self.meter.of_agent(agent_id)
+        metadata["result"]["usage"] = {
+            "inputTokens": tally.input_tokens - mark.input_tokens,
+            "outputTokens": tally.output_tokens - mark.output_tokens,
+            "costUsd": round(tally.cost_usd - mark.cost_usd, 6),
+        }
+        if metadata.get("code") and self.overrun_since(agent_id, mark.at):
+            metadata["code"] = BUDGET_EXCEEDED
 
     async def start(self) -> None:
         self.tokens.load()
-        self.socket_folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.socket_folder, 0o700)
-        if os.geteuid() == 0:
-            os.chown(self.socket_folder, self._relay_uid, self._relay_uid)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-        # TLS to the providers with the host's CA bundle (a proxy's CA included).
-        context = ssl.create_default_context()
-        self._client = httpx.AsyncClient(
-            verify=context,
-            timeout=httpx.Timeout(connect=10.0, read=900.0, write=60.0, pool=30.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-            trust_env=True,
+        await self.server.start(
+            lambda client: Forwarder(
+                self._settings,
+                self.tokens,
+                self.keys,
+                self.meter,
+                self.caller_of,
+                self.admit,
+                client,
+            )
         )
-        forwarder = Forwarder(
-            self._settings, self.tokens, self.keys, self.meter, self.caller_of, self._client
-        )
-        methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-        app = Starlette(
-            routes=[Route("/{provider}/{path:path}", forwarder.handle, methods=methods)]
-        )
-        config = uvicorn.Config(
-            app,
-            uds=str(self.socket_path),
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_keep_alive=120,
-            backlog=2048,
-        )
-        self._server = _EmbeddedServer(config)
-        self._serving = asyncio.create_task(self._server.serve(), name="gateway-server")
-        while not self._server.started:
-            if self._serving.done():
-                await self._serving  # raises what stopped it
-                raise RuntimeError("the gateway's server stopped at start-up")
-            await asyncio.sleep(0.01)
-        if os.geteuid() == 0:
-            os.chown(self.socket_path, self._relay_uid, self._relay_uid)
-        os.chmod(self.socket_path, 0o600)
-        log.info("model gateway listening", extra={"socket": str(self.socket_path)})
 
     async def stop(self) -> None:
-        if self._server is not None and self._serving is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._serving, timeout=10)
-        if self._client is not None:
-            await self._client.aclose()
+        await self.server.stop()
+
+
+def _counts(tally: Tally) -> dict[str, int | float]:
+    return {
+        "requests": tally.requests,
+        "input_tokens": tally.input_tokens,
+        "output_tokens": tally.output_tokens,
+        "cost_usd": round(tally.cost_usd, 6),
+        "refused": tally.refused,
+    }
+
+
+def _view(budget: Budget | None, tally: Tally, scope: str) -> ModelUsage:
+    return ModelUsage(
+        **_counts(tally),
+        by_provider={name: ModelCounts(**_counts(t)) for name, t in tally.by_provider.items()},
+        budget=budget,
+        budget_exceeded=overrun(budget, tally, scope) is not None,
+    )

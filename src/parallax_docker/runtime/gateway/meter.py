@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from parallax_docker.errors import ConfigError
+from parallax_docker.models import Budget
 from parallax_docker.runtime.gateway.usage import Usage
 
 # USD per million tokens (input, output), by model-name prefix; the longest prefix wins.
@@ -96,6 +97,8 @@ class Caller:
     agent_id: str
     execution_id: str | None = None
     thread_id: str | None = None
+    # The agent's budget now: its spawn's, or the raise PATCHed since.
+    budget: Budget | None = None
 
 
 class Meter:

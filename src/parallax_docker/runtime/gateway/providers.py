@@ -112,30 +112,39 @@ DROPPED_HEADERS = frozenset(
 )
 
 
+# How each provider says a budget is spent: a status its CLIs do not retry.
+BUDGET_STATUS = {"anthropic": 400, "openai": 403, "gemini": 403}
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    429: "rate_limit_error",
+}
+_GEMINI_STATUSES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    429: "RESOURCE_EXHAUSTED",
+}
+_OPENAI_CODES = {
+    "BUDGET_EXCEEDED": "insufficient_quota",
+    "GATEWAY_TOKEN_INVALID": "invalid_api_key",
+}
+
+
 def refusal(provider: str, status: int, kind: str, message: str) -> bytes:
     """An error body in the provider's own format, so each CLI reports it as it would the
-    provider's (``kind`` is the project's code, e.g. BUDGET_EXCEEDED)."""
+    provider's (``kind`` is the project's code, e.g. BUDGET_EXCEEDED, and leads the message)."""
+    text = f"{kind}: {message}"
     if provider == "anthropic":
-        error_type = {401: "authentication_error", 429: "rate_limit_error"}.get(
-            status, "permission_error"
-        )
         body: object = {
             "type": "error",
-            "error": {"type": error_type, "message": f"{kind}: {message}"},
+            "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": text},
         }
     elif provider == "gemini":
-        gstatus = {401: "UNAUTHENTICATED", 429: "RESOURCE_EXHAUSTED"}.get(
-            status, "PERMISSION_DENIED"
-        )
-        body = {"error": {"code": status, "message": f"{kind}: {message}", "status": gstatus}}
+        gstatus = _GEMINI_STATUSES.get(status, "UNAVAILABLE")
+        body = {"error": {"code": status, "message": text, "status": gstatus}}
     else:
-        code = {401: "invalid_api_key", 429: "insufficient_quota"}.get(status, "forbidden")
-        body = {
-            "error": {
-                "message": f"{kind}: {message}",
-                "type": code,
-                "param": None,
-                "code": code,
-            }
-        }
+        code = _OPENAI_CODES.get(kind, "server_error" if status >= 500 else "invalid_request")
+        body = {"error": {"message": text, "type": code, "param": None, "code": code}}
     return json.dumps(body).encode()

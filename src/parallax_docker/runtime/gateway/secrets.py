@@ -5,7 +5,7 @@ the gateway. Every other value is delivered by the platform as before."""
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from parallax_docker.backends.base import ImageInfo
 from parallax_docker.backends.capabilities import SecretDelivery, SecretMounts
@@ -15,10 +15,18 @@ from parallax_docker.runtime.gateway.tokens import TokenBook
 
 
 class GatewaySecrets:
-    def __init__(self, inner: SecretDelivery, keys: KeyStore, tokens: TokenBook) -> None:
+    def __init__(
+        self,
+        inner: SecretDelivery,
+        keys: KeyStore,
+        tokens: TokenBook,
+        forget: Callable[[str], None],
+    ) -> None:
         self._inner = inner
         self._keys = keys
         self._tokens = tokens
+        # What the gateway knew of a removed agent (counts, budget raises) goes with it.
+        self._forget = forget
 
     def deliver(
         self,
@@ -38,6 +46,7 @@ class GatewaySecrets:
 
     def remove(self, key: str) -> None:
         self._keys.remove(key)
+        self._forget(key)
         self._inner.remove(key)
 
     def prune(self, keep: Iterable[str]) -> builtins.list[str]:
