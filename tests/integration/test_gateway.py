@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.integration.conftest import PREFIX, SECRETS_DIR, SESSION
 from tests.support.cli_profiles import PROFILES, CliProfile, result_of, turn, write_settings
@@ -106,6 +107,40 @@ def profile(request: pytest.FixtureRequest) -> CliProfile:
     return PROFILES[request.param]
 
 
+def events_of(gateway: GatewayService, agent_id: str) -> list[dict[str, Any]]:
+    """The agent's recent events (the WebSocket's history), oldest first."""
+    url = gateway.process.url.replace("http://", "ws://")
+    frames: list[dict[str, Any]] = []
+    with connect(f"{url}/ws/events?agentId={agent_id}&history=100", open_timeout=10) as ws:
+        while True:
+            try:
+                frames.append(json.loads(ws.recv(timeout=1.5)))
+            except TimeoutError:
+                return frames
+
+
+# Paths where a model answers (and reports usage); count_tokens, model lists and probes do not.
+_GENERATING = ("/v1/messages", "/v1/responses", "/chat/completions", "generatecontent")
+# What the stand-in answers a side call with (script.py's Reply defaults).
+_SIDE_TOKENS = (120, 30)
+
+
+def sent_usage(tenant: Tenant) -> tuple[int, int]:
+    """Input and output tokens the stand-in reported to the tenant's calls."""
+    tokens_in = tokens_out = 0
+    for request in tenant.requests():
+        if not request["path"].lower().endswith(_GENERATING):
+            continue
+        reply = request["reply"]
+        if reply is not None:
+            tokens_in += reply.get("input_tokens", 120)
+            tokens_out += reply.get("output_tokens", 30)
+        else:
+            tokens_in += _SIDE_TOKENS[0]
+            tokens_out += _SIDE_TOKENS[1]
+    return tokens_in, tokens_out
+
+
 def _places_holding(
     engine: Engine, gateway: GatewayService, agent: dict[str, Any], secret: str
 ) -> list[str]:
@@ -132,8 +167,7 @@ def _places_holding(
         found.append("container logs")
     if secret in Path(gateway.process.log_path).read_text(errors="replace"):
         found.append("service log")
-    events = gateway.api.get(f"/agents/{agent['id']}/events")
-    if secret in events.text:
+    if secret in json.dumps(events_of(gateway, agent["id"])):
         found.append("events")
     if secret in gateway.api.get(f"/agents/{agent['id']}").text:
         found.append("handle")
@@ -166,3 +200,69 @@ def test_cli_turn_goes_through_the_gateway_with_the_key_only_there(
         place.startswith(("file", "secrets"))
         for place in _places_holding(engine, gateway, agent, f"pgw1.{agent['id']}.")
     )
+
+
+def test_usage_counted_equals_what_the_model_reported(
+    gateway: GatewayService,
+    gw_agent: Callable[..., dict[str, Any]],
+    tenant: Tenant,
+    profile: CliProfile,
+) -> None:
+    tenant.answer("Counted.", input_tokens=1234, output_tokens=56)
+    agent = gw_agent(profile)
+    answer = turn(gateway.api, agent["id"], "Count me.")
+    assert answer["type"] == "response", answer
+    tokens_in, tokens_out = sent_usage(tenant)
+    assert tokens_in >= 1234 and tokens_out >= 56
+    usage = gateway.api.get(f"/agents/{agent['id']}/model-usage").json()
+    provider = {"claude": "anthropic", "gemini": "gemini"}.get(profile.type, "openai")
+    assert (usage["inputTokens"], usage["outputTokens"]) == (tokens_in, tokens_out), usage
+    assert usage["requests"] >= 1
+    assert set(usage["byProvider"]) == {provider}
+    # The turn's result carries the same figures; so do the handle, the metrics, Prometheus.
+    result = result_of(answer)["usage"]
+    assert (result["inputTokens"], result["outputTokens"]) == (tokens_in, tokens_out)
+    handle = gateway.api.get(f"/agents/{agent['id']}").json()
+    assert handle["modelUsage"]["inputTokens"] == tokens_in
+    metrics = gateway.api.get(f"/agents/{agent['id']}/metrics").json()
+    assert metrics["modelUsage"]["outputTokens"] == tokens_out
+    text = gateway.api.get("/metrics").text
+    line = (
+        f'parallax_model_tokens_total{{agent="{agent["id"]}",kind="input",'
+        f'provider="{provider}"}} {float(tokens_in)}'
+    )
+    assert line in text, [x for x in text.splitlines() if "model_tokens" in x]
+
+
+def test_a_budget_stops_the_second_turn_until_it_is_raised(
+    gateway: GatewayService, gw_agent: Callable[..., dict[str, Any]], tenant: Tenant
+) -> None:
+    tenant.answer("First.", input_tokens=400, output_tokens=20)
+    tenant.answer("After the raise.", input_tokens=400, output_tokens=20)
+    agent = gw_agent(
+        PROFILES["claude"], resources={"memory": "1g", "cpu": 1.0, "budget": {"maxTokens": 300}}
+    )
+    assert agent["resources"]["budget"] == {"maxTokens": 300}
+    first = turn(gateway.api, agent["id"], "One.")
+    assert (first["type"], first["content"]) == ("response", "First."), first
+    calls = len(tenant.requests())
+    second = turn(gateway.api, agent["id"], "Two.")
+    assert second["type"] == "error", second
+    assert second["metadata"]["code"] == "BUDGET_EXCEEDED", second["metadata"]
+    # Refused at the gateway: the model never saw the call.
+    assert len(tenant.requests()) == calls
+    usage = gateway.api.get(f"/agents/{agent['id']}/model-usage").json()
+    assert usage["budgetExceeded"] is True and usage["refused"] >= 1
+    events = [e for e in events_of(gateway, agent["id"]) if e["event"] == "budget_exceeded"]
+    assert events and events[0]["data"]["limit"] == "maxTokens", events
+    raised = gateway.api.patch(f"/agents/{agent['id']}/budget", json={"maxTokens": 100_000})
+    assert raised.status_code == 200, raised.text
+    assert raised.json()["budgetExceeded"] is False
+    third = turn(gateway.api, agent["id"], "Three.")
+    assert (third["type"], third["content"]) == ("response", "After the raise."), third
+
+
+def test_budget_fields_are_refused_when_the_gateway_is_off(api: httpx.Client) -> None:
+    response = api.patch("/agents/nobody/budget", json={"maxTokens": 5})
+    assert response.status_code == 409
+    assert response.json()["code"] == "GATEWAY_DISABLED"
