@@ -266,3 +266,71 @@ def test_budget_fields_are_refused_when_the_gateway_is_off(api: httpx.Client) ->
     response = api.patch("/agents/nobody/budget", json={"maxTokens": 5})
     assert response.status_code == 409
     assert response.json()["code"] == "GATEWAY_DISABLED"
+
+
+_CALL = (
+    "fetch(process.argv[1],{method:'POST',headers:{'x-api-key':process.argv[2],"
+    "'content-type':'application/json','anthropic-version':'2023-06-01'},"
+    "body:JSON.stringify({model:'claude-sonnet-4-5',max_tokens:16,"
+    "messages:[{role:'user',content:'hi'}]})})"
+    ".then(async r=>console.log(r.status+' '+await r.text()))"
+    ".catch(e=>console.log('000 '+e))"
+)
+_MESSAGES = "http://parallax-gateway:8080/anthropic/v1/messages"
+
+
+def token_of(engine: Engine, container: str, name: str) -> str:
+    code, out = engine.exec(
+        # parallax-exec exports the agent's env (as for a turn) before running the command.
+        container,
+        "parallax-exec",
+        "sh",
+        "-c",
+        f'printf %s "${name}"',
+    )
+    assert code == 0 and out.startswith("pgw1."), "the agent has no gateway token"
+    return out
+
+
+def test_a_stolen_token_is_refused_from_another_container(
+    gateway: GatewayService,
+    gw_agent: Callable[..., dict[str, Any]],
+    tenant: Tenant,
+    engine: Engine,
+) -> None:
+    tenant.answer("From the agent itself.")
+    agent = gw_agent(PROFILES["claude"])
+    token = token_of(engine, agent["containerName"], "ANTHROPIC_API_KEY")
+    # From its own container the token works (a plain call, not the CLI).
+    code, out = engine.exec(agent["containerName"], "node", "-e", _CALL, _MESSAGES, token)
+    assert code == 0 and out.startswith("200 "), out
+    # From another container on the same network it does not.
+    thief = subprocess.run(
+        [
+            DOCKER,
+            "run",
+            "--rm",
+            "--network",
+            gateway.network,
+            "--label",
+            f"test-session={SESSION}",
+            "--entrypoint",
+            "node",
+            "parallax/agent-base:latest",
+            "-e",
+            _CALL,
+            _MESSAGES,
+            token,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert thief.stdout.startswith("401 "), thief.stdout + thief.stderr
+    assert "GATEWAY_TOKEN_INVALID" in thief.stdout
+    assert json.loads(thief.stdout[4:])["type"] == "error"
+    # Only the agent's own call reached the model.
+    assert len(tenant.requests()) == 1
+    refusals = gateway.api.get("/metrics").text
+    assert 'parallax_gateway_refusals_total{reason="token"}' in refusals

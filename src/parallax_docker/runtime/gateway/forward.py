@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 
 # Headers of the provider's answer that belong to one hop only.
 _HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "trailer"})
-# Who is calling, from the agent a token names; None when that agent is not live.
-CallerOf = Callable[[str], Caller | None]
+# Who is calling, from the agent a token names and the address the call came from; None when
+# that agent is not live or the call came from another container.
+CallerOf = Callable[[str, str], Caller | None]
 # The budget a caller has used up, if any (the gateway records and reports it).
 Admit = Callable[[Caller], Overrun | None]
 
@@ -65,7 +66,8 @@ class Forwarder:
             return _json(b'{"error": "no such provider at the gateway", "code": "NOT_FOUND"}', 404)
         token = presented_token(request.headers, request.query_params)
         agent_id = self._tokens.agent_of(token) if token else None
-        caller = self._caller_of(agent_id) if agent_id is not None else None
+        peer = request.client.host if request.client is not None else ""
+        caller = self._caller_of(agent_id, peer) if agent_id is not None else None
         if caller is None:
             self._meter.refused("token")
             return _json(
@@ -73,7 +75,8 @@ class Forwarder:
                     provider,
                     401,
                     "GATEWAY_TOKEN_INVALID",
-                    "this gateway token is not valid (or its agent has stopped)",
+                    "this gateway token is not valid here (its agent has stopped, or the call "
+                    "came from another container)",
                 ),
                 401,
             )

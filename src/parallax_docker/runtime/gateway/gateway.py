@@ -80,9 +80,12 @@ class Gateway:
         self.budgets.remove("agent", agent_id)
         self._overrun_at.pop(agent_id, None)
 
-    def caller_of(self, agent_id: str) -> Caller | None:
+    def caller_of(self, agent_id: str, peer: str) -> Caller | None:
+        """The caller when the token's agent is live and the call came from its container."""
         record = self._registry.find(agent_id)
         if record is None or record.stopping or record.status not in _LIVE:
+            return None
+        if record.state is None or peer not in record.state.addresses:
             return None
         # The thread dimension is filled from the agent's thread once threads land (issue 15).
         return Caller(agent_id, record.labels.execution_id, None, self.budget_of(agent_id))

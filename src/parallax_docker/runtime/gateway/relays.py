@@ -12,6 +12,7 @@ next start adopts them. docs/gateway.md.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from pathlib import Path
 
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 RELAY_LABEL = "parallax.gateway.relay"
 NETWORK_LABEL = "parallax.gateway.network"
+# A digest of what a relay runs: one of an older definition is replaced, not adopted.
+DEFINITION_LABEL = "parallax.gateway.definition"
 SOCKET_FOLDER = "/run/parallax-gateway"
 SOCKET_NAME = "gateway.sock"
 _MEMORY_BYTES = 64 * 1024 * 1024
@@ -32,6 +35,9 @@ _SCRIPT = (
     f"const S='{SOCKET_FOLDER}/{SOCKET_NAME}';"
     "net.createServer({noDelay:true},c=>{"
     "const u=net.connect(S);"
+    # PROXY protocol v1: the gateway learns which container is calling.
+    "u.write('PROXY TCP4 '+c.remoteAddress+' '+c.localAddress+' '+c.remotePort+' '"
+    "+c.localPort+'\\r\\n');"
     "c.pipe(u);u.pipe(c);"
     "c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());"
     "c.on('close',()=>u.destroy());u.on('close',()=>c.destroy());"
@@ -60,12 +66,19 @@ class Relays:
         self._user = user
         self._lock = asyncio.Lock()
         self._ready: set[str] = set()
+        self._definition = hashlib.sha256(
+            f"{image}\n{user}\n{socket_folder}\n{_SCRIPT}".encode()
+        ).hexdigest()[:12]
 
     def spec(self, network: str) -> ContainerSpec:
         return ContainerSpec(
             name=relay_name(self._instance, network),
             image=self._image,
-            labels={RELAY_LABEL: self._instance, NETWORK_LABEL: network},
+            labels={
+                RELAY_LABEL: self._instance,
+                NETWORK_LABEL: network,
+                DEFINITION_LABEL: self._definition,
+            },
             network=network,
             aliases=(ALIAS,),
             memory_bytes=_MEMORY_BYTES,
@@ -88,10 +101,10 @@ class Relays:
                 return
             found = await self._backend.list({RELAY_LABEL: self._instance, NETWORK_LABEL: network})
             for state in found:
-                if state.running:
+                if state.running and state.labels.get(DEFINITION_LABEL) == self._definition:
                     self._ready.add(network)
                     return
-                # A stopped relay of an earlier run is replaced: its image or socket may differ.
+                # A stopped relay, or one of an older definition, is replaced.
                 await self._backend.remove(state.id)
             container_id = await self._backend.create(self.spec(network))
             try:

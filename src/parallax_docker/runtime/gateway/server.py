@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.relays import SOCKET_NAME
@@ -24,6 +25,37 @@ from parallax_docker.runtime.gateway.relays import SOCKET_NAME
 log = logging.getLogger(__name__)
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class _ProxiedH11(H11Protocol):
+    """HTTP/1.1 after the relay's PROXY protocol (v1) line, which names the agent's address:
+    the client address a request shows is then the calling container's."""
+
+    _MAX_LINE = 108  # the protocol's own bound on a v1 line
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head: bytes | None = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self._head is None:
+            super().data_received(data)
+            return
+        self._head += data
+        end = self._head.find(b"\r\n")
+        if end < 0:
+            if len(self._head) > self._MAX_LINE:
+                self.transport.close()
+            return
+        parts = self._head[:end].decode("ascii", "replace").split(" ")
+        rest, self._head = self._head[end + 2 :], None
+        if len(parts) != 6 or parts[0] != "PROXY" or not parts[4].isdigit():
+            # Not from a relay: no address, so no token is accepted on it.
+            self.transport.close()
+            return
+        self.client = (parts[2].removeprefix("::ffff:"), int(parts[4]))
+        if rest:
+            super().data_received(rest)
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -76,6 +108,7 @@ class GatewayServer:
             access_log=False,
             timeout_keep_alive=120,
             backlog=2048,
+            http=_ProxiedH11,
         )
         self._server = _EmbeddedServer(config)
         self._serving = asyncio.create_task(self._server.serve(), name="gateway-server")
