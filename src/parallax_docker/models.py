@@ -14,9 +14,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
     StringConstraints,
+    model_serializer,
 )
 
 MAX_ENV_ENTRIES = 128
@@ -83,6 +85,11 @@ class Budget(_Strict):
     max_tokens: StrictInt | None = Field(None, alias="maxTokens", ge=1, le=10**12)
     max_cost_usd: StrictFloat | StrictInt | None = Field(None, alias="maxCostUsd", gt=0, le=10**7)
     max_requests: StrictInt | None = Field(None, alias="maxRequests", ge=1, le=10**9)
+
+    @model_serializer(mode="wrap")
+    def _only_limits_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A budget shows the limits it has, not the ones it lacks.
+        return {key: value for key, value in handler(self).items() if value is not None}
 
 
 class ResourcesRequest(_Strict):
