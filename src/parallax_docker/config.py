@@ -49,6 +49,9 @@ _BARE_NAMES: dict[str, str] = {
 }
 
 
+# One entry of PARALLAX_GATEWAY_EGRESS_HOSTS: name=IP address.
+_HOST_ENTRY = r"[A-Za-z0-9.-]+=[0-9A-Fa-f.:]+"
+
 _FAILPOINT_RE = re.compile(
     r"^(?P<point>[a-z]+\.[a-z]+)(?:@(?P<count>[1-9][0-9]{0,3}))?(?::(?P<pause>[1-9][0-9]?)s)?\Z"
 )
@@ -161,6 +164,12 @@ class Settings(BaseModel):
     )
     # Operators' prices, JSON {"model-prefix": [usd per 1M input, usd per 1M output], ...}.
     gateway_prices: str | None = Field(None, max_length=65536)
+    # Where the egress proxy dials a name, "name=address,..." (before the host's resolver).
+    gateway_egress_hosts: str | None = Field(
+        None,
+        max_length=65536,
+        pattern=r"^([A-Za-z0-9.*-]+=[0-9A-Fa-f.:]+)(,[A-Za-z0-9.*-]+=[0-9A-Fa-f.:]+)*$",
+    )
 
     @field_validator("default_memory", "tmpfs_size")
     @classmethod

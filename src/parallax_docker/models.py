@@ -120,6 +120,29 @@ class CredentialsRequest(_Strict):
         return env
 
 
+MAX_EGRESS_HOSTS = 256
+# A host name, or "*." and a domain (any name below it).
+EgressHost = Annotated[
+    str,
+    StringConstraints(
+        min_length=1,
+        max_length=253,
+        pattern=r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$",
+    ),
+]
+
+
+class EgressAllow(_Strict):
+    """Only these hosts, through the gateway's proxy (docs/gateway.md)."""
+
+    allow: list[EgressHost] = Field(..., max_length=MAX_EGRESS_HOSTS)
+
+
+# "open" (the default: as the network allows), "none" (no network), "models-only" (the
+# gateway and nothing else), or an allow-list.
+Egress = Literal["open", "none", "models-only"] | EgressAllow
+
+
 class SpawnRequest(_Strict):
     """The Parallax AgentConfig plus the Docker runtime's own fields."""
 
@@ -140,6 +163,7 @@ class SpawnRequest(_Strict):
         default_factory=list, max_length=MAX_VOLUMES
     )
     network: str | None = Field(None, max_length=NAME_MAX)
+    egress: Egress = "open"
     command: (
         list[Annotated[str, StringConstraints(max_length=MAX_COMMAND_ARG_CHARS)]] | str | None
     ) = Field(None, max_length=MAX_COMMAND_ARGS)
@@ -205,6 +229,7 @@ class AgentHandle(BaseModel):
     health: str | None = None
     restart_count: int = Field(0, alias="restartCount")
     stale: bool = False
+    egress: Egress = "open"
 
 
 class AgentListResponse(BaseModel):

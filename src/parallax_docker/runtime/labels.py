@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parallax_docker.backends.base import ContainerState
-from parallax_docker.models import AgentHandle, AgentStatus, AppliedResources, Budget
+from parallax_docker.models import (
+    AgentHandle,
+    AgentStatus,
+    AppliedResources,
+    Budget,
+    Egress,
+    EgressAllow,
+)
 from parallax_docker.resources import NANO, format_bytes
 from parallax_docker.volume_owner import RESERVED_PREFIX as RESERVED_VOLUME_PREFIX
 
@@ -71,6 +78,8 @@ class AgentLabels:
     instance: str = "default"
     # resources.budget as canonical JSON (the gateway's limits; docs/gateway.md).
     budget: str | None = None
+    # The egress choice: "none", "models-only" or an allow-list as JSON (absent: open).
+    egress: str | None = None
 
     def encode(self) -> dict[str, str]:
         labels = dict(self.user_labels)
@@ -104,6 +113,7 @@ class AgentLabels:
             "idle-timeout": None if self.idle_timeout is None else str(self.idle_timeout),
             "timeout": None if self.timeout is None else str(self.timeout),
             "budget": self.budget,
+            "egress": self.egress,
         }
         labels.update({PREFIX + key: value for key, value in optional.items() if value is not None})
         return labels
@@ -139,6 +149,7 @@ class AgentLabels:
                 spec_hash=labels.get(PREFIX + "spec-hash", ""),
                 instance=labels.get(INSTANCE, "default"),
                 budget=labels.get(PREFIX + "budget"),
+                egress=labels.get(PREFIX + "egress"),
             )
         except (ValueError, TypeError):
             return None
@@ -185,7 +196,28 @@ class AgentLabels:
             error=error,
             error_code=error_code,
             health=state.health if state else None,
+            egress=decode_egress(self.egress),
         )
+
+
+def encode_egress(egress: Egress) -> str | None:
+    if isinstance(egress, EgressAllow):
+        return egress.model_dump_json()
+    return None if egress == "open" else egress
+
+
+def decode_egress(label: str | None) -> Egress:
+    if label in (None, "", "open"):
+        return "open"
+    if label == "none":
+        return "none"
+    if label == "models-only":
+        return "models-only"
+    try:
+        return EgressAllow.model_validate_json(label or "")
+    except ValueError:
+        # A damaged label shows as the narrowest choice; the gateway refuses it everything.
+        return "models-only"
 
 
 def _int_or_none(value: str | None) -> int | None:

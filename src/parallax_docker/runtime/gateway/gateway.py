@@ -14,16 +14,19 @@ from typing import Any
 from parallax_docker.backends.base import Backend
 from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
+from parallax_docker.egress import allow_list
 from parallax_docker.models import AgentStatus, Budget, ModelCounts, ModelUsage
 from parallax_docker.runtime.events import AgentEvent, Publisher
 from parallax_docker.runtime.gateway.budgets import BudgetBook, Overrun, overrun
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.keys import KeyStore
 from parallax_docker.runtime.gateway.meter import Caller, Meter, Tally, price_table
+from parallax_docker.runtime.gateway.proxy import EgressProxy
 from parallax_docker.runtime.gateway.relays import Relays
 from parallax_docker.runtime.gateway.secrets import GatewaySecrets
 from parallax_docker.runtime.gateway.server import GatewayServer
 from parallax_docker.runtime.gateway.tokens import TokenBook
+from parallax_docker.runtime.labels import decode_egress
 from parallax_docker.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,8 @@ class Gateway:
             socket_folder=folder / "socket",
             user=f"{self._relay_uid}:{self._relay_uid}",
         )
-        self.server = GatewayServer(folder / "socket", self._relay_uid)
+        proxy = EgressProxy(self.egress_policy_of, self.meter, egress_hosts(settings))
+        self.server = GatewayServer(folder / "socket", self._relay_uid, proxy)
 
     def secrets(self, inner: SecretDelivery) -> SecretDelivery:
         """``inner`` with provider keys kept here and the agent given its token instead."""
@@ -89,6 +93,19 @@ class Gateway:
             return None
         # The thread dimension is filled from the agent's thread once threads land (issue 15).
         return Caller(agent_id, record.labels.execution_id, None, self.budget_of(agent_id))
+
+    def egress_policy_of(self, peer: str) -> tuple[Caller, tuple[str, ...]] | None:
+        """The live agent calling from ``peer`` and its egress allow-list, when proxied."""
+        for record in self._registry:
+            if record.state is None or peer not in record.state.addresses:
+                continue
+            if record.stopping or record.status not in _LIVE:
+                return None
+            allowed = allow_list(decode_egress(record.labels.egress))
+            if allowed is None:
+                return None
+            return Caller(record.id, record.labels.execution_id), allowed
+        return None
 
     # -- budgets --------------------------------------------------------------------------
 
@@ -193,6 +210,17 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.server.stop()
+
+
+def egress_hosts(settings: Settings) -> dict[str, str]:
+    """PARALLAX_GATEWAY_EGRESS_HOSTS, "name=address,...": where the proxy dials a name
+    (a split-horizon name, a test's stand-in host), before the host's resolver."""
+    hosts: dict[str, str] = {}
+    for part in (settings.gateway_egress_hosts or "").split(","):
+        name, _, address = part.strip().partition("=")
+        if name and address:
+            hosts[name.lower()] = address
+    return hosts
 
 
 def _counts(tally: Tally) -> dict[str, int | float]:

@@ -9,11 +9,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parallax_docker.config import Settings
+from parallax_docker.egress import GATEWAY_ALIAS, GATEWAY_PORT
 
-# Agents reach the gateway's relay by this name on their own network.
-ALIAS = "parallax-gateway"
-PORT = 8080
-AGENT_URL = f"http://{ALIAS}:{PORT}"
+AGENT_URL = f"http://{GATEWAY_ALIAS}:{GATEWAY_PORT}"
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ import logging
 from pathlib import Path
 
 from parallax_docker.backends.base import Backend, ContainerSpec, MountSpec
+from parallax_docker.egress import GATEWAY_ALIAS as ALIAS
+from parallax_docker.egress import GATEWAY_PORT as PORT
+from parallax_docker.egress import PROXY_PORT
 from parallax_docker.errors import ParallaxError
-from parallax_docker.runtime.gateway.providers import ALIAS, PORT
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +30,24 @@ NETWORK_LABEL = "parallax.gateway.network"
 DEFINITION_LABEL = "parallax.gateway.definition"
 SOCKET_FOLDER = "/run/parallax-gateway"
 SOCKET_NAME = "gateway.sock"
+PROXY_SOCKET_NAME = "egress.sock"
 _MEMORY_BYTES = 64 * 1024 * 1024
 _NANO_CPUS = 500_000_000
 _SCRIPT = (
     "const net=require('net');"
-    f"const S='{SOCKET_FOLDER}/{SOCKET_NAME}';"
+    # Each port to its socket: model calls, and the egress proxy.
+    f"const P={{{PORT}:'{SOCKET_FOLDER}/{SOCKET_NAME}',"
+    f"{PROXY_PORT}:'{SOCKET_FOLDER}/{PROXY_SOCKET_NAME}'}};"
+    "for(const [port,path] of Object.entries(P)){"
     "net.createServer({noDelay:true},c=>{"
-    "const u=net.connect(S);"
+    "const u=net.connect(path);"
     # PROXY protocol v1: the gateway learns which container is calling.
     "u.write('PROXY TCP4 '+c.remoteAddress+' '+c.localAddress+' '+c.remotePort+' '"
     "+c.localPort+'\\r\\n');"
     "c.pipe(u);u.pipe(c);"
     "c.on('error',()=>u.destroy());u.on('error',()=>c.destroy());"
     "c.on('close',()=>u.destroy());u.on('close',()=>c.destroy());"
-    f"}}).listen({PORT},'0.0.0.0');"
+    "}).listen(Number(port),'0.0.0.0');}"
 )
 
 

@@ -20,7 +20,8 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from parallax_docker.runtime.gateway.forward import Forwarder
-from parallax_docker.runtime.gateway.relays import SOCKET_NAME
+from parallax_docker.runtime.gateway.proxy import EgressProxy
+from parallax_docker.runtime.gateway.relays import PROXY_SOCKET_NAME, SOCKET_NAME
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +67,10 @@ class _EmbeddedServer(uvicorn.Server):
 
 
 class GatewayServer:
-    def __init__(self, folder: Path, relay_uid: int) -> None:
+    def __init__(self, folder: Path, relay_uid: int, proxy: EgressProxy) -> None:
         self.folder = folder
         self._relay_uid = relay_uid
+        self._proxy = proxy
         self._client: httpx.AsyncClient | None = None
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Task[None] | None = None
@@ -77,14 +79,19 @@ class GatewayServer:
     def socket_path(self) -> Path:
         return self.folder / SOCKET_NAME
 
+    @property
+    def proxy_socket_path(self) -> Path:
+        return self.folder / PROXY_SOCKET_NAME
+
     async def start(self, forwarder: Callable[[httpx.AsyncClient], Forwarder]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.folder, 0o700)
         root = os.geteuid() == 0
         if root:
             os.chown(self.folder, self._relay_uid, self._relay_uid)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        for stale in (self.socket_path, self.proxy_socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
         # TLS to the providers with the host's CA bundle (a proxy's CA included).
         self._client = httpx.AsyncClient(
             verify=ssl.create_default_context(),
@@ -117,12 +124,15 @@ class GatewayServer:
                 await self._serving  # raises what stopped it
                 raise RuntimeError("the gateway's server stopped at start-up")
             await asyncio.sleep(0.01)
-        if root:
-            os.chown(self.socket_path, self._relay_uid, self._relay_uid)
-        os.chmod(self.socket_path, 0o600)
+        await self._proxy.start(self.proxy_socket_path)
+        for path in (self.socket_path, self.proxy_socket_path):
+            if root:
+                os.chown(path, self._relay_uid, self._relay_uid)
+            os.chmod(path, 0o600)
         log.info("model gateway listening", extra={"socket": str(self.socket_path)})
 
     async def stop(self) -> None:
+        await self._proxy.stop()
         if self._server is not None and self._serving is not None:
             self._server.should_exit = True
             with contextlib.suppress(Exception):
