@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,8 +42,30 @@ class GatewayService:
 
 
 @pytest.fixture(scope="module")
+def internet(engine: Engine) -> Iterator[dict[str, StandinContainer]]:
+    """Two stand-in "internet" hosts on a network of their own, named for the egress proxy."""
+    network = f"{PREFIX}-inet{uuid.uuid4().hex[:4]}"
+    subprocess.run(
+        [DOCKER, "network", "create", "--label", f"test-session={SESSION}", network],
+        check=True,
+        capture_output=True,
+    )
+    hosts = {
+        name: StandinContainer(f"{network}-{name}", network, {"test-session": SESSION}).start()
+        for name in ("allowed", "blocked")
+    }
+    yield hosts
+    for host in hosts.values():
+        host.stop()
+    engine.remove_network(network)
+
+
+@pytest.fixture(scope="module")
 def gateway(
-    engine: Engine, standin: StandinContainer, tmp_path_factory: pytest.TempPathFactory
+    engine: Engine,
+    standin: StandinContainer,
+    internet: dict[str, StandinContainer],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[GatewayService]:
     folder = tmp_path_factory.mktemp("gateway")
     instance = f"{PREFIX}-gw{uuid.uuid4().hex[:4]}"
@@ -59,6 +82,10 @@ def gateway(
         "PARALLAX_GATEWAY_ANTHROPIC_URL": standin.base_url,
         "PARALLAX_GATEWAY_OPENAI_URL": standin.base_url,
         "PARALLAX_GATEWAY_GEMINI_URL": standin.base_url,
+        # The "internet" hosts by name, as a split-horizon resolver would give them.
+        "PARALLAX_GATEWAY_EGRESS_HOSTS": ",".join(
+            f"{name}.test={host.address}" for name, host in internet.items()
+        ),
     }
     process = ServiceProcess(env, folder / "service.log").start()
     service = GatewayService(process, instance, network)
@@ -334,3 +361,98 @@ def test_a_stolen_token_is_refused_from_another_container(
     assert len(tenant.requests()) == 1
     refusals = gateway.api.get("/metrics").text
     assert 'parallax_gateway_refusals_total{reason="token"}' in refusals
+
+
+def _curl(engine: Engine, container: str, *args: str) -> tuple[int, str]:
+    """curl in the agent with its env (the proxy settings among it): exit code, output."""
+    return engine.exec(
+        container,
+        "parallax-exec",
+        "curl",
+        "-sS",
+        "-m",
+        "10",
+        "-w",
+        "\n%{http_code}",
+        *args,
+    )
+
+
+def test_egress_allow_list_lets_a_listed_host_through_and_refuses_another(
+    gateway: GatewayService,
+    internet: dict[str, StandinContainer],
+    engine: Engine,
+    agent_image: Callable[[str], str],
+) -> None:
+    body = {
+        "name": f"e-{uuid.uuid4().hex[:10]}",
+        "type": "custom",
+        "image": agent_image("echo"),
+        "egress": {"allow": ["allowed.test"]},
+        "resources": {"memory": "128m", "cpu": 0.5},
+        "labels": {"test-session": SESSION},
+    }
+    response = gateway.api.post("/agents", json=body)
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    try:
+        assert agent["egress"] == {"allow": ["allowed.test"]}
+        assert agent["network"] == f"{gateway.network}-internal"
+        name = agent["containerName"]
+        health = "/_standin/health"
+        # A listed host answers, as a plain proxied request and through a CONNECT tunnel.
+        code, out = _curl(engine, name, f"http://allowed.test:8080{health}")
+        assert code == 0 and out.endswith("\n200") and '"ok":true' in out, out
+        code, out = _curl(engine, name, "--proxytunnel", f"http://allowed.test:8080{health}")
+        assert code == 0 and out.endswith("\n200"), out
+        # Another is refused at once, with the reason, both ways.
+        started = time.monotonic()
+        code, out = _curl(engine, name, f"http://blocked.test:8080{health}")
+        assert out.endswith("\n403") and "EGRESS_DENIED" in out, out
+        code, out = _curl(engine, name, "--proxytunnel", f"http://blocked.test:8080{health}")
+        assert code != 0 and "403" in out, out
+        assert time.monotonic() - started < 5
+        # Around the proxy there is no way out: the internal network routes nothing.
+        address = internet["blocked"].address
+        code, out = _curl(engine, name, "--noproxy", "*", f"http://{address}:8080{health}")
+        assert code != 0, out
+        metrics = gateway.api.get("/metrics").text
+        refused = [
+            line for line in metrics.splitlines() if 'refusals_total{reason="egress"}' in line
+        ]
+        assert refused and float(refused[0].split()[-1]) >= 2, refused
+    finally:
+        engine.remove_container(agent["containerName"])
+
+
+@pytest.mark.parametrize("egress", ["models-only", "none"])
+def test_other_egress_choices_show_in_the_handle(
+    gateway: GatewayService, engine: Engine, agent_image: Callable[[str], str], egress: str
+) -> None:
+    body = {
+        "name": f"e-{uuid.uuid4().hex[:10]}",
+        "type": "custom",
+        "image": agent_image("echo"),
+        "egress": egress,
+        "resources": {"memory": "128m", "cpu": 0.5},
+        "labels": {"test-session": SESSION},
+    }
+    response = gateway.api.post("/agents", json=body)
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    try:
+        assert agent["egress"] == egress
+        expected = "none" if egress == "none" else f"{gateway.network}-internal"
+        assert agent["network"] == expected
+        if egress == "models-only":
+            _, out = _curl(engine, agent["containerName"], "http://allowed.test:8080/")
+            assert "EGRESS_DENIED" in out, out
+    finally:
+        engine.remove_container(agent["containerName"])
+
+
+def test_an_allow_list_is_refused_without_the_gateway(api: httpx.Client) -> None:
+    body = {"name": "nope", "type": "custom", "egress": {"allow": ["pypi.org"]}}
+    response = api.post("/agents", json=body)
+    assert response.status_code == 422, response.text
+    assert "gateway" in response.json()["error"]
