@@ -141,6 +141,22 @@ class Forwarder:
             )
         streamed = "text/event-stream" in answer.headers.get("content-type", "")
         reader = UsageReader(streamed)
+        passed = {
+            name: value
+            for name, value in answer.headers.items()
+            if name.lower() not in _HOP_HEADERS
+        }
+        if not streamed and "application/json" in answer.headers.get("content-type", ""):
+            # A whole answer goes back whole: one write, no stream to drive.
+            try:
+                body = await answer.aread()
+            except httpx.HTTPError:
+                body = b""
+            finally:
+                await answer.aclose()
+            reader.feed(body)
+            self._meter.record(caller, provider, reader.close())
+            return Response(body, status_code=answer.status_code, headers=passed)
 
         async def relay() -> AsyncIterator[bytes]:
             try:
@@ -151,11 +167,6 @@ class Forwarder:
                 await answer.aclose()
                 self._meter.record(caller, provider, reader.close())
 
-        passed = {
-            name: value
-            for name, value in answer.headers.items()
-            if name.lower() not in _HOP_HEADERS
-        }
         return StreamingResponse(relay(), status_code=answer.status_code, headers=passed)
 
 

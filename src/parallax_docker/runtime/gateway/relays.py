@@ -40,7 +40,8 @@ _SCRIPT = (
     f"{PROXY_PORT}:'{SOCKET_FOLDER}/{PROXY_SOCKET_NAME}'}};"
     "for(const [port,path] of Object.entries(P)){"
     "net.createServer({noDelay:true},c=>{"
-    "const u=net.connect(path);"
+    # Answers come in several writes (headers, body): Nagle would hold the last one back.
+    "c.setNoDelay(true);const u=net.connect(path);"
     # PROXY protocol v1: the gateway learns which container is calling.
     "u.write('PROXY TCP4 '+c.remoteAddress+' '+c.localAddress+' '+c.remotePort+' '"
     "+c.localPort+'\\r\\n');"

@@ -17,7 +17,7 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.proxy import EgressProxy
@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
-class _ProxiedH11(H11Protocol):
-    """HTTP/1.1 after the relay's PROXY protocol (v1) line, which names the agent's address:
+class _ProxiedHttp(HttpToolsProtocol):
+    """HTTP/1.1 (httptools' parser) after the relay's PROXY protocol (v1) line, which names
+    the agent's address:
     the client address a request shows is then the calling container's."""
 
     _MAX_LINE = 108  # the protocol's own bound on a v1 line
@@ -115,7 +116,7 @@ class GatewayServer:
             access_log=False,
             timeout_keep_alive=120,
             backlog=2048,
-            http=_ProxiedH11,
+            http=_ProxiedHttp,
         )
         self._server = _EmbeddedServer(config)
         self._serving = asyncio.create_task(self._server.serve(), name="gateway-server")
