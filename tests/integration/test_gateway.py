@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -259,6 +260,24 @@ def test_usage_counted_equals_what_the_model_reported(
         f'provider="{provider}"}} {float(tokens_in)}'
     )
     assert line in text, [x for x in text.splitlines() if "model_tokens" in x]
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "parallax_docker.cli.main",
+            "--url",
+            gateway.process.url,
+            "metrics",
+            agent["id"],
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)[0]["modelUsage"]["inputTokens"] == tokens_in
 
 
 def test_a_budget_stops_the_second_turn_until_it_is_raised(
