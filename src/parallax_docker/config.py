@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from parallax_docker.errors import ConfigError, ParallaxError
+from parallax_docker.gateway_settings import GatewaySettings
 from parallax_docker.models import AGENT_TYPES, AgentType
 from parallax_docker.origins import host_entry, parse_origin
 from parallax_docker.resources import parse_cpu, parse_memory
@@ -48,9 +49,6 @@ _BARE_NAMES: dict[str, str] = {
     "log_level": "LOG_LEVEL",
 }
 
-
-# One entry of PARALLAX_GATEWAY_EGRESS_HOSTS: name=IP address.
-_HOST_ENTRY = r"[A-Za-z0-9.-]+=[0-9A-Fa-f.:]+"
 
 _FAILPOINT_RE = re.compile(
     r"^(?P<point>[a-z]+\.[a-z]+)(?:@(?P<count>[1-9][0-9]{0,3}))?(?::(?P<pause>[1-9][0-9]?)s)?\Z"
@@ -88,7 +86,7 @@ def parse_pool(text: str) -> tuple[PoolSize, ...]:
     return tuple(sizes)
 
 
-class Settings(BaseModel):
+class Settings(GatewaySettings):
     """Everything the service can be told. See docs/configuration.md for each entry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -124,11 +122,18 @@ class Settings(BaseModel):
     # (docs/benchmarks.md). Empty: always ask the engine for stats.
     cgroup_root: Path | None = Field(Path("/sys/fs/cgroup"))
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    # Admission: how far committed limits may exceed the host (1.0 = never more than it has).
+    # Admission (runtime/admission.py): "available" admits memory against what the host really
+    # has (less a reserve and a share of the running agents' limits to grow into) and CPU not at
+    # all; "limits" sums limits against the host times the overcommits.
+    admission: Literal["available", "limits"] = Field("available")
+    memory_reserve: str = Field("1g")
+    memory_headroom_share: float = Field(0.1, ge=0, le=1)
     memory_overcommit: float = Field(1.0, gt=0, le=100)
     cpu_overcommit: float = Field(4.0, gt=0, le=1000)
     # Lifecycle housekeeping.
     janitor_interval_s: float = Field(1.0, gt=0, le=3600)
+    # How often an agent whose image beats a heartbeat says it is well (runtime/heartbeat.py).
+    heartbeat_interval_s: int = Field(5, ge=1, le=60)
     orphan_grace_s: float = Field(30.0, ge=0, le=86400)
     network_grace_s: float = Field(60.0, ge=0, le=86400)
     exited_retention_s: float = Field(300.0, ge=0, le=30 * 86400)
@@ -149,29 +154,19 @@ class Settings(BaseModel):
     # are kept, and the default bound on one turn.
     state_dir: Path = Field(DEFAULT_STATE_DIR)
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
+    # Files, workspace diffs and previews (docs/files.md).
+    max_upload_bytes: int = Field(4 * 1024**3, ge=1024, le=1024**4)
+    max_download_bytes: int = Field(4 * 1024**3, ge=1024, le=1024**4)
+    max_diff_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1024**3)
+    preview_ttl_s: float = Field(8 * 3600.0, ge=60, le=30 * 86400)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
     # For crash tests only (docs/reliability.md): "KIND.STEP[@N][:Ss],..." kills the service with
     # SIGKILL (or, with ":Ss", freezes it S seconds) at the Nth time (default 1st) an operation
     # records that step in its journal.
     failpoints: tuple[tuple[str, int, int], ...] = Field(())
-    # The model gateway (docs/gateway.md): provider keys stay in the service, agents get a token.
-    gateway: bool = Field(False)
-    gateway_anthropic_url: str = Field("https://api.anthropic.com", pattern=r"^https?://")
-    gateway_openai_url: str = Field("https://api.openai.com", pattern=r"^https?://")
-    gateway_gemini_url: str = Field(
-        "https://generativelanguage.googleapis.com", pattern=r"^https?://"
-    )
-    # Operators' prices, JSON {"model-prefix": [usd per 1M input, usd per 1M output], ...}.
-    gateway_prices: str | None = Field(None, max_length=65536)
-    # Where the egress proxy dials a name, "name=address,..." (before the host's resolver).
-    gateway_egress_hosts: str | None = Field(
-        None,
-        max_length=65536,
-        pattern=r"^([A-Za-z0-9.*-]+=[0-9A-Fa-f.:]+)(,[A-Za-z0-9.*-]+=[0-9A-Fa-f.:]+)*$",
-    )
 
-    @field_validator("default_memory", "tmpfs_size")
+    @field_validator("default_memory", "tmpfs_size", "memory_reserve")
     @classmethod
     def _memory_parses(cls, value: str) -> str:
         _as_value_error(parse_memory, value)

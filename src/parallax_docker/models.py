@@ -14,12 +14,16 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
     StringConstraints,
-    model_serializer,
 )
+
+from parallax_docker.gateway_models import Budget as Budget
+from parallax_docker.gateway_models import Egress as Egress
+from parallax_docker.gateway_models import EgressAllow as EgressAllow
+from parallax_docker.gateway_models import ModelCounts as ModelCounts
+from parallax_docker.gateway_models import ModelUsage as ModelUsage
 
 MAX_ENV_ENTRIES = 128
 MAX_ENV_VALUE_BYTES = 128 * 1024
@@ -77,21 +81,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class Budget(_Strict):
-    """Model use an agent (or an execution) may make through the gateway (docs/gateway.md)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
-
-    max_tokens: StrictInt | None = Field(None, alias="maxTokens", ge=1, le=10**12)
-    max_cost_usd: StrictFloat | StrictInt | None = Field(None, alias="maxCostUsd", gt=0, le=10**7)
-    max_requests: StrictInt | None = Field(None, alias="maxRequests", ge=1, le=10**9)
-
-    @model_serializer(mode="wrap")
-    def _only_limits_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # A budget shows the limits it has, not the ones it lacks.
-        return {key: value for key, value in handler(self).items() if value is not None}
-
-
 class ResourcesRequest(_Strict):
     memory: str | int | None = None
     cpu: StrictFloat | StrictInt | str | None = None
@@ -118,29 +107,6 @@ class CredentialsRequest(_Strict):
         env = {key: value for key, value in named.items() if value is not None}
         env.update(self.custom)
         return env
-
-
-MAX_EGRESS_HOSTS = 256
-# A host name, or "*." and a domain (any name below it).
-EgressHost = Annotated[
-    str,
-    StringConstraints(
-        min_length=1,
-        max_length=253,
-        pattern=r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*$",
-    ),
-]
-
-
-class EgressAllow(_Strict):
-    """Only these hosts, through the gateway's proxy (docs/gateway.md)."""
-
-    allow: list[EgressHost] = Field(..., max_length=MAX_EGRESS_HOSTS)
-
-
-# "open" (the default: as the network allows), "none" (no network), "models-only" (the
-# gateway and nothing else), or an allow-list.
-Egress = Literal["open", "none", "models-only"] | EgressAllow
 
 
 class SpawnRequest(_Strict):
@@ -230,6 +196,10 @@ class AgentHandle(BaseModel):
     restart_count: int = Field(0, alias="restartCount")
     stale: bool = False
     egress: Egress = "open"
+    ports: list[int] = Field(
+        default_factory=list,
+        description="Ports opened as previews (/agents/{id}/ports/{port}/), since it started",
+    )
 
 
 class AgentListResponse(BaseModel):
@@ -288,24 +258,6 @@ class MetricsResponse(BaseModel):
     model_usage: ModelUsage | None = Field(
         None, alias="modelUsage", description="with the model gateway on"
     )
-
-
-class ModelCounts(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
-
-    requests: int
-    input_tokens: int = Field(alias="inputTokens")
-    output_tokens: int = Field(alias="outputTokens")
-    cost_usd: float = Field(alias="costUsd")
-    refused: int = Field(description="model calls the gateway refused (budget, token, key)")
-
-
-class ModelUsage(ModelCounts):
-    """Model use counted by the gateway from the providers' answers (docs/gateway.md)."""
-
-    by_provider: dict[str, ModelCounts] = Field(default_factory=dict, alias="byProvider")
-    budget: Budget | None = None
-    budget_exceeded: bool = Field(False, alias="budgetExceeded")
 
 
 class ErrorResponse(BaseModel):

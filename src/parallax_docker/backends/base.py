@@ -68,6 +68,8 @@ class ContainerSpec:
     log_max_files: int = 3
     runtime: str | None = None
     healthcheck: HealthProbe | None = None
+    # False: the image's own HEALTHCHECK is switched off (its agent beats a heartbeat instead).
+    image_healthcheck: bool = True
     stop_signal: str = "SIGTERM"
     stop_timeout_s: int = 10
 
@@ -145,6 +147,8 @@ class EngineInfo:
     warnings: tuple[str, ...] = ()
     # Container runtimes the engine has registered (runc, runsc, ...); empty when unknown.
     runtimes: tuple[str, ...] = ()
+    # Whether containers keep running while the engine itself restarts.
+    live_restore: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,11 @@ class Backend(Protocol):
     """The core verbs: what every platform the runtime runs on must do."""
 
     async def ping(self) -> EngineInfo: ...
+
+    def available_memory(self) -> int | None:
+        """Bytes of memory the platform's host could still give (Linux: MemAvailable); None
+        when it cannot tell. Cheap: admission reads it on every spawn."""
+        ...
 
     # -- networks ---------------------------------------------------------------------------
 

@@ -28,6 +28,8 @@ INSTANCE = "parallax.instance"
 PREFIX = "parallax.agent."
 RESERVED_PREFIX = "parallax."
 SCHEMA_VERSION = "1"
+# A thread's facts on its agent's container (runtime/threads/labels.py writes and reads them).
+THREAD_PREFIX = "parallax.thread."
 
 
 # Agents spawned with one executionId share their home through a runtime-managed volume.
@@ -80,6 +82,8 @@ class AgentLabels:
     budget: str | None = None
     # The egress choice: "none", "models-only" or an allow-list as JSON (absent: open).
     egress: str | None = None
+    # Labels under THREAD_PREFIX when the agent serves a thread (written and read as given).
+    thread_labels: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> dict[str, str]:
         labels = dict(self.user_labels)
@@ -116,6 +120,7 @@ class AgentLabels:
             "egress": self.egress,
         }
         labels.update({PREFIX + key: value for key, value in optional.items() if value is not None})
+        labels.update({k: v for k, v in self.thread_labels if k.startswith(THREAD_PREFIX)})
         return labels
 
     @classmethod
@@ -150,6 +155,9 @@ class AgentLabels:
                 instance=labels.get(INSTANCE, "default"),
                 budget=labels.get(PREFIX + "budget"),
                 egress=labels.get(PREFIX + "egress"),
+                thread_labels=tuple(
+                    sorted((k, v) for k, v in labels.items() if k.startswith(THREAD_PREFIX))
+                ),
             )
         except (ValueError, TypeError):
             return None
