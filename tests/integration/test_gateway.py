@@ -24,6 +24,7 @@ from tests.integration.conftest import PREFIX, SECRETS_DIR, SESSION
 from tests.support.cli_profiles import PROFILES, CliProfile, result_of, turn, write_settings
 from tests.support.engine import Engine
 from tests.support.images import DOCKER
+from tests.support.polling import poll
 from tests.support.server import ServiceProcess
 from tests.support.standin_container import StandinContainer
 from tests.support.standins.client import Tenant
@@ -78,6 +79,7 @@ def gateway(
         "PARALLAX_STATE_DIR": str(folder / "state"),
         "PARALLAX_READY_TIMEOUT_S": "60",
         "PARALLAX_STOP_GRACE_S": "5",
+        "PARALLAX_NETWORK_GRACE_S": "1",
         "PARALLAX_GATEWAY": "true",
         # The stand-in as every provider's upstream, reached from the host at its address.
         "PARALLAX_GATEWAY_ANTHROPIC_URL": standin.base_url,
@@ -475,3 +477,41 @@ def test_an_allow_list_is_refused_without_the_gateway(api: httpx.Client) -> None
     response = api.post("/agents", json=body)
     assert response.status_code == 422, response.text
     assert "gateway" in response.json()["error"]
+
+
+def test_a_relay_goes_with_the_last_agent_of_its_network(
+    gateway: GatewayService, engine: Engine, agent_image: Callable[[str], str]
+) -> None:
+    network = f"{gateway.instance}-own{uuid.uuid4().hex[:4]}"
+    body = {
+        "name": f"n-{uuid.uuid4().hex[:10]}",
+        "type": "custom",
+        "image": agent_image("echo"),
+        "network": network,
+        "resources": {"memory": "128m", "cpu": 0.5},
+        "labels": {"test-session": SESSION},
+    }
+    response = gateway.api.post("/agents", json=body)
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    relays = f"parallax.gateway.network={network}"
+    assert len(engine.containers(relays)) == 1
+    # The agent reaches the gateway on its own network, by the stable name.
+    code, out = engine.exec(
+        agent["containerName"],
+        "curl",
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "http://parallax-gateway:8080/anthropic/v1/models",
+    )
+    assert (code, out) == (0, "401"), out
+    assert gateway.api.delete(f"/agents/{agent['id']}").status_code == 204
+    poll(
+        lambda: (engine.containers(relays), engine.network(network)),
+        lambda found: found == ([], None),
+        timeout_s=60,
+        interval_s=0.5,
+    )

@@ -51,6 +51,10 @@ class EngineLink:
     def lost(self) -> None:
         self.info = None
 
+    def forget_network(self, name: str) -> None:
+        """A network was removed: the next agent on it makes it (and its joiners) again."""
+        self._networks_ready.discard(name)
+
     async def ensure_network(self, name: str, internal: bool) -> None:
         if name in self._networks_ready:
             return

@@ -75,7 +75,9 @@ class Runtime:
         self.engine = EngineLink(backend, settings.docker_network, self.selector)
         # The model gateway (docs/gateway.md): provider keys stay here, agents get tokens.
         self.gateway = (
-            Gateway(settings, backend, self.registry, publisher) if settings.gateway else None
+            Gateway(settings, backend, self.registry, publisher, self.engine)
+            if settings.gateway
+            else None
         )
         if self.gateway is not None:
             secrets = self.gateway.secrets(secrets)

@@ -16,6 +16,7 @@ from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
 from parallax_docker.egress import allow_list
 from parallax_docker.models import AgentStatus, Budget, ModelCounts, ModelUsage
+from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import AgentEvent, Publisher
 from parallax_docker.runtime.gateway.budgets import BudgetBook, Overrun, overrun
 from parallax_docker.runtime.gateway.forward import Forwarder
@@ -27,6 +28,7 @@ from parallax_docker.runtime.gateway.secrets import GatewaySecrets
 from parallax_docker.runtime.gateway.server import GatewayServer
 from parallax_docker.runtime.gateway.tokens import TokenBook
 from parallax_docker.runtime.labels import decode_egress
+from parallax_docker.runtime.loops import Loop
 from parallax_docker.runtime.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -52,9 +54,15 @@ class TurnMark:
 
 class Gateway:
     def __init__(
-        self, settings: Settings, backend: Backend, registry: Registry, publisher: Publisher
+        self,
+        settings: Settings,
+        backend: Backend,
+        registry: Registry,
+        publisher: Publisher,
+        engine: EngineLink,
     ) -> None:
         self._settings = settings
+        self._engine = engine
         self._registry = registry
         self._publisher = publisher
         # When each agent was last refused for its budget (the turn then ends BUDGET_EXCEEDED).
@@ -73,6 +81,7 @@ class Gateway:
             user=f"{self._relay_uid}:{self._relay_uid}",
         )
         proxy = EgressProxy(self.egress_policy_of, self.meter, egress_hosts(settings))
+        self._sweeper = Loop("gateway-relays", self.sweep_relays)
         self.server = GatewayServer(folder / "socket", self._relay_uid, proxy)
 
     def secrets(self, inner: SecretDelivery) -> SecretDelivery:
@@ -194,8 +203,20 @@ class Gateway:
         if metadata.get("code") and self.overrun_since(agent_id, mark.at):
             metadata["code"] = BUDGET_EXCEEDED
 
+    async def sweep_relays(self) -> float:
+        """One pass of the relay sweep; the delay to the next."""
+        delay = max(self._settings.network_grace_s, 5.0)
+        if not self._engine.up:
+            return delay  # the registry is not in sync yet: it may not know every agent
+        in_use = {record.labels.network for record in self._registry}
+        for network in await self.relays.sweep(in_use, self._settings.docker_network):
+            self._engine.forget_network(network)
+            log.info("gateway relay and its network removed", extra={"network": network})
+        return delay
+
     async def start(self) -> None:
         self.tokens.load()
+        self._sweeper.start()
         await self.server.start(
             lambda client: Forwarder(
                 self._settings,
@@ -209,6 +230,7 @@ class Gateway:
         )
 
     async def stop(self) -> None:
+        await self._sweeper.stop()
         await self.server.stop()
 
 

@@ -125,6 +125,26 @@ class Relays:
     def forget(self, network: str) -> None:
         self._ready.discard(network)
 
+    async def sweep(self, in_use: set[str], default_network: str) -> list[str]:
+        """Remove the relays left alone on networks no agent uses (the default network's
+        stays), and those networks with them: a relay would otherwise keep its network from
+        the janitor's sweep, which removes only empty networks. The networks removed."""
+        removed = []
+        async with self._lock:
+            for state in await self._backend.list({RELAY_LABEL: self._instance}):
+                network = state.labels.get(NETWORK_LABEL, "")
+                if not network or network == default_network or network in in_use:
+                    continue
+                info = await self._backend.get_network(network)
+                if info is not None and info.containers > 1:
+                    continue  # something else is on it (an agent being spawned, say)
+                await self._backend.remove(state.id)
+                self._ready.discard(network)
+                if info is not None:
+                    await self._backend.remove_network(network)
+                removed.append(network)
+        return removed
+
     async def remove_all(self) -> None:
         """Remove every relay of this instance (a test's clean-up, or the gateway turned off)."""
         for state in await self._backend.list({RELAY_LABEL: self._instance}):
