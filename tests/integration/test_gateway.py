@@ -515,3 +515,40 @@ def test_a_relay_goes_with_the_last_agent_of_its_network(
         timeout_s=60,
         interval_s=0.5,
     )
+
+
+def test_an_execution_budget_stops_its_agents(
+    gateway: GatewayService, gw_agent: Callable[..., dict[str, Any]], tenant: Tenant
+) -> None:
+    execution = f"ex-{uuid.uuid4().hex[:8]}"
+    budget = gateway.api.put(f"/executions/{execution}/budget", json={"maxTokens": 300})
+    assert budget.status_code == 200, budget.text
+    tenant.answer("First.", input_tokens=400, output_tokens=20)
+    agent = gw_agent(PROFILES["claude"], executionId=execution)
+    first = turn(gateway.api, agent["id"], "One.")
+    assert (first["type"], first["content"]) == ("response", "First."), first
+    second = turn(gateway.api, agent["id"], "Two.")
+    assert second["metadata"]["code"] == "BUDGET_EXCEEDED", second["metadata"]
+    usage = gateway.api.get(f"/executions/{execution}/model-usage").json()
+    assert usage["budgetExceeded"] is True and usage["inputTokens"] >= 400, usage
+    assert usage["budget"] == {"maxTokens": 300}
+
+
+def test_agents_keep_their_gateway_across_a_restart_of_the_service(
+    gateway: GatewayService,
+    gw_agent: Callable[..., dict[str, Any]],
+    tenant: Tenant,
+    engine: Engine,
+) -> None:
+    tenant.answer("Before.")
+    tenant.answer("After.")
+    agent = gw_agent(PROFILES["claude"])
+    assert turn(gateway.api, agent["id"], "One.")["content"] == "Before."
+    relays = engine.containers(f"{RELAY_LABEL}={gateway.instance}")
+    gateway.process.stop()
+    gateway.process.start()
+    again = turn(gateway.api, agent["id"], "Two.")
+    assert (again["type"], again["content"]) == ("response", "After."), again
+    # The same relays serve it: adopted, not made again.
+    after = engine.containers(f"{RELAY_LABEL}={gateway.instance}")
+    assert {c["Id"] for c in after} == {c["Id"] for c in relays}
