@@ -84,3 +84,14 @@ async def set_execution_budget(
     gateway = gateway_of(runtime)
     gateway.set_budget("execution", execution_id, budget)
     return gateway.execution_usage(execution_id)
+
+
+@router.get(
+    "/threads/{thread_id}/model-usage",
+    response_model=ModelUsage,
+    responses=_ERRORS,
+    summary="A thread's model use (every agent that served it)",
+)
+async def thread_model_usage(thread_id: str, runtime: RuntimeDep) -> ModelUsage:
+    validate_name("threadId", thread_id)
+    return gateway_of(runtime).thread_usage(thread_id)

@@ -27,7 +27,7 @@ from parallax_docker.runtime.gateway.relays import Relays
 from parallax_docker.runtime.gateway.secrets import GatewaySecrets
 from parallax_docker.runtime.gateway.server import GatewayServer
 from parallax_docker.runtime.gateway.tokens import TokenBook
-from parallax_docker.runtime.labels import decode_egress
+from parallax_docker.runtime.labels import THREAD_PREFIX, decode_egress
 from parallax_docker.runtime.loops import Loop
 from parallax_docker.runtime.registry import Registry
 
@@ -100,8 +100,8 @@ class Gateway:
             return None
         if record.state is None or peer not in record.state.addresses:
             return None
-        # The thread dimension is filled from the agent's thread once threads land (issue 15).
-        return Caller(agent_id, record.labels.execution_id, None, self.budget_of(agent_id))
+        thread_id = dict(record.labels.thread_labels).get(THREAD_PREFIX + "id")
+        return Caller(agent_id, record.labels.execution_id, thread_id, self.budget_of(agent_id))
 
     def egress_policy_of(self, peer: str) -> tuple[Caller, tuple[str, ...]] | None:
         """The live agent calling from ``peer`` and its egress allow-list, when proxied."""
@@ -178,6 +178,9 @@ class Gateway:
 
     def usage(self, agent_id: str) -> ModelUsage:
         return _view(self.budget_of(agent_id), self.meter.of_agent(agent_id), "agent")
+
+    def thread_usage(self, thread_id: str) -> ModelUsage:
+        return _view(None, self.meter.threads.get(thread_id) or Tally(), "thread")
 
     def execution_usage(self, execution_id: str) -> ModelUsage:
         budget = self.budgets.get("execution", execution_id)
