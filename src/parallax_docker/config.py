@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from parallax_docker.errors import ConfigError, ParallaxError
+from parallax_docker.gateway_settings import GatewaySettings
 from parallax_docker.models import AGENT_TYPES, AgentType
 from parallax_docker.origins import host_entry, parse_origin
 from parallax_docker.resources import parse_cpu, parse_memory
@@ -85,7 +86,7 @@ def parse_pool(text: str) -> tuple[PoolSize, ...]:
     return tuple(sizes)
 
 
-class Settings(BaseModel):
+class Settings(GatewaySettings):
     """Everything the service can be told. See docs/configuration.md for each entry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -19,6 +19,12 @@ from pydantic import (
     StringConstraints,
 )
 
+from parallax_docker.gateway_models import Budget as Budget
+from parallax_docker.gateway_models import Egress as Egress
+from parallax_docker.gateway_models import EgressAllow as EgressAllow
+from parallax_docker.gateway_models import ModelCounts as ModelCounts
+from parallax_docker.gateway_models import ModelUsage as ModelUsage
+
 MAX_ENV_ENTRIES = 128
 MAX_ENV_VALUE_BYTES = 128 * 1024
 MAX_VOLUMES = 32
@@ -80,6 +86,7 @@ class ResourcesRequest(_Strict):
     cpu: StrictFloat | StrictInt | str | None = None
     # Maximum lifetime in seconds.
     timeout: int | None = Field(None, ge=1, le=30 * 24 * 3600)
+    budget: Budget | None = None
 
 
 class CredentialsRequest(_Strict):
@@ -122,6 +129,7 @@ class SpawnRequest(_Strict):
         default_factory=list, max_length=MAX_VOLUMES
     )
     network: str | None = Field(None, max_length=NAME_MAX)
+    egress: Egress = "open"
     command: (
         list[Annotated[str, StringConstraints(max_length=MAX_COMMAND_ARG_CHARS)]] | str | None
     ) = Field(None, max_length=MAX_COMMAND_ARGS)
@@ -149,6 +157,7 @@ class AppliedResources(BaseModel):
     nano_cpus: int = Field(alias="nanoCpus")
     timeout: int | None = None
     pids_limit: int = Field(alias="pidsLimit")
+    budget: Budget | None = None
 
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -186,6 +195,7 @@ class AgentHandle(BaseModel):
     health: str | None = None
     restart_count: int = Field(0, alias="restartCount")
     stale: bool = False
+    egress: Egress = "open"
     ports: list[int] = Field(
         default_factory=list,
         description="Ports opened as previews (/agents/{id}/ports/{port}/), since it started",
@@ -245,6 +255,9 @@ class MetricsResponse(BaseModel):
     network: NetworkUsage
     uptime: float = Field(description="Seconds since the container started")
     timestamp: str
+    model_usage: ModelUsage | None = Field(
+        None, alias="modelUsage", description="with the model gateway on"
+    )
 
 
 class ErrorResponse(BaseModel):

@@ -26,6 +26,7 @@ from parallax_docker.api.routes import (
     agents,
     executions,
     files,
+    gateway,
     gc,
     health,
     messages,
@@ -39,6 +40,7 @@ from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
 from parallax_docker.mcp_server.http import McpEndpoint, McpEntrance
 from parallax_docker.origins import OriginPolicy
+from parallax_docker.runtime.gateway.exposition import GatewayCollector
 from parallax_docker.runtime.runtime import Runtime
 from parallax_docker.runtime.store import Store
 from parallax_docker.runtime.telemetry import PrometheusTelemetry
@@ -67,6 +69,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
         agents=lambda: [(r.status.value, r.labels.type) for r in runtime.registry],
         reconnects=lambda: runtime.reconciler.reconnects,
     )
+    if runtime.gateway is not None:
+        telemetry.registry.register(GatewayCollector(runtime.gateway.meter))
 
     proxy = PreviewProxy(runtime)
     token = settings.api_token.get_secret_value() if settings.api_token is not None else None
@@ -103,6 +107,7 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.include_router(executions.router)
     app.include_router(threads.router)
     app.include_router(ws.router)
+    app.include_router(gateway.router)
     app.include_router(files.router)
     app.include_router(previews.router)
     app.add_middleware(

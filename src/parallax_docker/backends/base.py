@@ -93,6 +93,8 @@ class ContainerState:
     error: str | None
     networks: tuple[str, ...]
     pid: int | None = None
+    # The container's IP addresses on its networks (the model gateway binds tokens to them).
+    addresses: tuple[str, ...] = ()
     restart_count: int = 0
     memory_bytes: int = 0
     nano_cpus: int = 0

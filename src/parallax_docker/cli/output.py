@@ -269,10 +269,21 @@ def metrics_table(samples: Sequence[MetricsResponse], names: dict[str, str] | No
         "UP",
     ):
         table.add_column(column, justify="left" if column == "AGENT" else "right")
+    # With the model gateway on: the tokens and cost it counted.
+    models = any(sample.model_usage is not None for sample in samples)
+    if models:
+        for column in ("TOKENS IN", "TOKENS OUT", "COST $"):
+            table.add_column(column, justify="right")
     for sample in samples:
         label = sample.agent_id
         if names and names.get(sample.agent_id) not in (None, sample.agent_id):
             label = f"{names[sample.agent_id]} ({sample.agent_id})"
+        usage = sample.model_usage
+        model_cells = (
+            [str(usage.input_tokens), str(usage.output_tokens), f"{usage.cost_usd:.4f}"]
+            if usage is not None
+            else ["-", "-", "-"]
+        )
         table.add_row(
             label,
             f"{sample.cpu:.1f}",
@@ -284,6 +295,7 @@ def metrics_table(samples: Sequence[MetricsResponse], names: dict[str, str] | No
             human_bytes(sample.network.rx_bytes),
             human_bytes(sample.network.tx_bytes),
             human_duration(sample.uptime),
+            *(model_cells if models else []),
         )
     return table
 

@@ -218,6 +218,13 @@ class VolumeInUseError(ConflictError):
 # -- the service's side: 5xx ---------------------------------------------------------------------
 
 
+class GatewayDisabledError(ConflictError):
+    """A model-gateway route or field while the gateway is off (docs/gateway.md)."""
+
+    code = "GATEWAY_DISABLED"
+    default_resolution = "Start the service with PARALLAX_GATEWAY=true."
+
+
 class ServerError(ParallaxError):
     """The runtime, the engine or the host failed to do what was asked (5xx)."""
 

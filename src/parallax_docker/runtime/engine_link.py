@@ -7,7 +7,7 @@ that could take the name of an agent not yet adopted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from parallax_docker.backends.base import Backend, EngineInfo
 from parallax_docker.errors import NetworkForbiddenError, SocketError
@@ -22,6 +22,12 @@ class EngineLink:
         self._lock = asyncio.Lock()
         self._networks_ready: set[str] = set()
         self.info: EngineInfo | None = None
+        self._joiners: list[Callable[[str, bool], Awaitable[None]]] = []
+
+    def on_network(self, joiner: Callable[[str, bool], Awaitable[None]]) -> None:
+        """Call ``joiner(name, internal)`` once a network is ready, before any agent joins it
+        (the model gateway puts its relay there)."""
+        self._joiners.append(joiner)
 
     @property
     def up(self) -> bool:
@@ -45,6 +51,10 @@ class EngineLink:
     def lost(self) -> None:
         self.info = None
 
+    def forget_network(self, name: str) -> None:
+        """A network was removed: the next agent on it makes it (and its joiners) again."""
+        self._networks_ready.discard(name)
+
     async def ensure_network(self, name: str, internal: bool) -> None:
         if name in self._networks_ready:
             return
@@ -60,4 +70,6 @@ class EngineLink:
                     f"network {name!r} exists but is not managed by the runtime",
                     resolution="Choose a new network name; the runtime creates and labels it.",
                 )
+            for joiner in self._joiners:
+                await joiner(name, internal)
             self._networks_ready.add(name)

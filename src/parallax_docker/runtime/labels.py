@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from parallax_docker.backends.base import ContainerState
-from parallax_docker.models import AgentHandle, AgentStatus, AppliedResources
+from parallax_docker.models import (
+    AgentHandle,
+    AgentStatus,
+    AppliedResources,
+    Budget,
+    Egress,
+    EgressAllow,
+)
 from parallax_docker.resources import NANO, format_bytes
 from parallax_docker.volume_owner import RESERVED_PREFIX as RESERVED_VOLUME_PREFIX
 
@@ -71,6 +78,10 @@ class AgentLabels:
     user_labels: tuple[tuple[str, str], ...] = ()
     spec_hash: str = ""
     instance: str = "default"
+    # resources.budget as canonical JSON (the gateway's limits; docs/gateway.md).
+    budget: str | None = None
+    # The egress choice: "none", "models-only" or an allow-list as JSON (absent: open).
+    egress: str | None = None
     # Labels under THREAD_PREFIX when the agent serves a thread (written and read as given).
     thread_labels: tuple[tuple[str, str], ...] = ()
 
@@ -105,6 +116,8 @@ class AgentLabels:
             "execution-id": self.execution_id,
             "idle-timeout": None if self.idle_timeout is None else str(self.idle_timeout),
             "timeout": None if self.timeout is None else str(self.timeout),
+            "budget": self.budget,
+            "egress": self.egress,
         }
         labels.update({PREFIX + key: value for key, value in optional.items() if value is not None})
         labels.update({k: v for k, v in self.thread_labels if k.startswith(THREAD_PREFIX)})
@@ -140,6 +153,8 @@ class AgentLabels:
                 user_labels=tuple((k, labels[k]) for k in user_keys if k in labels),
                 spec_hash=labels.get(PREFIX + "spec-hash", ""),
                 instance=labels.get(INSTANCE, "default"),
+                budget=labels.get(PREFIX + "budget"),
+                egress=labels.get(PREFIX + "egress"),
                 thread_labels=tuple(
                     sorted((k, v) for k, v in labels.items() if k.startswith(THREAD_PREFIX))
                 ),
@@ -173,6 +188,7 @@ class AgentLabels:
                 nano_cpus=self.nano_cpus,
                 timeout=self.timeout,
                 pids_limit=self.pids_limit,
+                budget=Budget.model_validate_json(self.budget) if self.budget else None,
             ),
             volumes=list(self.volumes),
             env_keys=list(self.env_keys),
@@ -188,7 +204,28 @@ class AgentLabels:
             error=error,
             error_code=error_code,
             health=state.health if state else None,
+            egress=decode_egress(self.egress),
         )
+
+
+def encode_egress(egress: Egress) -> str | None:
+    if isinstance(egress, EgressAllow):
+        return egress.model_dump_json()
+    return None if egress == "open" else egress
+
+
+def decode_egress(label: str | None) -> Egress:
+    if label in (None, "", "open"):
+        return "open"
+    if label == "none":
+        return "none"
+    if label == "models-only":
+        return "models-only"
+    try:
+        return EgressAllow.model_validate_json(label or "")
+    except ValueError:
+        # A damaged label shows as the narrowest choice; the gateway refuses it everything.
+        return "models-only"
 
 
 def _int_or_none(value: str | None) -> int | None:

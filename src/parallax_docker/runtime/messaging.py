@@ -44,9 +44,15 @@ from parallax_docker.runtime.conversation import (
 )
 from parallax_docker.runtime.drivers import Driver, driver_for
 from parallax_docker.runtime.drivers.base import TurnResult
-from parallax_docker.runtime.drivers.result import result_shape, turn_status
+from parallax_docker.runtime.drivers.result import (
+    TURN_INTERRUPTED,
+    TURN_TIMEOUT,
+    answer_metadata,
+    result_shape,
+)
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import AgentEvent, Publisher
+from parallax_docker.runtime.gateway.gateway import Gateway
 from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.sessions import Sessions
@@ -56,11 +62,6 @@ from parallax_docker.thread_models import ApprovalPreset
 
 log = logging.getLogger(__name__)
 
-# Error codes a turn's answer can carry (metadata.code of a message of type "error").
-TURN_TIMEOUT = "TURN_TIMEOUT"
-TURN_FAILED = "TURN_FAILED"
-TURN_INTERRUPTED = "TURN_INTERRUPTED"
-LOGIN_REQUIRED = "LOGIN_REQUIRED"
 
 _ACCEPTING = (AgentStatus.READY, AgentStatus.AUTHENTICATING)
 
@@ -80,6 +81,7 @@ class MessagingService:
         clock: Callable[[], float] = time.time,
         approval: Callable[[str], ApprovalPreset] = lambda _agent_id: ApprovalPreset.AUTONOMOUS,
         on_output: Callable[[str, str, bytes], None] | None = None,
+        gateway: Gateway | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -92,6 +94,7 @@ class MessagingService:
         self._clock = clock
         # A thread's approval preset, and who follows its turns' output as it arrives.
         self._approval, self._on_output = approval, on_output
+        self._gateway = gateway
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
         self._running: dict[str, Turn] = {}
         self._sessions = Sessions(store)
@@ -212,6 +215,7 @@ class MessagingService:
     ) -> AgentMessage:
         started = time.monotonic()
         driver = self._drivers(self._agent_type(turn.agent_id))
+        mark = self._gateway.mark(turn.agent_id) if self._gateway is not None else None
         try:
             await self._record(
                 StoredMessage(
@@ -247,26 +251,10 @@ class MessagingService:
             self._journal.end(intent)
             self._end(turn.agent_id, None)
             raise
-        metadata: dict[str, Any] = {
-            "turnId": turn.id,
-            "driver": driver.name,
-            "durationMs": round((time.monotonic() - started) * 1000),
-            **result.metadata,
-        }
-        if result.login_required:
-            metadata["code"] = LOGIN_REQUIRED
-            metadata["loginUrl"] = result.login_url
-        elif not result.ok:
-            metadata.setdefault("code", TURN_FAILED)
-        metadata["result"] = result_shape(
-            result,
-            status=turn_status(
-                result, interrupted=metadata.get("code") in (TURN_TIMEOUT, TURN_INTERRUPTED)
-            ),
-            session_id=result.session_id or metadata.get("sessionId"),
-            duration_ms=metadata["durationMs"],
-            changes=changes,
-        )
+        duration_ms = round((time.monotonic() - started) * 1000)
+        metadata = answer_metadata(turn.id, driver.name, duration_ms, result, changes)
+        if self._gateway is not None and mark is not None:
+            self._gateway.settle_turn(turn.agent_id, mark, metadata)
         answer = StoredMessage(
             id=message_id(),
             agent_id=turn.agent_id,

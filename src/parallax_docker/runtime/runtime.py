@@ -18,6 +18,7 @@ from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
 from parallax_docker.runtime.files import FileService
+from parallax_docker.runtime.gateway.gateway import Gateway
 from parallax_docker.runtime.gc import GarbageCollector
 from parallax_docker.runtime.heartbeat import HeartbeatWatch
 from parallax_docker.runtime.janitor import Janitor
@@ -72,6 +73,15 @@ class Runtime:
         publisher = Publisher(self.bus)
         self.registry = Registry()
         self.engine = EngineLink(backend, settings.docker_network, self.selector)
+        # The model gateway (docs/gateway.md): provider keys stay here, agents get tokens.
+        self.gateway = (
+            Gateway(settings, backend, self.registry, publisher, self.engine)
+            if settings.gateway
+            else None
+        )
+        if self.gateway is not None:
+            secrets = self.gateway.secrets(secrets)
+            self.engine.on_network(self.gateway.relays.ensure)
         self.journal = Journal(
             settings.state_dir / "journal" / settings.instance, settings.failpoints
         )
@@ -138,6 +148,7 @@ class Runtime:
             publisher=publisher,
             journal=self.journal,
             store=store,
+            gateway=self.gateway,
             approval=book.preset_of,
             on_output=follower.output,
         )
@@ -260,6 +271,8 @@ class Runtime:
     async def start(self) -> None:
         await self.store.open()
         self.claims.load()
+        if self.gateway is not None:
+            await self.gateway.start()
         await self.threads.load()
         self.reconciler.start()
         self.janitor.start()
@@ -278,5 +291,7 @@ class Runtime:
         if self.settings.stop_agents_on_exit:
             await self.operations.stop_all(reason="service-exit")
         await self.reconciler.stop()
+        if self.gateway is not None:
+            await self.gateway.stop()
         await self.deployment.close()
         await self.store.close()

@@ -14,9 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pydantic import SecretStr
+
 from parallax_docker.backends.base import ContainerSpec, ImageInfo, MountSpec
 from parallax_docker.backends.capabilities import SecretMounts
 from parallax_docker.config import Settings
+from parallax_docker.egress import plan_egress
 from parallax_docker.errors import ValidationError
 from parallax_docker.models import MAX_ENV_ENTRIES, SpawnRequest
 from parallax_docker.resources import (
@@ -36,6 +39,7 @@ from parallax_docker.runtime.labels import (
     THREAD_PREFIX,
     AgentLabels,
     container_name,
+    encode_egress,
     home_volume,
     selector,
 )
@@ -44,7 +48,6 @@ from parallax_docker.security import (
     AGENT_WORKSPACE,
     NetworkChoice,
     check_image_ref,
-    choose_network,
     choose_runtime,
     runtime_tmpfs,
     volume_mounts,
@@ -119,8 +122,17 @@ def plan_agent(
         else settings.default_nano_cpus
     )
     check_within_host(memory_bytes, nano_cpus, host_memory, host_cpus)
+    if resources and resources.budget and not settings.gateway:
+        raise ValidationError(
+            "resources.budget needs the model gateway, which is off",
+            resolution="Start the service with PARALLAX_GATEWAY=true (docs/gateway.md), or "
+            "spawn without a budget.",
+        )
 
-    network = choose_network(request.network, settings.docker_network)
+    network, proxy_env = plan_egress(
+        request.egress, request.network, settings.docker_network, gateway=settings.gateway
+    )
+    secret_env = {**secret_env, **{key: SecretStr(value) for key, value in proxy_env.items()}}
     parsed_volumes = [parse_volume(v) for v in request.volumes]
     volume_labels = selector(settings.instance)
     if request.execution_id:
@@ -174,6 +186,10 @@ def plan_agent(
         user_labels=tuple(sorted(request.labels.items())),
         spec_hash=spec_hash(request),
         instance=settings.instance,
+        egress=encode_egress(request.egress),
+        budget=resources.budget.model_dump_json(exclude_none=True)
+        if resources and resources.budget
+        else None,
         thread_labels=_thread_labels(thread_labels or {}),
     )
     return PlannedAgent(

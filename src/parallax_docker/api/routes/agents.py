@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from parallax_docker.api.deps import RuntimeDep
+from parallax_docker.api.routes.gateway import with_model_usage
 from parallax_docker.errors import ParallaxError, ValidationError
 from parallax_docker.models import (
     AgentHandle,
@@ -55,7 +56,8 @@ async def list_agents(
 
 @router.get("/{agent_id}", response_model=AgentHandle, responses=_ERRORS)
 async def get_agent(agent_id: str, runtime: RuntimeDep) -> Response:
-    return Response(content=runtime.queries.get_json(agent_id), media_type="application/json")
+    body = with_model_usage(runtime, agent_id, runtime.queries.get_json(agent_id))
+    return Response(content=body, media_type="application/json")
 
 
 @router.delete(
@@ -115,7 +117,10 @@ async def agent_logs(
 
 @router.get("/{agent_id}/metrics", response_model=MetricsResponse, responses=_ERRORS)
 async def agent_metrics(agent_id: str, runtime: RuntimeDep) -> MetricsResponse:
-    return await runtime.queries.metrics(agent_id)
+    metrics = await runtime.queries.metrics(agent_id)
+    if runtime.gateway is not None:
+        metrics.model_usage = runtime.gateway.usage(agent_id)
+    return metrics
 
 
 async def _line_stream(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:

@@ -152,6 +152,7 @@ def container_state(data: Mapping[str, Any]) -> ContainerState:
         error=state.get("Error") or None,
         networks=tuple(networks),
         pid=int(state["Pid"]) if state.get("Pid") else None,
+        addresses=_addresses(data),
         restart_count=int(data.get("RestartCount") or 0),
         memory_bytes=int(host.get("Memory") or 0),
         nano_cpus=int(host.get("NanoCpus") or 0),
@@ -179,7 +180,13 @@ def list_entry_state(data: Mapping[str, Any]) -> ContainerState:
         finished_at=None,
         error=None,
         networks=tuple(networks),
+        addresses=_addresses(data),
     )
+
+
+def _addresses(data: Mapping[str, Any]) -> tuple[str, ...]:
+    networks = (data.get("NetworkSettings") or {}).get("Networks") or {}
+    return tuple(str(n["IPAddress"]) for n in networks.values() if n and n.get("IPAddress"))
 
 
 def image_info(data: Mapping[str, Any]) -> ImageInfo:

@@ -18,6 +18,12 @@ from parallax_docker.runtime.workspace_changes import WorkspaceChanges
 
 Status = Literal["completed", "failed", "interrupted", "login_required"]
 
+# Error codes a turn's answer can carry (metadata.code of a message of type "error").
+TURN_TIMEOUT = "TURN_TIMEOUT"
+TURN_FAILED = "TURN_FAILED"
+TURN_INTERRUPTED = "TURN_INTERRUPTED"
+LOGIN_REQUIRED = "LOGIN_REQUIRED"
+
 
 def turn_status(result: TurnResult, interrupted: bool) -> Status:
     if interrupted:
@@ -58,3 +64,34 @@ def result_shape(
         "durationMs": duration_ms,
         "raw": result.raw,
     }
+
+
+def answer_metadata(
+    turn_id: str,
+    driver: str,
+    duration_ms: int,
+    result: TurnResult,
+    changes: WorkspaceChanges | None,
+) -> dict[str, Any]:
+    """A finished turn's answer metadata: its ids, its error code, and ``result``."""
+    metadata: dict[str, Any] = {
+        "turnId": turn_id,
+        "driver": driver,
+        "durationMs": duration_ms,
+        **result.metadata,
+    }
+    if result.login_required:
+        metadata["code"] = LOGIN_REQUIRED
+        metadata["loginUrl"] = result.login_url
+    elif not result.ok:
+        metadata.setdefault("code", TURN_FAILED)
+    metadata["result"] = result_shape(
+        result,
+        status=turn_status(
+            result, interrupted=metadata.get("code") in (TURN_TIMEOUT, TURN_INTERRUPTED)
+        ),
+        session_id=result.session_id or metadata.get("sessionId"),
+        duration_ms=duration_ms,
+        changes=changes,
+    )
+    return metadata

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from parallax_docker.runtime.clock import iso_time
+from parallax_docker.runtime.drivers.result import LOGIN_REQUIRED, TURN_FAILED, TURN_INTERRUPTED
 from parallax_docker.runtime.events import AgentEvent
-from parallax_docker.runtime.messaging import LOGIN_REQUIRED, TURN_FAILED, TURN_INTERRUPTED
 from parallax_docker.runtime.recovery import SPAWN_INTERRUPTED
 from parallax_docker.runtime.threads.output import turn_complete_data
 from parallax_docker.runtime.threads.spec import QueuedInput, ThreadSpec

@@ -1,0 +1,142 @@
+"""The gateway's HTTP server: uvicorn on a Unix socket in a 0700 folder, inside the service's
+own event loop, with one route per provider prefix handed to the ``Forwarder``. Only the relays
+(the folder's one other user) can reach it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Route
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from parallax_docker.runtime.gateway.forward import Forwarder
+from parallax_docker.runtime.gateway.proxy import EgressProxy
+from parallax_docker.runtime.gateway.relays import PROXY_SOCKET_NAME, SOCKET_NAME
+
+log = logging.getLogger(__name__)
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class _ProxiedHttp(HttpToolsProtocol):
+    """HTTP/1.1 (httptools' parser) after the relay's PROXY protocol (v1) line, which names
+    the agent's address:
+    the client address a request shows is then the calling container's."""
+
+    _MAX_LINE = 108  # the protocol's own bound on a v1 line
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head: bytes | None = b""
+
+    def data_received(self, data: bytes) -> None:
+        if self._head is None:
+            super().data_received(data)
+            return
+        self._head += data
+        end = self._head.find(b"\r\n")
+        if end < 0:
+            if len(self._head) > self._MAX_LINE:
+                self.transport.close()
+            return
+        parts = self._head[:end].decode("ascii", "replace").split(" ")
+        rest, self._head = self._head[end + 2 :], None
+        if len(parts) != 6 or parts[0] != "PROXY" or not parts[4].isdigit():
+            # Not from a relay: no address, so no token is accepted on it.
+            self.transport.close()
+            return
+        self.client = (parts[2].removeprefix("::ffff:"), int(parts[4]))
+        if rest:
+            super().data_received(rest)
+
+
+class _EmbeddedServer(uvicorn.Server):
+    # The service's own server handles the process's signals; this one is stopped by stop().
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class GatewayServer:
+    def __init__(self, folder: Path, relay_uid: int, proxy: EgressProxy) -> None:
+        self.folder = folder
+        self._relay_uid = relay_uid
+        self._proxy = proxy
+        self._client: httpx.AsyncClient | None = None
+        self._server: _EmbeddedServer | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.folder / SOCKET_NAME
+
+    @property
+    def proxy_socket_path(self) -> Path:
+        return self.folder / PROXY_SOCKET_NAME
+
+    async def start(self, forwarder: Callable[[httpx.AsyncClient], Forwarder]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.folder, 0o700)
+        root = os.geteuid() == 0
+        if root:
+            os.chown(self.folder, self._relay_uid, self._relay_uid)
+        for stale in (self.socket_path, self.proxy_socket_path):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        # TLS to the providers with the host's CA bundle (a proxy's CA included).
+        self._client = httpx.AsyncClient(
+            verify=ssl.create_default_context(),
+            timeout=httpx.Timeout(connect=10.0, read=900.0, write=60.0, pool=30.0),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+        app = Starlette(
+            routes=[
+                Route(
+                    "/{provider}/{path:path}",
+                    forwarder(self._client).handle,
+                    methods=_METHODS,
+                )
+            ]
+        )
+        config = uvicorn.Config(
+            app,
+            uds=str(self.socket_path),
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_keep_alive=120,
+            backlog=2048,
+            http=_ProxiedHttp,
+        )
+        self._server = _EmbeddedServer(config)
+        self._serving = asyncio.create_task(self._server.serve(), name="gateway-server")
+        while not self._server.started:
+            if self._serving.done():
+                await self._serving  # raises what stopped it
+                raise RuntimeError("the gateway's server stopped at start-up")
+            await asyncio.sleep(0.01)
+        await self._proxy.start(self.proxy_socket_path)
+        for path in (self.socket_path, self.proxy_socket_path):
+            if root:
+                os.chown(path, self._relay_uid, self._relay_uid)
+            os.chmod(path, 0o600)
+        log.info("model gateway listening", extra={"socket": str(self.socket_path)})
+
+    async def stop(self) -> None:
+        await self._proxy.stop()
+        if self._server is not None and self._serving is not None:
+            self._server.should_exit = True
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._serving, timeout=10)
+        if self._client is not None:
+            await self._client.aclose()
