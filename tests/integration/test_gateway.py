@@ -62,18 +62,11 @@ def internet(engine: Engine) -> Iterator[dict[str, StandinContainer]]:
     engine.remove_network(network)
 
 
-@pytest.fixture(scope="module")
-def gateway(
-    engine: Engine,
-    standin: StandinContainer,
-    internet: dict[str, StandinContainer],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[GatewayService]:
-    folder = tmp_path_factory.mktemp("gateway")
-    instance = f"{PREFIX}-gw{uuid.uuid4().hex[:4]}"
-    network = f"{instance}-net"
-    env = {
-        "DOCKER_NETWORK": network,
+def _gateway_env(
+    folder: Path, instance: str, standin: StandinContainer, internet: dict[str, StandinContainer]
+) -> dict[str, str]:
+    return {
+        "DOCKER_NETWORK": f"{instance}-net",
         "PARALLAX_INSTANCE": instance,
         "PARALLAX_SECRETS_DIR": str(SECRETS_DIR),
         "PARALLAX_STATE_DIR": str(folder / "state"),
@@ -90,16 +83,32 @@ def gateway(
             f"{name}.test={host.address}" for name, host in internet.items()
         ),
     }
-    process = ServiceProcess(env, folder / "service.log").start()
-    service = GatewayService(process, instance, network)
-    yield service
+
+
+def _remove_service(engine: Engine, service: GatewayService) -> None:
     service.api.close()
-    process.stop()
-    for container in engine.containers(f"parallax.instance={instance}"):
+    service.process.stop()
+    for container in engine.containers(f"parallax.instance={service.instance}"):
         engine.remove_container(container["Id"])
-    for container in engine.containers(f"{RELAY_LABEL}={instance}"):
+    for container in engine.containers(f"{RELAY_LABEL}={service.instance}"):
         engine.remove_container(container["Id"])
-    engine.remove_network(network)
+    engine.remove_network(service.network)
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    engine: Engine,
+    standin: StandinContainer,
+    internet: dict[str, StandinContainer],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayService]:
+    folder = tmp_path_factory.mktemp("gateway")
+    instance = f"{PREFIX}-gw{uuid.uuid4().hex[:4]}"
+    env = _gateway_env(folder, instance, standin, internet)
+    process = ServiceProcess(env, folder / "service.log").start()
+    service = GatewayService(process, instance, env["DOCKER_NETWORK"])
+    yield service
+    _remove_service(engine, service)
 
 
 @pytest.fixture
@@ -552,3 +561,44 @@ def test_agents_keep_their_gateway_across_a_restart_of_the_service(
     # The same relays serve it: adopted, not made again.
     after = engine.containers(f"{RELAY_LABEL}={gateway.instance}")
     assert {c["Id"] for c in after} == {c["Id"] for c in relays}
+
+
+def test_an_agent_claimed_from_the_warm_pool_gets_a_token_not_its_key(
+    engine: Engine,
+    standin: StandinContainer,
+    internet: dict[str, StandinContainer],
+    tenant: Tenant,
+    tmp_path: Path,
+) -> None:
+    profile = PROFILES["claude"]
+    instance = f"{PREFIX}-gwp{uuid.uuid4().hex[:4]}"
+    env = {**_gateway_env(tmp_path, instance, standin, internet), "PARALLAX_POOL": "claude:1"}
+    process = ServiceProcess(env, tmp_path / "service.log").start()
+    service = GatewayService(process, instance, env["DOCKER_NETWORK"])
+    try:
+        poll(
+            lambda: engine.containers(f"parallax.instance={instance}", "parallax.pool=true"),
+            lambda found: any(c["State"] == "running" for c in found),
+            timeout_s=120,
+        )
+        tenant.answer("Pooled and gated.")
+        response = service.api.post(
+            "/agents",
+            json={
+                "name": f"gp-{uuid.uuid4().hex[:8]}",
+                "type": "claude",
+                "env": dict(profile.extra_env),
+                "credentials": profile.credentials(tenant.key),
+                # No labels: a request with labels of its own is not served from the pool.
+            },
+        )
+        assert response.status_code == 201, response.text
+        agent = response.json()
+        assert "agent claimed from the pool" in Path(process.log_path).read_text()
+        write_settings(engine, agent["containerName"], profile)
+        answer = turn(service.api, agent["id"], "Say it.")
+        assert (answer["type"], answer["content"]) == ("response", "Pooled and gated."), answer
+        assert tenant.key in json.dumps(tenant.requests(main_only=True)[0]["headers"])
+        assert _places_holding(engine, service, agent, tenant.key) == []
+    finally:
+        _remove_service(engine, service)

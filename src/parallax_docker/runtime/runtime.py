@@ -10,6 +10,7 @@ cut short. docs/architecture.md draws the rooms.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.config import Settings
@@ -79,8 +80,11 @@ class Runtime:
             if settings.gateway
             else None
         )
+        # How an agent's env reaches it by any path, the warm pool's claims included.
+        agent_env: Callable[[str, Mapping[str, str]], Mapping[str, str]] | None = None
         if self.gateway is not None:
-            secrets = self.gateway.secrets(secrets)
+            gated = self.gateway.secrets(secrets)
+            secrets, agent_env = gated, gated.agent_env
             self.engine.on_network(self.gateway.relays.ensure)
         self.journal = Journal(
             settings.state_dir / "journal" / settings.instance, settings.failpoints
@@ -93,7 +97,7 @@ class Runtime:
         warm = deployment.warm_start
         users = UserLookup(backend, allow_root=settings.allow_root, tmpfs_size=settings.tmpfs_size)
         self.pool = (
-            WarmPool(settings, backend, warm, self.claims, self.engine, users, readiness)
+            WarmPool(settings, backend, warm, self.claims, self.engine, users, readiness, agent_env)
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )

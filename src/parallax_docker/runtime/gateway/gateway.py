@@ -84,7 +84,7 @@ class Gateway:
         self._sweeper = Loop("gateway-relays", self.sweep_relays)
         self.server = GatewayServer(folder / "socket", self._relay_uid, proxy)
 
-    def secrets(self, inner: SecretDelivery) -> SecretDelivery:
+    def secrets(self, inner: SecretDelivery) -> GatewaySecrets:
         """``inner`` with provider keys kept here and the agent given its token instead."""
         return GatewaySecrets(inner, self.keys, self.tokens, self.forget)
 

@@ -38,11 +38,17 @@ class GatewaySecrets:
         command: tuple[str, ...] | None,
         uid: int | None,
     ) -> SecretMounts | None:
-        provider_keys = split_keys(env)
-        if provider_keys:
-            self._keys.put(key, provider_keys)
-            env = agent_env(env, set(provider_keys), self._tokens.issue(key))
+        env = self.agent_env(key, env)
         return self._inner.deliver(key, env, image, image_ref=image_ref, command=command, uid=uid)
+
+    def agent_env(self, key: str, env: Mapping[str, str]) -> Mapping[str, str]:
+        """``env`` as the agent gets it, by any path (delivered files, or a pooled container's
+        claim): its provider keys kept here, its gateway token in their place."""
+        provider_keys = split_keys(env)
+        if not provider_keys:
+            return env
+        self._keys.put(key, provider_keys)
+        return agent_env(env, set(provider_keys), self._tokens.issue(key))
 
     def remove(self, key: str) -> None:
         self._keys.remove(key)

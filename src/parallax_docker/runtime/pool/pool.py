@@ -21,7 +21,7 @@ import contextlib
 import logging
 import secrets as token
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from parallax_docker.backends.base import Backend, ContainerEvent, ContainerState, ImageInfo
@@ -89,8 +89,11 @@ class WarmPool:
         engine: EngineLink,
         users: UserLookup,
         readiness: Readiness,
+        agent_env: Callable[[str, Mapping[str, str]], Mapping[str, str]] | None = None,
     ) -> None:
         self._settings = settings
+        # The env as the agent gets it (the model gateway swaps provider keys for a token).
+        self._agent_env = agent_env
         self._users = users
         self._readiness = readiness
         self._backend = backend
@@ -244,7 +247,7 @@ class WarmPool:
                 aliases=tuple(dict.fromkeys((labels.name, container_name(labels.id), labels.id))),
                 memory_bytes=labels.memory_bytes,
                 nano_cpus=labels.nano_cpus,
-                env=plan.env,
+                env=plan.env if self._agent_env is None else self._agent_env(labels.id, plan.env),
             )
             timeout = min(self._settings.ready_timeout_s, _CLAIM_READY_TIMEOUT_S)
             announced = await self._warm.claim(slot.warm, request, _ANNOUNCE_WAIT_S)
