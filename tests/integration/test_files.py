@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from parallax_docker.cli.files import ChunkReader
 from tests.integration.conftest import PREFIX
 from tests.support.engine import Engine
 from tests.support.images import tools_image
@@ -288,27 +289,6 @@ def big_tar(files: int, file_bytes: int, digests: dict[str, str]) -> Iterator[by
     yield b"\0" * 1024
 
 
-class StreamReader(io.RawIOBase):
-    """A file-like view of a response's byte iterator, for tarfile's stream mode."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            self._pending = next(self._chunks, b"")
-            if not self._pending:
-                return 0
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
 @pytest.mark.slow
 def test_a_200_mib_archive_streams_in_and_out_without_the_service_holding_it(
     api: httpx.Client, agent: Callable[..., dict[str, Any]], service: ServiceProcess
@@ -325,7 +305,7 @@ def test_a_200_mib_archive_streams_in_and_out_without_the_service_holding_it(
         api.stream("GET", f"/agents/{handle['id']}/files", params={"path": "big"}) as response,
     ):
         assert response.status_code == 200
-        reader = io.BufferedReader(StreamReader(response.iter_raw(256 * 1024)), 1024 * 1024)
+        reader = io.BufferedReader(ChunkReader(response.iter_raw(256 * 1024)), 1024 * 1024)
         with tarfile.open(fileobj=reader, mode="r|") as archive:
             for info in archive:
                 if info.isreg():

@@ -36,7 +36,7 @@ def split_remote(text: str) -> tuple[str, str] | None:
     return agent, path
 
 
-class _ChunkReader(io.RawIOBase):
+class ChunkReader(io.RawIOBase):
     """A file-like view of an iterator of chunks (tarfile reads a download through it)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
@@ -104,7 +104,7 @@ def _download(client: Client, agent: str, path: str, destination: str) -> str:
         target = Path(destination)
         if found.kind == "dir":
             target.mkdir(parents=True, exist_ok=True)
-            reader = io.BufferedReader(_ChunkReader(chunks), _CHUNK)
+            reader = io.BufferedReader(ChunkReader(chunks), _CHUNK)
             with tarfile.open(fileobj=reader, mode="r|") as archive:
                 # The "data" filter refuses members that would land outside the folder.
                 archive.extractall(target, filter="data")
