@@ -148,6 +148,16 @@ class Settings(BaseModel):
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
+    # The platform agents run on (docs/backends.md): one Docker engine, or a Docker Swarm
+    # cluster through the manager engine on DOCKER_SOCKET (docs/swarm.md).
+    backend: Literal["docker", "swarm"] = "docker"
+    # Swarm only: the folder with the CA and the client certificate that open the nodes'
+    # engines (mutual TLS on swarm_engine_port), the registry nodes pull agent images from
+    # (host:port), and how long a new task may wait for a node.
+    swarm_tls_dir: Path | None = Field(None)
+    swarm_engine_port: int = Field(2376, ge=1, le=65535)
+    swarm_registry: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
+    swarm_placement_timeout_s: float = Field(60.0, gt=0, le=3600)
     # For crash tests only (docs/reliability.md): "KIND.STEP[@N][:Ss],..." kills the service with
     # SIGKILL (or, with ":Ss", freezes it S seconds) at the Nth time (default 1st) an operation
     # records that step in its journal.
@@ -177,10 +187,10 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("secrets_dir", "state_dir")
+    @field_validator("secrets_dir", "state_dir", "swarm_tls_dir")
     @classmethod
-    def _secrets_dir_absolute(cls, value: Path) -> Path:
-        if not value.is_absolute():
+    def _secrets_dir_absolute(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
             raise ValueError(f"{value} is not an absolute path")
         return value
 

@@ -180,6 +180,7 @@ class AgentLabels:
             error=error,
             error_code=error_code,
             health=state.health if state else None,
+            node=state.node if state else None,
         )
 
 

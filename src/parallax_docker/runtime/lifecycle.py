@@ -26,6 +26,8 @@ from parallax_docker.runtime.events import AgentEvent
 from parallax_docker.runtime.labels import AgentLabels
 
 OOM_MESSAGE = "the agent ran out of memory and was killed"
+NODE_LOST_MESSAGE = "the machine the agent ran on was lost (down or drained)"
+NODE_LOST = "NODE_LOST"
 # An agent whose container has exited holds no memory or CPU.
 RELEASED = frozenset({AgentStatus.STOPPED, AgentStatus.ERROR})
 LIVE = frozenset(
@@ -134,6 +136,9 @@ def derive_status(
             return AgentStatus.STARTING, None, None
         return AgentStatus.READY, None, None
     # exited or dead
+    if state.lost and not stopping:
+        # An error, not a stop: the agent did not end, and autoRestart brings it back.
+        return AgentStatus.ERROR, NODE_LOST_MESSAGE, NODE_LOST
     if state.oom_killed:
         return AgentStatus.ERROR, OOM_MESSAGE, "RESOURCE_LIMIT"
     if stopping or state.exit_code in (0, None):
@@ -175,10 +180,17 @@ def _observe(record: AgentRecord, state: ContainerState) -> None:
         record.status = _ready_status(record)
 
 
-def _report(record: AgentRecord, before: AgentStatus) -> Events:
-    """The event a status change seen on the engine means (none for the runtime's own moves)."""
-    if record.status == before or record.stopping or record.transitioning:
+def _report(record: AgentRecord, before: AgentStatus, lost_before: bool = False) -> Events:
+    """The event a status change seen on the engine means (none for the runtime's own moves).
+
+    Losing the node is news even when the agent had already exited with an error there (a
+    node shutting down stops its containers before the cluster marks it down).
+    """
+    newly_lost = record.error_code == NODE_LOST and not lost_before
+    if (record.status == before and not newly_lost) or record.stopping or record.transitioning:
         return []
+    if record.status == AgentStatus.ERROR and record.error_code == NODE_LOST:
+        return [event("agent_stopped", record, reason="node_lost", error=record.error)]
     if record.status == AgentStatus.ERROR:
         return [event("agent_error", record, error=record.error)]
     if record.status == AgentStatus.STOPPED:
@@ -314,8 +326,9 @@ def adopted(labels: AgentLabels) -> AgentRecord:
 def observed(record: AgentRecord, state: ContainerState) -> Events:
     """A fresh engine state of the agent's container; the events its changes mean."""
     before = record.status
+    lost_before = record.state is not None and record.state.lost
     _observe(record, state)
-    return _report(record, before)
+    return _report(record, before, lost_before)
 
 
 def probe_passed(record: AgentRecord) -> Events:
