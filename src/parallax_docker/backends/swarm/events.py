@@ -158,7 +158,6 @@ class SwarmEvents:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _NODE_RETRY_S[1])
 
-
     def _container_event(self, message: Mapping[str, Any]) -> ContainerEvent | None:
         """A node's container event as the agent's; None for a container that is no longer
         the agent's (the task it ran was replaced: its late exit is not the agent's)."""

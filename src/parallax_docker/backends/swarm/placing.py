@@ -77,13 +77,17 @@ class Placing:
             raise EngineError("the node running the agent is gone")
         engine = self._nodes.engine(node)
         async with on_node(node):
-            inspect = await _inspect(engine, where.container_id)
+            inspect = await _started(engine, where.container_id)
             running = bool((inspect.get("State") or {}).get("Running"))
+            no_new_privs = False
             if running:
                 inspect = await self._limit_swap(engine, where.container_id, service, inspect)
-            # A container that has ended runs nothing any more: no process to ask.
-            no_new_privs = await _no_new_privs(engine, where.container_id) if running else True
-        problems = verify.placed_problems(service, inspect, no_new_privs=no_new_privs)
+                no_new_privs = await _no_new_privs(engine, where.container_id)
+        # A container that has ended already runs nothing: what it lacked at run time cannot
+        # be set or asked any more, and its exit is what the runtime reports.
+        problems = verify.placed_problems(
+            service, inspect, no_new_privs=no_new_privs, running=running
+        )
         if problems:
             raise verify.refuse(problems, f"container on node {node.name}")
 
@@ -103,6 +107,19 @@ class Placing:
         async with engine_call("container", "update", container_id[:12]):
             await engine.containers.update(container_id, {"Memory": memory, "MemorySwap": memory})
         return await _inspect(engine, container_id)
+
+
+async def _started(engine: Engine, container_id: str) -> dict[str, Any]:
+    """The container's inspect once the node has started it (a task reads "starting" while
+    the start is still under way) or it has ended."""
+    delay = _FIRST_DELAY_S
+    deadline = time.monotonic() + _PROBE_TIMEOUT_S
+    while True:
+        inspect = await _inspect(engine, container_id)
+        if (inspect.get("State") or {}).get("Status") != "created" or time.monotonic() > deadline:
+            return inspect
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, _MAX_DELAY_S)
 
 
 async def _inspect(engine: Engine, container_id: str) -> dict[str, Any]:

@@ -78,10 +78,17 @@ def no_new_privileges(probe_output: str) -> bool:
 
 
 def placed_problems(
-    service: Mapping[str, Any], inspect: Mapping[str, Any], *, no_new_privs: bool
+    service: Mapping[str, Any],
+    inspect: Mapping[str, Any],
+    *,
+    no_new_privs: bool,
+    running: bool = True,
 ) -> list[str]:
     """What a placed container (GET /containers/{id}/json on its node) lacks of its service's
-    spec and of the controls every agent gets; empty when all holds."""
+    spec and of the controls every agent gets; empty when all holds.
+
+    The swap limit and no-new-privileges are set and read while it runs; of one that has ended
+    already, they are not asked."""
     spec = service.get("Spec") or {}
     container = _at(spec, ("TaskTemplate", "ContainerSpec")) or {}
     limits = _at(spec, ("TaskTemplate", "Resources", "Limits")) or {}
@@ -94,8 +101,9 @@ def placed_problems(
 
     memory = int(limits.get("MemoryBytes") or 0)
     expect("Memory", memory)
-    # No swap beyond the memory limit (set on the node after placement: 1.41 cannot say it).
-    expect("MemorySwap", memory)
+    if running:
+        # No swap beyond the memory limit (set on the node after placement: 1.41 cannot say it).
+        expect("MemorySwap", memory)
     expect("NanoCpus", int(limits.get("NanoCPUs") or 0))
     expect("PidsLimit", int(limits.get("Pids") or 0))
     expect("ReadonlyRootfs", bool(container.get("ReadOnly")))
@@ -108,7 +116,7 @@ def placed_problems(
         c.upper() for c in host.get("CapDrop") or ()
     ] not in (["ALL"], ["CAP_ALL"]):
         problems.append("not every capability is dropped")
-    if not no_new_privs:
+    if running and not no_new_privs:
         problems.append("no-new-privileges is not in force")
     if any("unconfined" in str(opt) for opt in host.get("SecurityOpt") or ()):
         problems.append("an unconfined security profile is set")

@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from parallax_docker.backends.docker.engine.tls_stream import RawWriter, open_tls_stream
+
 # The newest API version whose answers this package reads; a newer engine speaks it too.
 MAX_API_VERSION = "1.45"
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -111,13 +113,11 @@ class EngineClient:
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
 
-    async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A raw connection of its own (for a hijacked exec)."""
+    async def _connect(self) -> tuple[asyncio.StreamReader, RawWriter]:
+        """A raw connection of its own (for a hijacked exec), able to half-close."""
         where = self.socket_path
         if isinstance(where, TlsEndpoint):
-            return await asyncio.open_connection(
-                where.host, where.port, ssl=where.context, limit=_HEAD_LIMIT
-            )
+            return await open_tls_stream(where.host, where.port, where.context, limit=_HEAD_LIMIT)
         return await asyncio.open_unix_connection(where, limit=_HEAD_LIMIT)
 
     async def close(self) -> None:
@@ -247,7 +247,7 @@ class EngineClient:
 
     async def hijack(
         self, path: str, body: Mapping[str, Any]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    ) -> tuple[asyncio.StreamReader, RawWriter]:
         """POST ``path`` asking for an upgrade, and take over the raw connection.
 
         The exec start endpoint answers with the process's streams on the very connection the
