@@ -161,7 +161,9 @@ class SwarmCluster:
             _ip("-n", node.netns, "link", "set", "lo", "up")
             _ip("-n", node.netns, "route", "add", "default", "via", self.gateway)
 
-    def start_node(self, index: int) -> None:
+    def start_node(self, index: int, without: tuple[str, ...] = ()) -> None:
+        """Start the node's engine with the production daemon.json (``without`` some of its
+        settings: a node configured wrong)."""
         node = self.nodes[index - 1]
         node.root.mkdir(exist_ok=True)
         config = _run(
@@ -181,7 +183,10 @@ class SwarmCluster:
             "--port",
             str(ENGINE_PORT),
         )
-        (node.root / "daemon.json").write_text(config)
+        settings = json.loads(config)
+        for key in without:
+            del settings[key]
+        (node.root / "daemon.json").write_text(json.dumps(settings, indent=2))
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         daemon = " ".join(
             [
@@ -308,6 +313,14 @@ class SwarmCluster:
         if process is not None:
             process.wait(30)
         _kill_processes_of(node.root, node.cgroup_parent)
+
+    def stop_node(self, index: int) -> None:
+        """Stop the node's engine as an operator would (its containers stop with it)."""
+        self._stop_node(self.nodes[index - 1])
+
+    def availability(self, index: int, value: str) -> None:
+        """Drain (``drain``) or bring back (``active``) a node, as an operator would."""
+        self.docker(1, "node", "update", "--availability", value, self.nodes[index - 1].name)
 
     # -- taking it down ---------------------------------------------------------------------
 

@@ -26,11 +26,11 @@ from parallax_docker.backends.docker.errors import engine_call
 from parallax_docker.backends.swarm.engine import filters
 from parallax_docker.backends.swarm.nodes import Nodes
 from parallax_docker.backends.swarm.readings import Readings
+from parallax_docker.backends.swarm.translate import SERVICE_LABEL
 from parallax_docker.errors import EngineError, ParallaxError
 
 log = logging.getLogger(__name__)
 
-SERVICE_LABEL = "com.docker.swarm.service.id"
 _NODE_RETRY_S = (0.5, 5.0)
 _ACTIONS = {"create": "create", "update": "update", "remove": "destroy"}
 _CONTAINER_ACTIONS = frozenset({"start", "die", "oom", "health_status"})

@@ -18,6 +18,8 @@ from parallax_docker.backends.base import ContainerSpec, MountSpec, NodeInfo
 from parallax_docker.resources import parse_memory
 
 _NS = 1_000_000_000
+# The label the engine puts on a task's container: the service it belongs to.
+SERVICE_LABEL = "com.docker.swarm.service.id"
 # The engine label a node's daemon.json sets to say which OCI runtime it runs containers with.
 RUNTIME_LABEL = "parallax.runtime"
 # Where agents spread: one more agent goes to the node with the fewest of this service family.

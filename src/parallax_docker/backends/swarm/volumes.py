@@ -20,7 +20,13 @@ from parallax_docker.backends.docker.engine import label_filters
 from parallax_docker.backends.docker.errors import engine_call, idempotent_call
 from parallax_docker.backends.swarm.engine import SwarmAPI, filters
 from parallax_docker.backends.swarm.nodes import Nodes, on_node
-from parallax_docker.errors import NotFoundError, ParallaxError, PlacementConflictError
+from parallax_docker.backends.swarm.translate import SERVICE_LABEL
+from parallax_docker.errors import (
+    NotFoundError,
+    ParallaxError,
+    PlacementConflictError,
+    VolumeInUseError,
+)
 
 
 class SwarmVolumes:
@@ -70,10 +76,37 @@ class SwarmVolumes:
         return sorted(seen.values(), key=lambda v: v.name)
 
     async def remove(self, name: str) -> None:
-        """Remove it from every node that holds it (VolumeInUseError while a container has it)."""
+        """Remove it from every node that holds it (VolumeInUseError while a container has it).
+
+        A removed service's containers go a moment after it (the node reaps its tasks): those
+        are removed here rather than taken for users of the volume.
+        """
         for node, _ in await self.holders(name):
-            async with on_node(node), idempotent_call("volume", "remove", name):
-                await self._nodes.engine(node).volumes.remove(name)
+            engine = self._nodes.engine(node)
+            try:
+                async with on_node(node), idempotent_call("volume", "remove", name):
+                    await engine.volumes.remove(name)
+            except VolumeInUseError:
+                if not await self._reap_orphans(node, name):
+                    raise
+                async with on_node(node), idempotent_call("volume", "remove", name):
+                    await engine.volumes.remove(name)
+
+    async def _reap_orphans(self, node: NodeInfo, volume: str) -> bool:
+        """Remove the containers on ``node`` that hold ``volume`` for services that no longer
+        exist; False when a live one holds it."""
+        engine = self._nodes.engine(node)
+        async with on_node(node), engine_call("container", "list"):
+            holders = await engine.containers.list(filters(volume=[volume]))
+        async with engine_call("service", "list"):
+            alive = {str(s.get("ID")) for s in await self._api.services(filters())}
+        services = [(c.get("Labels") or {}).get(SERVICE_LABEL) for c in holders]
+        if any(service is None or service in alive for service in services):
+            return False
+        for container in holders:
+            async with on_node(node), idempotent_call("container", "remove", volume):
+                await engine.containers.remove(str(container["Id"]))
+        return True
 
     async def pin(self, spec: ContainerSpec, manager_id: str) -> builtins.list[str]:
         """The placement constraints that put ``spec`` with its volumes (and host paths)."""
