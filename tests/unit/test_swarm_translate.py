@@ -175,3 +175,10 @@ def test_repository_drops_registry_host_tag_and_digest() -> None:
     assert repository("reg.local:5000/team/a:1.2") == ("team/a", "1.2")
     assert repository("localhost/a@sha256:" + "0" * 64) == ("a", "latest")
     assert repository("busybox") == ("busybox", "latest")
+
+
+def test_a_cpu_reservation_is_never_below_what_the_engine_takes() -> None:
+    many = Reservation(cpu_overcommit=100.0)
+    assert many.cpus(50_000_000) == 10_000_000
+    assert many.cpus(5_000_000) == 5_000_000  # never above the limit itself
+    assert many.cpus(0) == 0

@@ -46,6 +46,8 @@ from parallax_docker.errors import (
     NotFoundError,
 )
 
+_IMAGE_FILES_KEPT = 64
+
 
 class SwarmBackend:
     """The Backend protocol (backends/base.py) on a Docker Swarm, through one of its managers."""
@@ -70,6 +72,9 @@ class SwarmBackend:
         self._volumes = volumes
         self._events = SwarmEvents(manager, nodes, readings)
         self.manager_id = ""
+        # Files read from images by digest (their content cannot change): the account files
+        # every spawn of an image's named user reads.
+        self._image_files: dict[tuple[str, str, int], bytes | None] = {}
 
     async def ping(self) -> EngineInfo:
         async with engine_call("engine", "inspect"):
@@ -176,17 +181,22 @@ class SwarmBackend:
         return files.regular_file(raw, max_bytes)
 
     async def _read_image_file(self, service_id: str, path: str, max_bytes: int) -> bytes | None:
-        """A file of a service not placed yet: read from its image, in a container the manager
-        makes for the moment (never started) and removes."""
+        """A file of a service not placed yet: read from its image (by digest, so what was read
+        is kept), in a container the manager makes for the moment (never started)."""
         service = await self._readings.service(service_id)
         if service is None:
             raise AgentNotFoundError(f"service {service_id[:12]} does not exist")
-        image = str(
-            (
-                ((service.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
-            ).get("Image", "")
-        )
-        async with engine_call("container", "create", service_id[:12]):
+        template = (service.get("Spec") or {}).get("TaskTemplate") or {}
+        image = str((template.get("ContainerSpec") or {}).get("Image", ""))
+        key = (image, path, max_bytes)
+        if key not in self._image_files:
+            if len(self._image_files) >= _IMAGE_FILES_KEPT:
+                self._image_files.pop(next(iter(self._image_files)))
+            self._image_files[key] = await self._read_from_image(image, path, max_bytes)
+        return self._image_files[key]
+
+    async def _read_from_image(self, image: str, path: str, max_bytes: int) -> bytes | None:
+        async with engine_call("container", "create", image[:80]):
             made = await self._manager.containers.create(
                 f"parallax-read-{secrets.token_hex(6)}",
                 {"Image": image, "Cmd": ["true"], "NetworkDisabled": True},

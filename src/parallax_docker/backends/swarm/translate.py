@@ -27,6 +27,7 @@ SPREAD = {"Spread": {"SpreadDescriptor": "node.id"}}
 # A tmpfs that was to be owned by the agent's user: API 1.41 has no tmpfs owner, so it is
 # open to every user of the container (which runs the agent's user only) with the sticky bit.
 SHARED_TMPFS_MODE = 0o1777
+MIN_NANO_CPUS = 10_000_000
 
 
 # The labels that say which runtime instance owns an object; copied from an agent's labels
@@ -61,7 +62,8 @@ class Reservation:
         return int(limit / self.memory_overcommit) if limit else 0
 
     def cpus(self, limit: int) -> int:
-        return int(limit / self.cpu_overcommit) if limit else 0
+        # The engine takes no CPU amount below a hundredth of a core.
+        return min(limit, max(int(limit / self.cpu_overcommit), MIN_NANO_CPUS)) if limit else 0
 
 
 def tmpfs_mount(target: str, options: str) -> dict[str, Any]:
