@@ -68,6 +68,7 @@ class SwarmService:
             "PARALLAX_READY_TIMEOUT_S": "60",
             "PARALLAX_STOP_GRACE_S": "5",
             "PARALLAX_SWARM_PLACEMENT_TIMEOUT_S": "120",
+            "PARALLAX_ALLOWED_RUNTIMES": "runc,runsc",
             "LOG_LEVEL": "INFO",
         }
         log = self.folder / f"service-{self._starts}.log"

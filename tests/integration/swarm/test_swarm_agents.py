@@ -38,6 +38,13 @@ def test_agents_spread_across_the_nodes(
 ) -> None:
     agents = [swarm_spawn() for _ in range(3)]
     assert {a["node"] for a in agents} == {n.name for n in swarm.nodes}
+    network = json.loads(swarm.docker(1, "network", "inspect", agents[0]["network"]))[0]
+    assert (network["Driver"], network["Scope"], network["Attachable"]) == (
+        "overlay",
+        "swarm",
+        True,
+    )
+    assert network["Labels"]["parallax.managed"] == "true"
     for agent in agents:
         assert agent["status"] == "ready"
         # The node itself runs the agent's container, as the handle says.
@@ -235,3 +242,34 @@ def test_health_lists_the_nodes_with_their_agents(
     assert all(n["state"] == "ready" and n["availability"] == "active" for n in nodes.values())
     for agent in agents:
         assert nodes[agent["node"]]["agents"] >= 1
+
+
+def test_a_restart_is_a_new_task_that_passes_every_check_again(
+    swarm: SwarmCluster, swarm_api: httpx.Client, swarm_spawn: Callable[..., Handle]
+) -> None:
+    agent = swarm_spawn()
+    _, before = container_on(swarm, agent)
+    response = swarm_api.post(f"/agents/{agent['id']}/restart")
+    assert response.status_code == 200, response.text
+    again = response.json()
+    assert again["status"] == "ready" and again["containerId"] == agent["containerId"]
+    index, after = container_on(swarm, again)
+    assert after["Id"] != before["Id"]
+    assert after["HostConfig"]["MemorySwap"] == after["HostConfig"]["Memory"]
+    code, status = node_exec(swarm, index, after["Id"], "grep", "NoNewPrivs", "/proc/1/status")
+    assert code == 0 and status.split() == ["NoNewPrivs:", "1"]
+
+
+def test_a_runtime_is_a_placement_on_the_nodes_that_declare_it(
+    swarm: SwarmCluster, swarm_api: httpx.Client, swarm_spawn: Callable[..., Handle]
+) -> None:
+    agent = swarm_spawn(runtime="runc")
+    _, inspect = container_on(swarm, agent)
+    assert inspect["HostConfig"]["Runtime"] == "runc"
+    service = json.loads(swarm.docker(1, "service", "inspect", f"parallax-{agent['id']}"))[0]
+    constraints = service["Spec"]["TaskTemplate"]["Placement"]["Constraints"]
+    assert "engine.labels.parallax.runtime==runc" in constraints
+    # No node declares gVisor here: refused before anything is made.
+    response = swarm_api.post("/agents", json=agent_body(runtime="runsc"))
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "RUNTIME_UNAVAILABLE"

@@ -60,6 +60,10 @@ def test_runtime_restarted_on_another_manager_adopts_every_agent(
             assert logs.status_code == 200 and "agent-up" in logs.json()["logs"]
         # Adopted, not made again: the cluster holds the very same services.
         assert _services(swarm) == before
+        # This manager never had the image: it comes from the cluster's registry.
+        restarted = swarm_service.api.post(f"/agents/{agents[1]['id']}/restart")
+        assert restarted.status_code == 200, restarted.text
+        assert restarted.json()["status"] == "ready"
         # The adopted agents obey: one is stopped through the new manager.
         gone = agents[0]["id"]
         assert swarm_service.api.delete(f"/agents/{gone}").status_code == 204
@@ -199,6 +203,30 @@ def test_a_drained_node_is_reported_and_its_agents_re_placed(
                 assert (still["node"], still["restartCount"]) == (agent["node"], 0)
     finally:
         swarm.availability(2, "active")
+
+
+def test_a_node_stopped_by_its_operator_is_reported_and_its_agents_re_placed(
+    swarm: SwarmCluster, swarm_service: SwarmService, swarm_spawn: Callable[..., Handle]
+) -> None:
+    keepers = [swarm_spawn(autoRestart=True) for _ in range(3)]
+    node = swarm.nodes[1]
+    moved = _on(keepers, node.name)
+    assert moved, [a["node"] for a in keepers]
+    swarm.stop_node(2)  # its engine stops its containers first, then the cluster loses it
+    try:
+        wait_node(swarm, node.name, "down")
+        for agent in moved:
+            back = wait_agent(
+                swarm_service.api,
+                agent["id"],
+                lambda h: h["status"] == "ready" and h["node"] not in (None, node.name),
+            )
+            assert back["restartCount"] >= 1
+            # The exit its engine caused may be told first; the loss of the node is told too.
+            assert "node_lost" in _reasons(swarm_service, agent["id"])
+    finally:
+        swarm.start_node(2)
+        wait_node(swarm, node.name, "ready")
 
 
 def test_a_node_that_dies_is_reported_and_its_agents_re_placed(

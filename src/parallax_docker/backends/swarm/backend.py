@@ -36,13 +36,13 @@ from parallax_docker.backends.swarm.events import SwarmEvents
 from parallax_docker.backends.swarm.networks import SwarmNetworks
 from parallax_docker.backends.swarm.nodes import Nodes, on_node
 from parallax_docker.backends.swarm.readings import Readings
+from parallax_docker.backends.swarm.registry import Registry
 from parallax_docker.backends.swarm.services import Services
 from parallax_docker.backends.swarm.volumes import SwarmVolumes
 from parallax_docker.errors import (
     AgentNotFoundError,
     AgentStateError,
     ConfigError,
-    ImageNotFoundError,
     NotFoundError,
 )
 
@@ -62,8 +62,10 @@ class SwarmBackend:
         services: Services,
         networks: SwarmNetworks,
         volumes: SwarmVolumes,
+        registry: Registry,
     ) -> None:
         self._manager = manager
+        self._registry = registry
         self._api = api
         self._nodes = nodes
         self._readings = readings
@@ -134,11 +136,8 @@ class SwarmBackend:
     # -- images -----------------------------------------------------------------------------
 
     async def get_image(self, ref: str) -> ImageInfo | None:
-        try:
-            async with engine_call("image", "inspect", ref):
-                return docker_translate.image_info(await self._manager.images.inspect(ref))
-        except ImageNotFoundError:
-            return None
+        found = await self._registry.local(ref)
+        return docker_translate.image_info(found) if found is not None else None
 
     # -- agents (services) ------------------------------------------------------------------
 

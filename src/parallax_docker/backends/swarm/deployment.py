@@ -10,6 +10,7 @@ service runs (docs/swarm.md).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from parallax_docker.backends.docker.backend import DockerBackend
@@ -30,6 +31,8 @@ from parallax_docker.backends.swarm.translate import Reservation
 from parallax_docker.backends.swarm.volumes import SwarmVolumes
 from parallax_docker.config import Settings
 from parallax_docker.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class SwarmDeployment:
@@ -67,6 +70,7 @@ class SwarmDeployment:
             readings=readings,
             networks=networks,
             volumes=volumes,
+            registry=self.registry,
             services=Services(
                 api=api,
                 readings=readings,
@@ -93,6 +97,8 @@ class SwarmDeployment:
                 "certificate) and PARALLAX_SWARM_REGISTRY (the cluster's registry)",
                 resolution="Set both; docs/swarm.md shows how scripts/swarm.sh makes them.",
             )
+        if any(size.size for size in settings.pool):
+            log.warning("PARALLAX_POOL has no effect on a Swarm: it offers no warm start")
         return cls(settings, tls_dir=settings.swarm_tls_dir, registry=settings.swarm_registry)
 
     @property

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 from parallax_docker.backends.base import ImageInfo
 from parallax_docker.backends.capabilities import BuildDone, BuildEvent, BuildOutput
@@ -22,7 +23,7 @@ from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.errors import build_failure, engine_call, stream_failure
 from parallax_docker.backends.swarm.engine import SwarmAPI
 from parallax_docker.backends.swarm.translate import repository
-from parallax_docker.errors import EngineError
+from parallax_docker.errors import EngineError, ImageNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +41,9 @@ class Registry:
 
     async def resolve(self, ref: str) -> str:
         """``<registry>/<path>@sha256:...`` of the manager's image ``ref`` (pushed if need be)."""
-        async with engine_call("image", "inspect", ref):
-            image = await self._engine.images.inspect(ref)
+        image = await self.local(ref)
+        if image is None:
+            raise ImageNotFoundError(f"image {ref} is not built")
         found = self._digest(image)
         if found is not None:
             return found
@@ -51,13 +53,49 @@ class Registry:
                 image = await self._engine.images.inspect(ref)
             return self._digest(image) or await self._push(ref, image)
 
-    def _digest(self, image: Mapping[str, object]) -> str | None:
-        for digest in image.get("RepoDigests") or ():  # type: ignore[attr-defined]
+    async def local(self, ref: str) -> dict[str, Any] | None:
+        """The manager's image ``ref``; one it lacks is pulled from the cluster's registry (a
+        runtime moved to another manager finds there what the first one pushed). None when
+        neither has it."""
+        found = await self._inspect(ref)
+        if found is not None:
+            return found
+        async with self._locks.setdefault(f"pull:{ref}", asyncio.Lock()):
+            return await self._inspect(ref) or await self._pull(ref)
+
+    async def _pull(self, ref: str) -> dict[str, Any] | None:
+        path, tag = repository(ref)
+        remote = f"{self.address}/{path}"
+        if await self._inspect(f"{remote}:{tag}") is None:
+            try:
+                async with engine_call("image", "pull", f"{remote}:{tag}"):
+                    async for message in self._engine.images.pull(remote, tag, PUSH_TIMEOUT_S):
+                        if stream_failure(message) is not None:
+                            return None
+            except (ImageNotFoundError, EngineError):
+                return None
+        name, _, own_tag = ref.rpartition(":")
+        if not name or "/" in own_tag or "@" in ref:
+            name, own_tag = ref.partition("@")[0], "latest"
+        async with engine_call("image", "tag", ref):
+            await self._api.tag_image(f"{remote}:{tag}", name, own_tag)
+        log.info("pulled %s from the cluster's registry", ref)
+        return await self._inspect(ref)
+
+    async def _inspect(self, ref: str) -> dict[str, Any] | None:
+        try:
+            async with engine_call("image", "inspect", ref):
+                return await self._engine.images.inspect(ref)
+        except ImageNotFoundError:
+            return None
+
+    def _digest(self, image: Mapping[str, Any]) -> str | None:
+        for digest in image.get("RepoDigests") or ():
             if str(digest).startswith(self.address + "/"):
                 return str(digest)
         return None
 
-    async def _push(self, ref: str, image: Mapping[str, object]) -> str:
+    async def _push(self, ref: str, image: Mapping[str, Any]) -> str:
         path, tag = repository(ref)
         target = f"{self.address}/{path}"
         log.info("pushing %s to the cluster's registry as %s:%s", ref, target, tag)
