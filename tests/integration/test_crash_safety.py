@@ -355,3 +355,63 @@ def test_a_turn_killed_mid_way_is_answered_interrupted_and_its_cli_ended(
         timeout=30,
     )
     assert again.status_code == 200, again.text
+
+
+# -- many rounds ---------------------------------------------------------------------------------
+
+# Each round runs 5 spawns and 5 stops at once: counts stay within what a round reaches.
+ROUNDS = (
+    "spawn.begun@4",
+    "spawn.created@3",
+    "spawn.started@2",
+    "stop.begun@2",
+    "stop.stopped@3",
+    "spawn.created@5",
+)
+
+
+def _one_round(crash: Crashable, engine: Engine, round_no: int, point: str) -> None:
+    bodies = [agent_body(id=f"r{round_no}-{i}-{uuid.uuid4().hex[:4]}") for i in range(10)]
+    # Half the agents exist already, so that stops run beside the spawns.
+    setup = crash.start()
+    for body in bodies[:5]:
+        made = httpx.post(setup.url + "/agents", json=body, timeout=90)
+        assert made.status_code == 201, (point, made.text)
+    setup.stop()
+    first = crash.start(PARALLAX_FAILPOINTS=point)
+
+    def spawn(body: dict[str, Any]) -> Callable[[], int]:
+        return lambda: httpx.post(first.url + "/agents", json=body, timeout=90).status_code
+
+    def stop(body: dict[str, Any]) -> Callable[[], int]:
+        return lambda: httpx.delete(f"{first.url}/agents/{body['id']}", timeout=90).status_code
+
+    _concurrently([spawn(b) for b in bodies[5:]] + [stop(b) for b in bodies[:5]])
+    assert _died(first) == -signal.SIGKILL, point
+    second = crash.start()
+    poll(
+        lambda: crash.agents(second),
+        lambda found: all(a["status"] not in LIVE for a in found.values()),
+        timeout_s=SETTLE_S,
+    )
+    # Every call made again succeeds: the spawns, then the stops of everything.
+    for body in bodies[5:]:
+        again = httpx.post(second.url + "/agents", json=body, timeout=90)
+        assert again.status_code == 201, (point, again.text)
+    for body in bodies:
+        gone = httpx.delete(f"{second.url}/agents/{body['id']}", timeout=90)
+        assert gone.status_code == 204, (point, gone.text)
+    assert crash.agents(second) == {}, point
+    assert _containers(engine, crash.instance) == [], point
+    second.stop()
+
+
+@pytest.mark.slow
+def test_rounds_of_crashes_under_churn_leave_nothing_behind(
+    crashable: Callable[[str], Crashable], engine: Engine
+) -> None:
+    crash = crashable("churn")
+    for round_no, point in enumerate(ROUNDS):
+        _one_round(crash, engine, round_no, point)
+    left = [v["Name"] for v in engine.volumes() if crash.instance in v["Name"]]
+    assert left == []
