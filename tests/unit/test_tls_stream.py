@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from parallax_docker.backends.docker.engine.tls_stream import open_tls_stream
+from parallax_docker.backends.docker.engine.tls_stream import TlsWriter, open_tls_stream
 from parallax_docker.backends.swarm.nodes import tls_context
 from parallax_docker.errors import ConfigError
 
@@ -87,11 +87,16 @@ async def test_a_client_certificate_the_ca_did_not_sign_is_refused(
     for name in ("cert.pem", "key.pem"):
         (mixed / name).write_bytes((tmp_path / "other" / name).read_bytes())
     port, received = server
+    opened: list[TlsWriter] = []
     with pytest.raises((ssl.SSLError, ConnectionError)):
         reader, writer = await open_tls_stream("127.0.0.1", port, tls_context(mixed), limit=1024)
+        opened.append(writer)
         writer.write(b"hello")
         writer.write_eof()
         await asyncio.wait_for(reader.read(), 10)
+    for writer in opened:  # TLS 1.3 refuses after the client's handshake: close what it opened
+        writer.close()
+        await writer.wait_closed()
     assert received == []
 
 

@@ -3,7 +3,10 @@ runs them, their secrets as Swarm secrets, logs, turns and terminals wherever th
 
 from __future__ import annotations
 
+import io
 import json
+import ssl
+import tarfile
 import time
 from collections.abc import Callable
 
@@ -11,15 +14,19 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.integration.conftest import agent_body
+from parallax_docker.backends.capabilities import BuildDone, BuildOutput
+from parallax_docker.backends.factory import create_deployment
+from parallax_docker.config import load_settings
+from tests.integration.conftest import SESSION, agent_body
 from tests.integration.swarm.conftest import (
     Handle,
     SwarmService,
     container_on,
     node_exec,
 )
+from tests.support.images import AGENT_IMAGE
 from tests.support.polling import poll
-from tests.support.swarm import SwarmCluster
+from tests.support.swarm import ENGINE_PORT, SwarmCluster
 
 pytestmark = pytest.mark.slow
 
@@ -273,3 +280,50 @@ def test_a_runtime_is_a_placement_on_the_nodes_that_declare_it(
     response = swarm_api.post("/agents", json=agent_body(runtime="runsc"))
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "RUNTIME_UNAVAILABLE"
+
+
+def test_node_engines_answer_only_clients_with_the_clusters_certificate(
+    swarm: SwarmCluster,
+) -> None:
+    node = swarm.nodes[1]
+    trusted = ssl.create_default_context(cafile=str(swarm.tls / "ca.pem"))
+    # Without a client certificate the engine ends the handshake: no API at all.
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"https://{node.address}:{ENGINE_PORT}/version", verify=trusted, timeout=5)
+    trusted.load_cert_chain(str(swarm.tls / "cert.pem"), str(swarm.tls / "key.pem"))
+    answer = httpx.get(f"https://{node.address}:{ENGINE_PORT}/version", verify=trusted, timeout=5)
+    assert answer.status_code == 200 and answer.json()["ApiVersion"]
+
+
+async def test_an_image_built_on_the_manager_is_pushed_to_the_clusters_registry(
+    swarm: SwarmCluster,
+) -> None:
+    settings = load_settings({**swarm.service_env(), "PARALLAX_INSTANCE": "img-test"})
+    deployment = create_deployment(settings)
+    tag = f"ptest-built/{SESSION}:v1"
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w:gz") as tar:
+        dockerfile = f"FROM {AGENT_IMAGE}\nLABEL parallax.test.built={SESSION}\n".encode()
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    try:
+        assert deployment.images is not None
+        events = [
+            event
+            async for event in deployment.images.stream_build(
+                context.getvalue(),
+                dockerfile="Dockerfile",
+                tag=tag,
+                build_args={},
+                labels={},
+                no_cache=True,
+            )
+        ]
+    finally:
+        await deployment.close()
+    pushed = [e.line for e in events if isinstance(e, BuildOutput) and "registry" in e.line]
+    assert pushed and f"{swarm.registry}/ptest-built/{SESSION}@sha256:" in pushed[0]
+    assert isinstance(events[-1], BuildDone)
+    tags = httpx.get(f"http://{swarm.registry}/v2/ptest-built/{SESSION}/tags/list", timeout=10)
+    assert tags.json()["tags"] == ["v1"]
