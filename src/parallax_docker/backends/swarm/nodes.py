@@ -59,6 +59,7 @@ class Nodes:
         self._request_timeout_s = request_timeout_s
         self._connect_timeout_s = connect_timeout_s
         self._engines: dict[str, tuple[str, Engine]] = {}
+        self._retired: list[Engine] = []
         self._known: dict[str, NodeInfo] = {}
         self._runtimes: set[str] = set()
         self._read_at = 0.0
@@ -109,12 +110,14 @@ class Nodes:
         )
         self._engines[node.id] = (node.address, engine)
         if kept is not None:
-            asyncio.get_running_loop().create_task(kept[1].close())
+            # The node moved: its old client is closed with the others (a call may still use it).
+            self._retired.append(kept[1])
         return engine
 
     async def close(self) -> None:
-        engines = [engine for _, engine in self._engines.values()]
+        engines = [engine for _, engine in self._engines.values()] + self._retired
         self._engines.clear()
+        self._retired.clear()
         for engine in engines:
             await engine.close()
 
