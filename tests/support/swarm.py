@@ -234,7 +234,7 @@ class SwarmCluster:
             "--listen-addr",
             f"{first.address}:2377",
             "--dispatcher-heartbeat",
-            "1s",
+            "2s",
         )
         token = self.docker(1, "swarm", "join-token", "-q", "manager").strip()
         for node in self.nodes[1:]:
@@ -319,8 +319,17 @@ class SwarmCluster:
         self._stop_node(self.nodes[index - 1])
 
     def availability(self, index: int, value: str) -> None:
-        """Drain (``drain``) or bring back (``active``) a node, as an operator would."""
-        self.docker(1, "node", "update", "--availability", value, self.nodes[index - 1].name)
+        """Drain (``drain``) or bring back (``active``) a node, as an operator would (again
+        when a busy manager answers that the node changed meanwhile)."""
+        name = self.nodes[index - 1].name
+        for attempt in range(5):
+            try:
+                self.docker(1, "node", "update", "--availability", value, name)
+                return
+            except RuntimeError:
+                if attempt == 4:
+                    raise
+                time.sleep(1)
 
     # -- taking it down ---------------------------------------------------------------------
 

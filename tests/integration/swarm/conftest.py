@@ -196,7 +196,7 @@ def wait_agent(
     return poll(fetch, until, timeout_s=within_s, interval_s=0.2)
 
 
-def wait_node(swarm: SwarmCluster, name: str, state: str, within_s: float = 60) -> None:
+def wait_node(swarm: SwarmCluster, name: str, state: str, within_s: float = 90) -> None:
     poll(lambda: swarm.node_states(), lambda s: s.get(name) == state, within_s, interval_s=0.2)
 
 
