@@ -311,6 +311,7 @@ class SwarmCluster:
             os.kill(int(node.pidfile.read_text().strip()), signal.SIGKILL)
         process = self._processes.pop(index, None)
         if process is not None:
+            process.kill()  # the same process (nsenter and unshare exec into dockerd)
             process.wait(30)
         _kill_processes_of(node.root, node.cgroup_parent)
 
@@ -334,8 +335,9 @@ class SwarmCluster:
     # -- taking it down ---------------------------------------------------------------------
 
     def destroy(self) -> None:
+        # Everything goes: no engine needs to stop its containers gracefully first.
         for node in self.nodes:
-            self._stop_node(node)
+            self.kill_node(node.index)
         _run("bash", str(SCRIPT), "registry", "stop", str(self.root / "registry"), check=False)
         _tear_down(self.root)
 
