@@ -45,7 +45,7 @@ parallax_wait_for_env() {
 # (newlines, quotes, '='), so the file is never parsed by a shell.
 parallax_load_env() {
     local file=$PARALLAX_RUN_DIR/env record key
-    [[ -r $file ]] || return 0
+    [[ -r $file ]] || file=/dev/null
     while IFS= read -r -d '' record || [[ -n $record ]]; do
         [[ -n $record ]] || continue
         key=${record%%=*}
@@ -61,6 +61,37 @@ parallax_load_env() {
     if [[ ${PARALLAX_AGENT_TYPE:-} == gemini && -z ${GEMINI_API_KEY:-} && -n ${GOOGLE_API_KEY:-} ]]; then
         export GEMINI_API_KEY=$GOOGLE_API_KEY
     fi
+    parallax_cli_setup
+}
+
+# What a CLI needs from its environment before it runs, on a closed network (called by
+# parallax_load_env, so the agent, every turn and every terminal see the same).
+parallax_cli_setup() {
+    local home=${HOME:-/home/agent}
+    case ${PARALLAX_AGENT_TYPE:-} in
+        gemini)
+            # gemini-cli calls a GOOGLE_GEMINI_BASE_URL the "gateway" auth type, which its own
+            # non-interactive check then refuses. With a Gemini API key, the system defaults
+            # select the API-key auth instead (a user's own settings still win); the base URL
+            # is honoured by that auth type too.
+            if [[ -n ${GOOGLE_GEMINI_BASE_URL:-} && -n ${GEMINI_API_KEY:-} &&
+                -z ${GEMINI_CLI_SYSTEM_DEFAULTS_PATH:-} && -r /etc/gemini-cli/api-key-defaults.json ]]; then
+                export GEMINI_CLI_SYSTEM_DEFAULTS_PATH=/etc/gemini-cli/api-key-defaults.json
+            fi
+            ;;
+        aider)
+            # Aider downloads litellm's model price table at every start unless its cache (kept a
+            # day) holds one; seed the cache with the table litellm ships.
+            local seed=/opt/aider/model-prices.json
+            local cache=$home/.aider/caches/model_prices_and_context_window.json size=0
+            [[ -r $seed ]] || return 0
+            [[ -f $cache ]] && size=$(stat -c %s "$cache" 2>/dev/null || echo 0)
+            if (( size < 1024 )) || [[ -n $(find "$cache" -mmin +1380 2>/dev/null) ]]; then
+                mkdir -p "${cache%/*}" 2>/dev/null && cp "$seed" "$cache" 2>/dev/null
+            fi
+            ;;
+    esac
+    return 0
 }
 
 # Print what credential is missing for this agent type, or nothing when the agent can log in.

@@ -295,6 +295,62 @@ class SendRequest(_Strict):
     )
 
 
+class TurnUsage(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    input_tokens: int | None = Field(alias="inputTokens")
+    output_tokens: int | None = Field(alias="outputTokens")
+    cost_usd: float | None = Field(alias="costUsd", description="when the CLI reports a cost")
+
+
+class TurnToolCalls(BaseModel):
+    count: int = Field(description="how many tool calls the turn made")
+    names: list[str] = Field(description="the tools called, each once, sorted")
+
+
+class FileChange(BaseModel):
+    path: str = Field(description="an absolute path under /workspace")
+    change: Literal["added", "modified", "deleted"]
+
+
+class TurnResultShape(BaseModel):
+    """A turn's answer in one shape whatever the CLI (`metadata.result`; docs/messaging.md)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    content: str = Field(description="the final text")
+    status: Literal["completed", "failed", "interrupted", "login_required"]
+    usage: TurnUsage
+    tool_calls: TurnToolCalls = Field(alias="toolCalls")
+    files_changed: list[FileChange] | None = Field(
+        alias="filesChanged",
+        description="files under /workspace the turn added, modified or deleted; null when "
+        "the image cannot list its workspace (no GNU find)",
+    )
+    files_changed_truncated: bool = Field(alias="filesChangedTruncated")
+    session_id: str | None = Field(alias="sessionId")
+    duration_ms: int = Field(alias="durationMs")
+    raw: Any = Field(default=None, description="the CLI's own final record, as it printed it")
+
+
+class MessageMetadata(BaseModel):
+    """What else a message says (an open object): `turnId`, `driver`, `code`, `exitCode`, ..."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, serialize_by_alias=True)
+
+    result: TurnResultShape | None = Field(
+        default=None,
+        exclude_if=lambda value: value is None,
+        description="on every answer (outbound) of a turn",
+    )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """One value by its JSON name, as from the open mapping the metadata is."""
+        if key == "result":
+            return self.result if self.result is not None else default
+        return (self.model_extra or {}).get(key, default)
+
+
 class AgentMessage(BaseModel):
     """One message of a conversation: ``inbound`` to the agent, ``outbound`` from it."""
 
@@ -305,7 +361,7 @@ class AgentMessage(BaseModel):
     direction: Literal["inbound", "outbound"]
     type: str = Field(description="task, response or error")
     content: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: MessageMetadata = Field(default_factory=MessageMetadata)
     timestamp: str = Field(description="ISO 8601, UTC")
 
 

@@ -18,9 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.cli_profiles import CliProfile, spawn_fields, write_settings
 from tests.support.engine import Engine
 from tests.support.images import AGENT_IMAGE, ensure_test_images
 from tests.support.server import ServiceProcess
+from tests.support.standin_container import StandinContainer
+from tests.support.standins.client import Tenant
 
 SESSION = uuid.uuid4().hex[:8]
 PREFIX = f"ptest-{SESSION}"
@@ -208,3 +211,43 @@ def agent_image(engine: Engine) -> Callable[[str], str]:
         return ref
 
     return ensure
+
+
+@pytest.fixture(scope="session")
+def standin(service: ServiceProcess, engine: Engine) -> Iterator[StandinContainer]:
+    """The stand-in model services on the session's agent network (``http://standin:8080``).
+
+    After ``service``: the service makes the network when it starts.
+    """
+    container = StandinContainer(
+        f"{PREFIX}-standin", f"{PREFIX}-net", {"test-session": SESSION}
+    ).start()
+    yield container
+    container.stop()
+
+
+@pytest.fixture
+def tenant(standin: StandinContainer) -> Iterator[Tenant]:
+    """This test's own script on the stand-in: its agents present ``tenant.key`` as API key."""
+    mine = Tenant(standin.base_url)
+    yield mine
+    mine.reset()
+
+
+@pytest.fixture
+def cli_agent(
+    spawn: Callable[..., dict[str, Any]],
+    agent_image: Callable[[str], str],
+    standin: StandinContainer,
+    tenant: Tenant,
+    engine: Engine,
+) -> Callable[..., dict[str, Any]]:
+    """Spawn an agent of a CLI profile that talks to this test's stand-in tenant."""
+
+    def make(profile: CliProfile, **fields: Any) -> dict[str, Any]:
+        body = spawn_fields(profile, standin.agent_url, tenant.key, agent_image(profile.type))
+        agent = spawn(**body, **fields)
+        write_settings(engine, agent["containerName"], profile)
+        return agent
+
+    return make

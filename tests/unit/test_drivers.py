@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from parallax_docker.runtime.drivers import driver_for
-from parallax_docker.runtime.drivers.aider import HISTORY_SESSION, AiderDriver
+from parallax_docker.runtime.drivers.aider import AiderDriver, history_file
 from parallax_docker.runtime.drivers.base import TurnOutput, find_login_url, last_json_object
 from parallax_docker.runtime.drivers.claude import ClaudeDriver
 from parallax_docker.runtime.drivers.codex import CodexDriver
@@ -289,7 +289,13 @@ def test_aider_takes_the_message_as_a_file_and_restores_history_later() -> None:
     assert first.message_file_flag == "--message-file"
     assert "--yes-always" in first.argv and "--no-git" in first.argv
     assert "--restore-chat-history" not in first.argv
-    assert "--restore-chat-history" in AiderDriver().plan("hi", HISTORY_SESSION).argv
+    # The driver names the session; the next turn restores that session's history file.
+    assert first.session_id is not None
+    assert history_file(first.session_id) in first.argv
+    again = AiderDriver().plan("hi", first.session_id)
+    assert "--restore-chat-history" in again.argv
+    assert again.session_id == first.session_id
+    assert history_file(first.session_id) in again.argv
 
 
 def test_aider_answer_is_stdout_without_banner_and_costs() -> None:
@@ -300,7 +306,6 @@ def test_aider_answer_is_stdout_without_banner_and_costs() -> None:
     )
     result = AiderDriver().parse(out(stdout))
     assert (result.ok, result.content) == (True, "The answer is 42.\nSecond line.")
-    assert result.session_id == HISTORY_SESSION
 
 
 def test_aider_authentication_error_is_login_required() -> None:

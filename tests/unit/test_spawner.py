@@ -109,3 +109,25 @@ async def test_a_failed_claim_discards_the_container_and_starts_cold(tmp_path: P
         assert handle.status == AgentStatus.READY
         assert len(h.deployment.fake_warm.discarded) == 1
         assert handle.container_id not in h.deployment.fake_warm.discarded
+
+
+async def test_an_images_named_user_is_looked_up_once(tmp_path: Path) -> None:
+    async with harness(tmp_path) as h:
+        await h.runtime.spawner.spawn(request(id="a1"))
+        await h.runtime.spawner.spawn(request(id="a2"))
+        assert [path for _, path in h.fake.called("read_file")] == ["/etc/passwd", "/etc/group"]
+        assert len(h.fake.called("create")) == 2
+
+
+async def test_a_named_user_that_is_root_runs_unprivileged_from_the_next_spawn_on(
+    tmp_path: Path,
+) -> None:
+    async with harness(tmp_path) as h:
+        h.fake.files["/etc/passwd"] = b"agent:x:0:0::/root:/bin/sh\n"
+        await h.runtime.spawner.spawn(request(id="a1"))
+        # Made once as named, read, then made again with the unprivileged numbers.
+        first, again = h.fake.called("create")
+        assert first.user == "agent" and again.user == "65532:65532"
+        await h.runtime.spawner.spawn(request(id="a2"))
+        assert h.fake.called("create")[-1].user == "65532:65532"
+        assert len(h.fake.called("create")) == 3 and len(h.fake.called("read_file")) == 2

@@ -8,14 +8,18 @@ error message; the agent stays usable. A CLI that says it needs a login puts the
 crashed: ``recover`` after the restart) is answered with a ``TURN_INTERRUPTED`` error message
 holding what the CLI had said, and its CLI is ended.
 
-Messages go to the store and out as ``message`` events; the CLI session id is kept per agent in
-the store so that the conversation resumes across turns and across restarts of the service.
+Messages go to the store and out as ``message`` events; the CLI session id is kept per agent (and
+per execution) in the store so that the conversation resumes across turns and across restarts
+of the service (runtime/sessions.py). Every answer carries the one result shape of
+drivers/result.py in ``metadata.result``, with the files the turn changed under /workspace
+(runtime/workspace_changes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -34,10 +38,12 @@ from parallax_docker.models import AgentMessage, AgentStatus, SendResponse
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.drivers import Driver, driver_for
 from parallax_docker.runtime.drivers.base import TurnOutput, TurnResult
+from parallax_docker.runtime.drivers.result import result_shape, turn_status
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import AgentEvent, Publisher
 from parallax_docker.runtime.journal import Intent, Journal
 from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.sessions import Sessions
 from parallax_docker.runtime.store import Store, StoredMessage
 from parallax_docker.runtime.turns import KILL_EXEC_TIMEOUT_S, Turn, TurnRunner
 
@@ -76,6 +82,7 @@ class MessagingService:
         self._drivers = drivers
         self._clock = clock
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
+        self._sessions = Sessions(store)
 
     @property
     def busy_agents(self) -> Mapping[str, asyncio.Task[AgentMessage]]:
@@ -108,6 +115,7 @@ class MessagingService:
             container_id=record.container_id,
             message=message,
             timeout_s=timeout_s,
+            execution_id=record.labels.execution_id,
         )
         intent = self._journal.begin(
             "turn", agent_id, container_id=turn.container_id, turnId=turn.id
@@ -175,6 +183,7 @@ class MessagingService:
                 )
             )
             result = await self._attempt(turn, driver, intent)
+            changes = await self._runner.changes(turn)
         except asyncio.CancelledError:
             # The service is stopping: leave no CLI running in the agent, keep what it said.
             with contextlib.suppress(Exception):
@@ -191,6 +200,7 @@ class MessagingService:
         except ParallaxError as exc:
             # The engine refused the exec (the container stopped, the engine went away).
             result = TurnResult(content=exc.message, ok=False, metadata={"code": exc.code})
+            changes = None
         except BaseException:
             self._journal.end(intent)
             self._end(turn.agent_id, None)
@@ -206,6 +216,13 @@ class MessagingService:
             metadata["loginUrl"] = result.login_url
         elif not result.ok:
             metadata.setdefault("code", TURN_FAILED)
+        metadata["result"] = result_shape(
+            result,
+            status=turn_status(result, interrupted=metadata.get("code") == TURN_TIMEOUT),
+            session_id=result.session_id or metadata.get("sessionId"),
+            duration_ms=metadata["durationMs"],
+            changes=changes,
+        )
         answer = StoredMessage(
             id=_message_id(),
             agent_id=turn.agent_id,
@@ -221,16 +238,17 @@ class MessagingService:
         return model
 
     async def _attempt(self, turn: Turn, driver: Driver, intent: Intent) -> TurnResult:
-        session = await self.store.session(turn.agent_id, driver.name)
+        sessions, execution = self._sessions, turn.execution_id
+        session = await sessions.find(turn.agent_id, execution, driver.name)
         deadline = time.monotonic() + turn.timeout_s
         result = await self._once(turn, driver, session, deadline, intent)
         if result.resume_failed and session is not None:
             # The CLI no longer has the session (its home was reset): start a new one.
-            await self.store.set_session(turn.agent_id, driver.name, None, self._clock())
+            await sessions.forget(turn.agent_id, execution, driver.name, self._clock())
             result = await self._once(turn, driver, None, deadline, intent)
-        if result.ok and result.session_id and result.session_id != session:
-            await self.store.set_session(
-                turn.agent_id, driver.name, result.session_id, self._clock()
+        if result.ok and result.session_id:
+            await sessions.keep(
+                turn.agent_id, execution, driver.name, result.session_id, self._clock()
             )
         return result
 
@@ -252,7 +270,11 @@ class MessagingService:
                 ok=False,
                 metadata={"code": TURN_TIMEOUT, "timeoutMs": round(turn.timeout_s * 1000)},
             )
-        return driver.parse(output)
+        result = driver.parse(output)
+        if result.session_id is None and plan.session_id is not None:
+            # A driver that names the session itself (aider) runs the turn in it.
+            result = dataclasses.replace(result, session_id=plan.session_id)
+        return result
 
     async def _answer_interrupted(
         self, agent_id: str, turn_id: str, output: bytes, why: str
@@ -269,6 +291,13 @@ class MessagingService:
         content = f"the turn was interrupted ({why})" + (
             f"; the agent had said: {said}" if said else ""
         )
+        shape = result_shape(
+            TurnResult(content=content, ok=False),
+            status="interrupted",
+            session_id=None,
+            duration_ms=0,
+            changes=None,
+        )
         return await self._record(
             StoredMessage(
                 id=_message_id(),
@@ -283,6 +312,7 @@ class MessagingService:
                     "code": TURN_INTERRUPTED,
                     "status": "interrupted",
                     "output": output.decode("utf-8", "replace"),
+                    "result": shape,
                 },
             )
         )

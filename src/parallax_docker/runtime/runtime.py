@@ -34,6 +34,7 @@ from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.terminal import TerminalService
 from parallax_docker.runtime.turns import TurnRunner
+from parallax_docker.runtime.unprivileged import UserLookup
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,9 @@ class Runtime:
         self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
         sampler = MetricsSampler(backend)
         warm = deployment.warm_start
+        users = UserLookup(backend, allow_root=settings.allow_root, tmpfs_size=settings.tmpfs_size)
         self.pool = (
-            WarmPool(settings, backend, warm, self.claims, self.engine)
+            WarmPool(settings, backend, warm, self.claims, self.engine, users)
             if warm is not None and any(size.size for size in settings.pool)
             else None
         )
@@ -81,6 +83,7 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             pool=self.pool,
+            users=users,
         )
         self.operations = Operations(
             settings=settings,

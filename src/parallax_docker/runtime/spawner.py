@@ -21,7 +21,6 @@ from parallax_docker.backends.capabilities import SecretDelivery
 from parallax_docker.config import Settings
 from parallax_docker.errors import AgentStateError, ParallaxError
 from parallax_docker.models import AgentHandle, SpawnRequest
-from parallax_docker.run_as import plan_user
 from parallax_docker.runtime import lifecycle
 from parallax_docker.runtime.admission import admit, capacity, committed
 from parallax_docker.runtime.engine_link import EngineLink
@@ -34,7 +33,7 @@ from parallax_docker.runtime.readiness import wait_ready
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
-from parallax_docker.runtime.unprivileged import create_unprivileged
+from parallax_docker.runtime.unprivileged import UserLookup
 from parallax_docker.runtime.volumes import check_named_volumes
 from parallax_docker.security import check_runtime_available
 
@@ -54,6 +53,7 @@ class Spawner:
         journal: Journal,
         telemetry: Telemetry,
         pool: WarmPool | None,
+        users: UserLookup,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -64,6 +64,7 @@ class Spawner:
         self._journal = journal
         self._telemetry = telemetry
         self._pool = pool
+        self._users = users
 
     async def spawn(self, request: SpawnRequest) -> AgentHandle:
         engine = self._engine.require()
@@ -160,7 +161,7 @@ class Spawner:
         # Everything that can refuse the spawn comes before the first thing it makes.
         check_runtime_available(plan.runtime, self._engine.require().runtimes)
         await check_named_volumes(self._backend, plan.mounts)
-        run_as = plan_user(image.user, allow_root=self._settings.allow_root)
+        run_as = self._users.plan(image)
         delivery = self._secrets.deliver(
             record.id,
             plan.env,
@@ -172,9 +173,7 @@ class Spawner:
         if not plan.network.is_none:
             await self._engine.ensure_network(plan.network.name, plan.network.internal)
         spec = container_spec(plan, image, self._settings, delivery, run_as)
-        container_id = await create_unprivileged(
-            self._backend, spec, run_as, tmpfs_size=self._settings.tmpfs_size
-        )
+        container_id = await self._users.create(spec, run_as, image)
         self._journal.note(intent, step="created", container_id=container_id)
         await self._backend.start(container_id)
         self._journal.note(intent, step="started")

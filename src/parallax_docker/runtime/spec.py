@@ -27,6 +27,7 @@ from parallax_docker.resources import (
     validate_name,
 )
 from parallax_docker.run_as import RunAs, plan_user
+from parallax_docker.runtime.homes import home_mount, keeps_home
 from parallax_docker.runtime.labels import (
     EXECUTION_LABEL,
     MANAGED,
@@ -225,9 +226,12 @@ def container_spec(
     aliases = tuple(
         dict.fromkeys((plan.labels.name, container_name(plan.labels.id), plan.labels.id))
     )
+    mounts = plan.mounts
+    if keeps_home(plan.labels.type, image, mounts):
+        mounts += (home_mount(selector(settings.instance)),)
     # A request's mount at /workspace or the home directory replaces the runtime's tmpfs there
-    # (Docker would mount the tmpfs over it and hide it).
-    targets = {mount.target for mount in plan.mounts}
+    # (Docker would mount the tmpfs over it and hide it); so does an agent's home volume.
+    targets = {mount.target for mount in mounts}
     if run_as is None:
         run_as = plan_user(image.user, allow_root=settings.allow_root)
     tmpfs = {
@@ -252,7 +256,7 @@ def container_spec(
         entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
         user=run_as.user,
-        mounts=plan.mounts + (secrets.mounts if secrets is not None else ()),
+        mounts=mounts + (secrets.mounts if secrets is not None else ()),
         tmpfs=tmpfs,
         runtime=plan.runtime,
         log_max_size=settings.log_max_size,

@@ -19,6 +19,7 @@ from parallax_docker.errors import ParallaxError
 from parallax_docker.runtime.drivers.base import TurnOutput, TurnPlan
 from parallax_docker.runtime.drivers.wrapper import kill_argv, turn_argv
 from parallax_docker.runtime.journal import Intent, Journal
+from parallax_docker.runtime.workspace_changes import WorkspaceChanges, collect_changes
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Turn:
     container_id: str
     message: str
     timeout_s: float
+    execution_id: str | None = None
 
 
 class TurnRunner:
@@ -110,6 +112,10 @@ class TurnRunner:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, ParallaxError):
                     await reader
+
+    async def changes(self, turn: Turn) -> WorkspaceChanges | None:
+        """The files under /workspace the turn changed (None: the image cannot tell)."""
+        return await collect_changes(self._backend, turn.container_id, turn.id)
 
     async def interrupt(self, container_id: str, turn_id: str) -> None:
         """End the turn's CLI and everything it started (nothing when it has ended)."""

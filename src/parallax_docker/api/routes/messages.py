@@ -20,7 +20,8 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 @router.post(
     "/{agent_id}/send",
     response_model=SendResponse,
-    response_model_exclude_none=True,
+    # Unset, not None: an answer's metadata keeps its null values (metadata.result.usage, ...).
+    response_model_exclude_unset=True,
     responses=_ERRORS,
     summary="Send the agent a task (one turn of its CLI); optionally wait for the answer",
     description=(

@@ -18,6 +18,20 @@ from typing import Any, Protocol
 LOGIN_MARKER = "parallax: login required:"
 # The longest error text kept from a CLI's output.
 ERROR_TEXT_MAX = 4000
+# ``metadata.code`` of a turn the model service failed: it refused for its rate limit or quota,
+# or it answered an error (5xx) or something that is not its protocol, after the CLI's retries.
+MODEL_RATE_LIMITED = "MODEL_RATE_LIMITED"
+MODEL_ERROR = "MODEL_ERROR"
+_RATE_LIMIT_HINTS = (
+    "429",
+    "rate limit",
+    "rate_limit",
+    "ratelimit",
+    "resource_exhausted",
+    "resource has been exhausted",
+    "quota",
+    "too many requests",
+)
 
 _URL = re.compile(r"https?://[^\s\"'<>`]+")
 _LOGIN_URL_HINTS = ("oauth", "login", "auth", "device", "signin", "sign-in", "activate", "consent")
@@ -39,6 +53,9 @@ class TurnPlan:
     # Refuse before the CLI starts when the agent type's credential is missing (CLIs that
     # would otherwise retry a network call until the turn times out).
     check_credentials: bool = False
+    # The session this turn runs in, when the driver names it (a CLI without session ids of
+    # its own); the turn's answer keeps it unless the CLI reports another.
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +75,15 @@ class TurnOutput:
 
 
 @dataclass(frozen=True)
+class Usage:
+    """What a turn cost, as far as the CLI reports it (None: not reported)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+
+
+@dataclass(frozen=True)
 class TurnResult:
     """A turn's answer: the content, or an error, and what the next turn needs."""
 
@@ -70,6 +96,11 @@ class TurnResult:
     # The CLI refused the session to resume (it is gone): run the turn again without it.
     resume_failed: bool = False
     metadata: dict[str, Any] = field(default_factory=dict)
+    usage: Usage | None = None
+    # The name of every tool the CLI ran, in order (one entry per call).
+    tool_calls: tuple[str, ...] = ()
+    # The CLI's own final record (its result event, its JSON answer), as it printed it.
+    raw: Any = None
 
 
 class Driver(Protocol):
@@ -139,6 +170,26 @@ def error_text(output: TurnOutput, fallback: str) -> str:
     if not text:
         return fallback
     return text[-ERROR_TEXT_MAX:]
+
+
+def model_error_code(text: str) -> str:
+    """The code of a model service failure from the CLI's words for it (rate limit or other)."""
+    lowered = text.lower()
+    return MODEL_RATE_LIMITED if any(h in lowered for h in _RATE_LIMIT_HINTS) else MODEL_ERROR
+
+
+def as_float(value: Any) -> float | None:
+    """A number (a cost) from a CLI's JSON; bools are not numbers."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def as_int(value: Any) -> int | None:
+    """An integer count from a CLI's JSON (bools and non-numbers are not counts)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value)
 
 
 def base_metadata(output: TurnOutput) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """Claude Code: ``claude -p --output-format stream-json --verbose``, the message on stdin.
 
 Every line of the output is a JSON event. The ``system``/``init`` event (and every later one)
-carries the ``session_id`` that the next turn passes to ``--resume``; the closing ``result``
-event carries the answer (``result``), ``is_error``, the cost and the usage. A missing or
-rejected key shows as an ``assistant`` event with ``error: "authentication_failed"``.
+carries the ``session_id`` that the next turn passes to ``--resume``; ``assistant`` events carry
+the model's content blocks (``tool_use`` blocks name the tools it ran); the closing ``result``
+event carries the answer (``result``), ``is_error``, the cost and the usage, and, when the model
+service failed after claude's retries, ``api_error_status``. A missing or rejected key shows as
+an ``assistant`` event with ``error: "authentication_failed"``.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from parallax_docker.runtime.drivers.base import (
+    MODEL_ERROR,
+    MODEL_RATE_LIMITED,
     TurnOutput,
     TurnPlan,
     TurnResult,
+    Usage,
+    as_float,
+    as_int,
     base_metadata,
     error_text,
     find_login_url,
@@ -49,6 +56,7 @@ class ClaudeDriver:
         result: dict[str, Any] | None = None
         auth_error: str | None = None
         texts: list[str] = []
+        tools: list[str] = []
         for event in json_lines(output.stdout_text):
             if isinstance(event.get("session_id"), str):
                 session_id = event["session_id"]
@@ -59,6 +67,7 @@ class ClaudeDriver:
                 if event.get("error") in _AUTH_ERRORS:
                     auth_error = str(event["error"])
                 texts.extend(_texts(event.get("message")))
+                tools.extend(_tool_names(event.get("message")))
         metadata = base_metadata(output)
         if session_id:
             metadata["sessionId"] = session_id
@@ -94,12 +103,47 @@ class ClaudeDriver:
         content = result.get("result")
         if not isinstance(content, str):
             content = "\n".join(texts)
+        failed = bool(result.get("is_error", False))
+        status = as_int(result.get("api_error_status"))
+        if failed and (status is not None or result.get("terminal_reason") == "api_error"):
+            metadata["code"] = MODEL_RATE_LIMITED if status == 429 else MODEL_ERROR
+            if status is not None:
+                metadata["modelStatus"] = status
         return TurnResult(
             content=content,
-            ok=not result.get("is_error", False),
+            ok=not failed,
             session_id=session_id,
             metadata=metadata,
+            usage=_usage(result),
+            tool_calls=tuple(tools),
+            raw=result,
         )
+
+
+def _usage(result: dict[str, Any]) -> Usage:
+    usage = result.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    # Claude counts cached input apart from the rest; all of it was the turn's input.
+    parts = [
+        as_int(usage.get(k))
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    ]
+    known = [p for p in parts if p is not None]
+    return Usage(
+        input_tokens=sum(known) if known else None,
+        output_tokens=as_int(usage.get("output_tokens")),
+        cost_usd=as_float(result.get("total_cost_usd")),
+    )
+
+
+def _tool_names(message: Any) -> list[str]:
+    if not isinstance(message, dict) or not isinstance(message.get("content"), list):
+        return []
+    return [
+        str(block["name"])
+        for block in message["content"]
+        if isinstance(block, dict) and block.get("type") == "tool_use" and "name" in block
+    ]
 
 
 def _texts(message: Any) -> list[str]:

@@ -1,8 +1,10 @@
 """Codex: ``codex exec --json -`` (the message on stdin); later turns ``codex exec resume <id>``.
 
 The output is JSON lines: ``thread.started`` names the thread (the session to resume),
-``item.completed`` items of type ``agent_message`` carry the answer, ``turn.completed`` the
-usage, and ``turn.failed``/``error`` what went wrong. Codex keeps retrying a request it cannot
+``item.completed`` items of type ``agent_message`` carry the answer (items of the other types,
+``command_execution``, ``file_change``, ``mcp_tool_call``, ``web_search``, are the tools it ran),
+``turn.completed`` the usage, and ``turn.failed``/``error`` what went wrong (a ``turn.failed``
+after codex's retries is the model service's failure). Codex keeps retrying a request it cannot
 make, so a missing key is refused before it starts (the turn wrapper's credential check).
 """
 
@@ -14,17 +16,22 @@ from parallax_docker.runtime.drivers.base import (
     TurnOutput,
     TurnPlan,
     TurnResult,
+    Usage,
+    as_int,
     base_metadata,
     error_text,
     find_login_url,
     json_lines,
     marker_login,
+    model_error_code,
 )
 
 # The container is the sandbox; codex's own (Landlock/seccomp) sandbox and its approval prompts
 # cannot work unattended inside it.
 _COMMON = ("--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox")
 _AUTH_HINTS = ("401", "unauthorized", "invalid_api_key", "incorrect api key", "not logged in")
+# Completed items that are a tool the model ran (the rest are its messages and reasoning).
+_TOOL_ITEMS = frozenset({"command_execution", "file_change", "mcp_tool_call", "web_search"})
 
 
 class CodexDriver:
@@ -43,19 +50,26 @@ class CodexDriver:
         failure: str | None = None
         errors: list[str] = []
         usage: Any = None
+        tools: list[str] = []
+        final: dict[str, Any] | None = None
         for event in json_lines(output.stdout_text):
             kind = event.get("type")
             if kind == "thread.started" and isinstance(event.get("thread_id"), str):
                 thread = event["thread_id"]
             elif kind == "item.completed":
                 item = event.get("item")
-                if isinstance(item, dict) and item.get("type") == "agent_message":
+                item_type = item.get("type") if isinstance(item, dict) else None
+                if isinstance(item, dict) and item_type == "agent_message":
                     answers.append(str(item.get("text", "")))
+                elif isinstance(item, dict) and item_type in _TOOL_ITEMS:
+                    tools.append(_tool_name(item))
             elif kind == "turn.completed":
                 usage = event.get("usage")
+                final = event
             elif kind == "turn.failed":
                 error = event.get("error")
                 failure = str(error.get("message")) if isinstance(error, dict) else "turn failed"
+                final = event
             elif kind == "error" and isinstance(event.get("message"), str):
                 errors.append(event["message"])
         metadata = base_metadata(output)
@@ -76,7 +90,16 @@ class CodexDriver:
                 metadata=metadata,
             )
         if answers and failure is None and output.exit_code == 0:
-            return TurnResult(content=answers[-1], session_id=thread, metadata=metadata)
+            return TurnResult(
+                content=answers[-1],
+                session_id=thread,
+                metadata=metadata,
+                usage=_usage(usage),
+                tool_calls=tuple(tools),
+                raw=final,
+            )
+        if failure is not None:
+            metadata["code"] = model_error_code(failure)
         stderr = output.stderr_text
         return TurnResult(
             content=problem or error_text(output, f"codex exited with code {output.exit_code}"),
@@ -84,7 +107,26 @@ class CodexDriver:
             session_id=thread,
             resume_failed="no rollout found" in stderr.lower(),
             metadata=metadata,
+            usage=_usage(usage),
+            tool_calls=tuple(tools),
+            raw=final,
         )
+
+
+def _tool_name(item: dict[str, Any]) -> str:
+    if item.get("type") == "mcp_tool_call" and item.get("tool"):
+        return f"mcp:{item.get('server', '')}/{item['tool']}"
+    return str(item["type"])
+
+
+def _usage(usage: Any) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    # OpenAI's input_tokens already include the cached ones.
+    return Usage(
+        input_tokens=as_int(usage.get("input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")),
+    )
 
 
 def _is_auth(text: str) -> bool:

@@ -6,6 +6,8 @@ arguments are passed as positional parameters, so no shell ever parses them. The
 
 - records its pid in ``/run/parallax/parallax-turn-<id>.pid`` (the exec'd process leads its own
   process group, so that pid also names the group of everything the CLI starts);
+- lists /workspace, so that the files the turn changes can be told afterwards
+  (runtime/workspace_changes.py);
 - with a file flag, writes stdin to a private file and appends ``<flag> <file>`` to the argv;
 - in the project images, loads the agent's secret env (images/entrypoint/lib.sh) and, when asked,
   refuses with the ``parallax: login required:`` marker if the type's credential is missing;
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+from parallax_docker.runtime.workspace_changes import SNAPSHOT
+
 RUN_DIR = "/run/parallax"
 LIB = "/usr/local/lib/parallax/lib.sh"
 EXEC_HELPER = "/usr/local/bin/parallax-exec"
@@ -35,6 +39,7 @@ turn=$1 check=$2 flag=$3
 shift 3
 rm -f "$d"/parallax-turn-* 2>/dev/null
 echo $$ >"$d/parallax-turn-$turn.pid"
+{SNAPSHOT}
 if [ -n "$flag" ]; then
     umask 077
     cat >"$d/parallax-turn-$turn.msg" || exit 70

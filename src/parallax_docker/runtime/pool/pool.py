@@ -33,7 +33,7 @@ from parallax_docker.errors import (
     InsecureSpawnError,
     ParallaxError,
 )
-from parallax_docker.run_as import RunAs, plan_user
+from parallax_docker.run_as import RunAs
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.labels import container_name, selector
 from parallax_docker.runtime.loops import Loop, Tasks, describe
@@ -47,7 +47,7 @@ from parallax_docker.runtime.pool.fit import (
 )
 from parallax_docker.runtime.readiness import wait_ready
 from parallax_docker.runtime.spec import PlannedAgent, health_probe
-from parallax_docker.runtime.unprivileged import resolve_run_as
+from parallax_docker.runtime.unprivileged import UserLookup
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,10 @@ class WarmPool:
         warm: WarmStart,
         claims: ClaimStore,
         engine: EngineLink,
+        users: UserLookup,
     ) -> None:
         self._settings = settings
+        self._users = users
         self._backend = backend
         self._warm = warm
         self._engine = engine
@@ -100,7 +102,6 @@ class WarmPool:
         self._maintained = 0.0
         self._loop = Loop("pool", self._pass)
         self._discards = Tasks()
-        self._run_as_by_image: dict[str, RunAs] = {}
         self.counters = PoolCounters()
         self.claims = claims
 
@@ -192,13 +193,8 @@ class WarmPool:
     async def _run_as(self, size: PoolSize, image: ImageInfo) -> RunAs:
         """Who the image's pooled containers run as: a held container starts at once, so a
         user named by the image is looked up first (once per image), never after."""
-        known = self._run_as_by_image.get(image.id)
-        if known is None:
-            planned = plan_user(image.user, allow_root=self._settings.allow_root)
-            probe = pool_spec(size, image, self._settings, token.token_hex(6), planned)
-            known = await resolve_run_as(self._backend, probe, planned)
-            self._run_as_by_image[image.id] = known
-        return known
+        probe = pool_spec(size, image, self._settings, token.token_hex(6), self._users.plan(image))
+        return await self._users.resolve(probe, image)
 
     # -- claiming -------------------------------------------------------------------------
 
