@@ -6,7 +6,7 @@ from typing import Any
 
 from parallax_docker.backends.base import ContainerSpec, MountSpec
 from parallax_docker.backends.swarm.translate import (
-    SHARED_TMPFS_MODE,
+    TMPFS_LABEL,
     Reservation,
     node_info,
     node_runtimes,
@@ -101,15 +101,23 @@ def test_a_secret_of_a_named_user_is_readable_inside_the_container_only() -> Non
     assert secret_file("s", "n", "/run/parallax/env", None).uid == "0"
 
 
-def test_tmpfs_meant_for_the_agent_user_is_sticky_and_open() -> None:
-    # API 1.41 has no tmpfs owner: a folder that was to be the agent's alone becomes 1777.
-    home = tmpfs_mount("/home/agent", "rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700")
+def test_a_tmpfs_is_a_node_local_tmpfs_volume_with_the_very_same_options() -> None:
+    # API 1.41's tmpfs mounts have no owner and are noexec: a local tmpfs volume has both.
+    options = "rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700"
+    home = tmpfs_mount("/home/agent", options, {"parallax.managed": "true", "other": "x"})
     assert home == {
-        "Type": "tmpfs",
+        "Type": "volume",
         "Target": "/home/agent",
-        "TmpfsOptions": {"Mode": SHARED_TMPFS_MODE, "SizeBytes": 256 * MIB},
+        "ReadOnly": False,
+        "VolumeOptions": {
+            "NoCopy": True,
+            "Labels": {"parallax.managed": "true", TMPFS_LABEL: "/home/agent"},
+            "DriverConfig": {
+                "Name": "local",
+                "Options": {"type": "tmpfs", "device": "tmpfs", "o": options},
+            },
+        },
     }
-    assert tmpfs_mount("/tmp", "rw,size=64m,mode=1777")["TmpfsOptions"]["Mode"] == 0o1777
 
 
 def test_a_request_mount_replaces_the_runtime_tmpfs_at_its_target() -> None:

@@ -57,7 +57,7 @@ def placed() -> dict[str, Any]:
             "Devices": None,
             "Runtime": "runsc",
             "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
-            "Mounts": [{"Type": "tmpfs", "Target": "/tmp"}],
+            "Mounts": [{"Type": "volume", "Target": "/tmp"}],
         },
     }
 
@@ -82,6 +82,15 @@ def test_a_manager_that_dropped_a_setting_is_refused(path: tuple[str, ...], name
         parent = parent[key]
     del parent[path[-1]]
     assert service_problems(sent(), stored) == [f"{name} was not kept by the manager"]
+
+
+def test_a_tmpfs_volume_stored_without_its_driver_options_is_refused() -> None:
+    # Without them the node would make a plain disk volume: no size limit, not in memory.
+    stored = copy.deepcopy(sent())
+    (tmp,) = stored["TaskTemplate"]["ContainerSpec"]["Mounts"]
+    assert tmp["VolumeOptions"]["DriverConfig"]["Options"]["type"] == "tmpfs"
+    del tmp["VolumeOptions"]["DriverConfig"]
+    assert service_problems(sent(), stored) == ["a mount was not kept by the manager"]
 
 
 def test_a_placed_container_with_every_control_passes() -> None:

@@ -16,6 +16,7 @@ from websockets.sync.client import connect
 
 from parallax_docker.backends.capabilities import BuildDone, BuildOutput
 from parallax_docker.backends.factory import create_deployment
+from parallax_docker.backends.swarm.translate import TMPFS_LABEL
 from parallax_docker.config import load_settings
 from tests.integration.conftest import SESSION, agent_body
 from tests.integration.swarm.conftest import (
@@ -120,6 +121,15 @@ def test_agent_holds_its_limits_and_hardening_on_its_node(
     assert code != 0
     code, ids = node_exec(swarm, index, container, "id", "-u")
     assert code == 0 and ids.strip() != "0"
+    # Its run folder is a tmpfs of its own user, where it may write and run what it wrote.
+    code, mounts = node_exec(
+        swarm, index, container, "grep", " /run/parallax tmpfs ", "/proc/mounts"
+    )
+    assert code == 0 and f"uid={ids.strip()}" in mounts and "noexec" not in mounts, mounts
+    script = (
+        "printf '#!/bin/sh\necho ran\n' >/run/parallax/t; chmod +x /run/parallax/t; /run/parallax/t"
+    )
+    assert node_exec(swarm, index, container, "sh", "-c", script) == (0, "ran\n")
     # The PIDs limit holds: a fork bomb in miniature stops at it.
     bomb = f"for i in $(seq 1 {host['PidsLimit'] + 20}); do sleep 5 & done 2>&1 | grep -m1 fork"
     code, out = node_exec(swarm, index, container, "sh", "-c", bomb)
@@ -155,6 +165,29 @@ def test_secrets_go_with_their_agent(swarm: SwarmCluster, swarm_service: SwarmSe
     names = swarm.docker(1, "secret", "ls", "--format", "{{.Name}}").split()
     assert not any(agent_id in name for name in names)
     assert swarm.docker(1, "service", "ls", "-q", "--filter", f"name=parallax-{agent_id}") == ""
+
+
+def test_an_agents_tmpfs_volumes_go_with_it_from_its_node(
+    swarm: SwarmCluster, swarm_service: SwarmService
+) -> None:
+    response = swarm_service.api.post("/agents", json=agent_body())
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    index, inspect = container_on(swarm, agent)
+    tmpfs = {m["Destination"]: m["Name"] for m in inspect["Mounts"] if m["Type"] == "volume"}
+    assert {"/tmp", "/run/parallax", "/workspace"} <= set(tmpfs), inspect["Mounts"]
+    for name in tmpfs.values():
+        volume = json.loads(swarm.docker(index, "volume", "inspect", name))[0]
+        assert volume["Options"]["type"] == "tmpfs", volume
+        assert volume["Labels"][TMPFS_LABEL] in tmpfs
+    assert swarm_service.api.delete(f"/agents/{agent['id']}").status_code == 204
+    # The node reaps the removed service's container a moment later, and its volumes with it.
+    poll(
+        lambda: set(swarm.docker(index, "volume", "ls", "-q").split()),
+        lambda names: not names & set(tmpfs.values()),
+        timeout_s=60,
+        interval_s=0.5,
+    )
 
 
 def test_logs_are_read_and_followed_on_any_node(

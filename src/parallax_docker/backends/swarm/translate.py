@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from parallax_docker.backends.base import ContainerSpec, MountSpec, NodeInfo
-from parallax_docker.resources import parse_memory
 
 _NS = 1_000_000_000
 # The label the engine puts on a task's container: the service it belongs to.
@@ -24,9 +23,8 @@ SERVICE_LABEL = "com.docker.swarm.service.id"
 RUNTIME_LABEL = "parallax.runtime"
 # Where agents spread: one more agent goes to the node with the fewest of this service family.
 SPREAD = {"Spread": {"SpreadDescriptor": "node.id"}}
-# A tmpfs that was to be owned by the agent's user: API 1.41 has no tmpfs owner, so it is
-# open to every user of the container (which runs the agent's user only) with the sticky bit.
-SHARED_TMPFS_MODE = 0o1777
+# Marks the node-local volumes that are an agent's tmpfs (with the path they are mounted at).
+TMPFS_LABEL = "parallax.volume.tmpfs"
 MIN_NANO_CPUS = 10_000_000
 
 
@@ -66,16 +64,24 @@ class Reservation:
         return min(limit, max(int(limit / self.cpu_overcommit), MIN_NANO_CPUS)) if limit else 0
 
 
-def tmpfs_mount(target: str, options: str) -> dict[str, Any]:
-    """A ``HostConfig.Tmpfs``-style option string as a Swarm tmpfs mount (size and mode)."""
-    fields = dict(part.partition("=")[::2] for part in options.split(",") if "=" in part)
-    mode = int(fields["mode"], 8) if "mode" in fields else 0o1777
-    if fields.get("uid") not in (None, "", "0"):
-        mode = SHARED_TMPFS_MODE
-    tmpfs: dict[str, Any] = {"Mode": mode}
-    if fields.get("size"):
-        tmpfs["SizeBytes"] = parse_memory(fields["size"])
-    return {"Type": "tmpfs", "Target": target, "TmpfsOptions": tmpfs}
+def tmpfs_mount(target: str, options: str, labels: Mapping[str, str]) -> dict[str, Any]:
+    """A ``HostConfig.Tmpfs``-style entry as a Swarm mount: a volume of the node's local driver
+    mounted as tmpfs with exactly these options. API 1.41's own tmpfs mounts take a size and a
+    mode only (no owner), are always noexec, and take the mode of a folder the image has there
+    instead; this one is the same tmpfs as on one host, and goes with the task's container."""
+    return {
+        "Type": "volume",
+        "Target": target,
+        "ReadOnly": False,
+        "VolumeOptions": {
+            "NoCopy": True,
+            "Labels": {**owner_labels(labels), TMPFS_LABEL: target},
+            "DriverConfig": {
+                "Name": "local",
+                "Options": {"type": "tmpfs", "device": "tmpfs", "o": options},
+            },
+        },
+    }
 
 
 def mount(spec: MountSpec) -> dict[str, Any]:
@@ -118,7 +124,11 @@ def service_spec(
     """The body of POST /services/create for ``spec``, with no replica yet (``start`` adds it)."""
     mounts = [mount(m) for m in spec.mounts if m.kind != "secret"]
     targets = {m["Target"] for m in mounts}
-    mounts += [tmpfs_mount(path, opts) for path, opts in spec.tmpfs.items() if path not in targets]
+    mounts += [
+        tmpfs_mount(path, options, spec.labels)
+        for path, options in spec.tmpfs.items()
+        if path not in targets
+    ]
     container: dict[str, Any] = {
         "Image": image,
         "Labels": dict(spec.labels),

@@ -6,6 +6,7 @@ engines are configured to apply (docs/swarm.md). Pure functions.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -60,9 +61,15 @@ def service_problems(sent: Mapping[str, Any], stored: Mapping[str, Any]) -> list
     return problems
 
 
-def _mount_set(mounts: Any) -> set[tuple[str, str, bool]]:
+def _mount_set(mounts: Any) -> set[tuple[str, str, bool, str]]:
+    # The volume driver's options too: without them an agent's tmpfs would be a disk folder.
     return {
-        (str(m.get("Type")), str(m.get("Target")), bool(m.get("ReadOnly")))
+        (
+            str(m.get("Type")),
+            str(m.get("Target")),
+            bool(m.get("ReadOnly")),
+            json.dumps(_at(m, ("VolumeOptions", "DriverConfig")), sort_keys=True),
+        )
         for m in mounts or ()
         if isinstance(m, Mapping)
     }
