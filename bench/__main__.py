@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import httpx
 from bench import machine, report, scenarios
 from bench import pool as pool_bench
 from bench.engine import RawEngine
+from bench.fleet import Fleet
 from bench.image import ensure_bench_image
 from bench.service import BenchService
 
@@ -46,11 +48,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--agents", default="10,100,300", help="agent counts for the read and RSS measurements"
     )
     parser.add_argument("--pool-trials", type=int, default=20, help="claims from the warm pool")
+    parser.add_argument(
+        "--fleet", type=int, default=300, help="agents (and plain containers) in the fleet phase"
+    )
+    parser.add_argument(
+        "--fleet-window", type=float, default=60, help="seconds of the fleet's CPU window"
+    )
+    parser.add_argument(
+        "--fleet-settle", type=float, default=30, help="seconds a fleet settles before its window"
+    )
+    parser.add_argument(
+        "--image-tag",
+        default=os.environ.get("PARALLAX_IMAGE_TAG", "latest"),
+        help="tag of the project's images for the fleet phase",
+    )
     parser.add_argument("--no-pool", action="store_true", help="skip the warm-pool measurements")
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated subset: spawn,concurrent,readiness,reads,calls,events,pool",
+        help="comma-separated subset: fleet,spawn,concurrent,readiness,reads,calls,events,pool",
     )
     parser.add_argument(
         "--quick", action="store_true", help="a short smoke run (few trials, 10 and 30 agents)"
@@ -71,6 +87,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.quick:
         args.trials, args.rounds, args.agents, args.pool_trials = 5, 1, "10,30", 5
         args.concurrent = min(args.concurrent, 20)
+        args.fleet, args.fleet_window, args.fleet_settle = 30, 20, 10
     return args
 
 
@@ -158,6 +175,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     # The 1-min load average as each phase starts: what else was running.
                     phases[name] = machine.load_average()
                 return chosen
+
+            if wanted("fleet"):
+                log(f"idle fleet: {args.fleet} real agents vs {args.fleet} plain containers")
+                results["fleet"] = await Fleet(
+                    workdir=workdir,
+                    run=run_id,
+                    tag=args.image_tag,
+                    count=args.fleet,
+                    window_s=args.fleet_window,
+                    settle_s=args.fleet_settle,
+                    trials=5,
+                    log=log,
+                ).measure()
+                phases["fleet-end"] = machine.load_average()
 
             if wanted("spawn"):
                 log(f"spawn and stop: {args.trials} trials each, service and raw interleaved")

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from bench import fleet_report
+from bench.report_parts import Verdict, at_most, row, summary_row
+
 BEGIN = "<!-- bench:results:begin -->"
 END = "<!-- bench:results:end -->"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    target: str
-    goal: str
-    measured: str
-    passed: bool | None  # None: not measured in this run
-    margin: str
 
 
 def _get(results: dict[str, Any], *keys: str) -> Any:
@@ -29,27 +23,14 @@ def _get(results: dict[str, Any], *keys: str) -> Any:
     return value
 
 
-def _at_most(
-    name: str, goal: str, value: float | None, limit: float, unit: str, measured: str = ""
-) -> Verdict:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return Verdict(name, goal, "not measured", None, "")
-    passed = value <= limit
-    if passed:
-        margin = f"{limit - value:.3g} {unit} under"
-    else:
-        margin = f"{value - limit:.3g} {unit} over ({value / limit:.2f}x the limit)"
-    return Verdict(name, goal, measured or f"{value:.3g} {unit}", passed, margin)
-
-
 def verdicts(results: dict[str, Any]) -> list[Verdict]:
-    out: list[Verdict] = []
+    out: list[Verdict] = fleet_report.verdicts(results.get("fleet"))
     spawn_svc = _get(results, "spawn_stop", "spawn", "service", "median")
     spawn_raw = _get(results, "spawn_stop", "spawn", "raw", "median")
     if spawn_svc is not None and spawn_raw:
         pct = 100.0 * (spawn_svc / spawn_raw - 1.0)
         out.append(
-            _at_most(
+            at_most(
                 "Spawn-to-ready overhead (median)",
                 "≤ 10% over raw",
                 pct,
@@ -63,7 +44,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     if stop_svc is not None and stop_raw:
         pct = 100.0 * (stop_svc / stop_raw - 1.0)
         out.append(
-            _at_most(
+            at_most(
                 "Stop overhead (median)",
                 "≤ 10% over raw",
                 pct,
@@ -78,7 +59,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
         raw = conc["wall"]["raw"]["median"]
         errors = conc["errors"]["service"] + conc["errors"]["raw"]
         ratio = svc / raw if raw else math.inf
-        verdict = _at_most(
+        verdict = at_most(
             f"{conc['count']} concurrent spawns, wall time",
             "≤ 1.2x raw, no errors",
             ratio,
@@ -96,7 +77,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
         for kind, label in (("list", "GET /agents"), ("get", "GET /agents/{id}")):
             p50 = reads[top][kind]["median"]
             out.append(
-                _at_most(
+                at_most(
                     f"{label} p50 with {top} agents",
                     "≤ 5 ms",
                     p50,
@@ -109,7 +90,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     idle = _get(results, "engine_calls", "engine_calls_idle_per_s")
     if calls is not None:
         out.append(
-            _at_most(
+            at_most(
                 "Engine calls per list/get request",
                 "0",
                 calls,
@@ -124,7 +105,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
         p50 = metrics[top_m]["service"]["median"]
         engine = metrics[top_m]["engine_one_shot"]["median"]
         out.append(
-            _at_most(
+            at_most(
                 f"GET /agents/{{id}}/metrics p50 ({top_m} agents)",
                 "≤ 100 ms",
                 p50,
@@ -137,7 +118,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     if rss:
         top_r = str(max(int(k) for k in rss))
         out.append(
-            _at_most(
+            at_most(
                 f"Service RSS with {top_r} agents", "≤ 150 MB", rss[top_r] * 1.048576, 150.0, "MB"
             )
         )
@@ -145,7 +126,7 @@ def verdicts(results: dict[str, Any]) -> list[Verdict]:
     if pool is not None:
         cold = _get(results, "pool", "cold", "median")
         out.append(
-            _at_most(
+            at_most(
                 "Pool spawn-to-ready p50",
                 "≤ 50 ms",
                 pool,
@@ -161,23 +142,6 @@ def _mark(verdict: Verdict) -> str:
     if verdict.passed is None:
         return "—"
     return "**pass**" if verdict.passed else "**FAIL**"
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _summary_row(label: str, summary: dict[str, Any] | None, unit: str = "ms") -> str:
-    if not summary or not summary.get("n"):
-        return _row([label, "—", "—", "—"])
-    return _row(
-        [
-            label,
-            f"{summary['median']:.1f} {unit}",
-            f"{summary['p95']:.1f} {unit}",
-            str(summary["n"]),
-        ]
-    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -217,7 +181,7 @@ def markdown(results: dict[str, Any]) -> str:
     ]
     for verdict in results["verdicts"]:
         v = Verdict(**verdict)
-        lines.append(_row([v.target, v.goal, v.measured, _mark(v), v.margin or "—"]))
+        lines.append(row([v.target, v.goal, v.measured, _mark(v), v.margin or "—"]))
     lines += ["", "### Details", "", "| Measurement | p50 | p95 | n |", "|---|---|---|---|"]
     ss = results.get("spawn_stop") or {}
     for op in ("spawn", "stop"):
@@ -228,41 +192,37 @@ def markdown(results: dict[str, Any]) -> str:
                 ("stop", "service"): "Stop: `DELETE /agents/{id}` (204)",
                 ("stop", "raw"): "Stop: raw stop + remove",
             }[(op, kind)]
-            lines.append(_summary_row(label, _get(ss, op, kind)))
+            lines.append(summary_row(label, _get(ss, op, kind)))
     conc = results.get("concurrent")
     if conc:
         for kind in ("service", "raw"):
             lines.append(
-                _summary_row(
-                    f"{conc['count']} concurrent spawns, wall ({kind})", conc["wall"][kind]
-                )
+                summary_row(f"{conc['count']} concurrent spawns, wall ({kind})", conc["wall"][kind])
             )
         for kind in ("service", "raw"):
             lines.append(
-                _summary_row(
+                summary_row(
                     f"{conc['count']} concurrent stops, wall ({kind})", conc["stop_wall"][kind]
                 )
             )
     for count, r in sorted((results.get("reads") or {}).items(), key=lambda kv: int(kv[0])):
-        lines.append(_summary_row(f"`GET /agents` with {count} agents", r["list"]))
-        lines.append(_summary_row(f"`GET /agents/{{id}}` with {count} agents", r["get"]))
+        lines.append(summary_row(f"`GET /agents` with {count} agents", r["list"]))
+        lines.append(summary_row(f"`GET /agents/{{id}}` with {count} agents", r["get"]))
     for count, r in sorted((results.get("metrics") or {}).items(), key=lambda kv: int(kv[0])):
+        lines.append(summary_row(f"`GET /agents/{{id}}/metrics` with {count} agents", r["service"]))
         lines.append(
-            _summary_row(f"`GET /agents/{{id}}/metrics` with {count} agents", r["service"])
+            summary_row(f"engine one-shot stats with {count} agents", r["engine_one_shot"])
         )
         lines.append(
-            _summary_row(f"engine one-shot stats with {count} agents", r["engine_one_shot"])
-        )
-        lines.append(
-            _summary_row(f"engine two-sample stats with {count} agents", r["engine_two_sample"])
+            summary_row(f"engine two-sample stats with {count} agents", r["engine_two_sample"])
         )
     ev = results.get("events")
     if ev:
-        lines.append(_summary_row("Container killed → API shows it (service)", ev["service"]))
-        lines.append(_summary_row("Container killed → engine event arrives", ev["engine_event"]))
+        lines.append(summary_row("Container killed → API shows it (service)", ev["service"]))
+        lines.append(summary_row("Container killed → engine event arrives", ev["engine_event"]))
         if ev.get("service_after_engine_event"):
             lines.append(
-                _summary_row(
+                summary_row(
                     "Engine event → API shows it (the service's own delay, with the 2 ms poll)",
                     ev["service_after_engine_event"],
                 )
@@ -270,13 +230,13 @@ def markdown(results: dict[str, Any]) -> str:
     rd = results.get("readiness")
     if rd:
         lines.append(
-            _summary_row(
+            summary_row(
                 f"Start → ready, exec probe (HEALTHCHECK every {rd['interval_s']:g} s)",
                 rd["exec_probe"],
             )
         )
         lines.append(
-            _summary_row(
+            summary_row(
                 f"Start → ready, Docker health status (every {rd['interval_s']:g} s)",
                 rd["docker_health"],
             )
@@ -287,18 +247,19 @@ def markdown(results: dict[str, Any]) -> str:
             if not section:
                 continue
             lines.append(
-                _summary_row(f"Pool {name}(`{section['pool']}`): spawn claimed", section["claim"])
+                summary_row(f"Pool {name}(`{section['pool']}`): spawn claimed", section["claim"])
             )
             lines.append(
-                _summary_row(f"Pool {name}service: cold spawn (labelled request)", section["cold"])
+                summary_row(f"Pool {name}service: cold spawn (labelled request)", section["cold"])
             )
             for step, summary in section["steps"].items():
-                lines.append(_summary_row(f"Pool {name}claim, {step} (since claim start)", summary))
+                lines.append(summary_row(f"Pool {name}claim, {step} (since claim start)", summary))
+    lines += fleet_report.markdown(results.get("fleet"))
     rss = results.get("rss_mib") or {}
     if rss:
         lines += ["", "| Service RSS | MiB |", "|---|---|"]
         for count, mib in sorted(rss.items(), key=lambda kv: int(kv[0])):
-            lines.append(_row([f"{count} agents", f"{mib:.1f}"]))
+            lines.append(row([f"{count} agents", f"{mib:.1f}"]))
     if pool:
         lines += [""]
         for name, section in (("", pool), ("agent-base ", pool.get("base_image"))):

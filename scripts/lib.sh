@@ -57,3 +57,12 @@ with_engine() {
   for word in "$@"; do command+=" $(sh_quote "$word")"; done
   exec sg "$group" -c "$command"
 }
+
+# dockerd_options SOCKET DAEMON_JSON: the flags these scripts start dockerd with, one a line: its
+# socket when not the default one, and live-restore (agents keep running through an engine
+# restart) unless daemon.json decides it (dockerd refuses an option given both ways).
+dockerd_options() {
+  [ "$1" != /var/run/docker.sock ] && printf '%s\n' -H "unix://$1"
+  grep -qs '"live-restore"' "$2" || printf '%s\n' --live-restore
+  return 0
+}

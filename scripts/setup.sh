@@ -44,12 +44,14 @@ python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   say "Python 3.11 or newer is needed (Debian 12 has it)"; exit 1; }
 
 # 2. The Docker engine: Debian's docker.io when no engine answers on the socket; a user who may
-#    not use the socket is added to its group.
+#    not use the socket is added to its group. An engine started here has live-restore on, so
+#    that restarting it leaves the agents running (docs/reliability.md); `doctor` says whether
+#    an engine has it.
 start_dockerd() {
   say "starting dockerd (log: $DOCKERD_LOG)"
-  local listen=()
-  [ "$SOCKET" != /var/run/docker.sock ] && listen=(-H "unix://$SOCKET")
-  as_root sh -c 'nohup "$@" >>"$0" 2>&1 </dev/null &' "$DOCKERD_LOG" dockerd "${listen[@]}"
+  local options=()
+  mapfile -t options < <(dockerd_options "$SOCKET" /etc/docker/daemon.json)
+  as_root sh -c 'nohup "$@" >>"$0" 2>&1 </dev/null &' "$DOCKERD_LOG" dockerd "${options[@]}"
   for _ in $(seq 1 120); do
     [ -S "$SOCKET" ] && as_root curl -sf --max-time 3 --unix-socket "$SOCKET" http://docker/_ping \
       >/dev/null 2>&1 && return 0

@@ -125,3 +125,74 @@ parallax_missing_credential() {
     esac
     return 0
 }
+
+# The agent's heartbeat (docs/reliability.md). The service mounts a FIFO at
+# $PARALLAX_RUN_DIR/heartbeat and reads it without running anything in the container: every
+# PARALLAX_HEARTBEAT_S seconds (default 5) one line goes into it, "ok" while the agent process
+# and the entrypoint are alive and not stopped and the CLI can run, else what is wrong. Only
+# builtins run per beat (no process is started), so an idle fleet's beats cost next to nothing.
+# Without the FIFO (the image run by hand, an older service) there is nothing to do.
+parallax_heartbeat() {
+    local agent=$1 every=${PARALLAX_HEARTBEAT_S:-5} channel=$PARALLAX_RUN_DIR/heartbeat
+    [[ -p $channel ]] || return 0
+    [[ $every =~ ^[1-9][0-9]{0,3}$ ]] || every=5
+    # Read-write: a write never fails for want of a reader while the service is away (the
+    # kernel keeps up to 64 KiB, hours of beats, until the service reads them).
+    exec 3<>"$channel" || return 0
+    # A pipe that nobody writes: a read with a timeout on it is a sleep without a process.
+    exec 4<> <(:) || return 0
+    while :; do
+        parallax_judge "$agent" "$$"
+        printf '%s\n' "$REPLY" >&3 || return 0
+        read -r -t "$every" -u 4 _
+    done
+}
+
+# parallax_judge PID...: REPLY=ok when every PID is alive and not stopped and the CLI
+# (PARALLAX_CLI_BIN) can run, else one line saying what is wrong. Builtins only.
+parallax_judge() {
+    local pid
+    for pid in "$@"; do
+        parallax_process_state "$pid"
+        case $REPLY in
+            "" | Z | X | x) REPLY="process $pid is not running"; return ;;
+            T | t) REPLY="process $pid is stopped"; return ;;
+        esac
+    done
+    if [[ -n ${PARALLAX_CLI_BIN:-} ]] && ! parallax_cli_runs "$PARALLAX_CLI_BIN"; then
+        REPLY="$PARALLAX_CLI_BIN is not installed or not executable"
+        return
+    fi
+    REPLY=ok
+}
+
+# REPLY=the state letter of process $1 (R, S, D, T, Z, ...), empty when there is none. Read
+# from the State line of /proc/PID/status, which comes before any line a process can shape.
+parallax_process_state() {
+    local key value
+    REPLY=
+    [[ $1 =~ ^[0-9]+$ ]] || return 0
+    {
+        while read -r key value _; do
+            if [[ $key == State: ]]; then
+                REPLY=$value
+                return
+            fi
+        done <"/proc/$1/status"
+    } 2>/dev/null
+}
+
+# Whether a program can be run: found on PATH (never the shell's hash table, which would
+# remember a CLI removed since) as an executable file.
+parallax_cli_runs() {
+    local dir
+    if [[ $1 == */* ]]; then
+        [[ -f $1 && -x $1 ]]
+        return
+    fi
+    local IFS=:
+    for dir in $PATH; do
+        [[ -f ${dir:-.}/$1 && -x ${dir:-.}/$1 ]] && return 0
+    done
+    return 1
+}

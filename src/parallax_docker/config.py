@@ -28,6 +28,7 @@ from pydantic import (
 from parallax_docker.errors import ConfigError, ParallaxError
 from parallax_docker.models import AGENT_TYPES, AgentType
 from parallax_docker.origins import host_entry, parse_origin
+from parallax_docker.platform_config import PlatformSettings
 from parallax_docker.resources import parse_cpu, parse_memory
 from parallax_docker.token_file import AUTO_TOKEN, DEFAULT_STATE_DIR
 
@@ -85,7 +86,7 @@ def parse_pool(text: str) -> tuple[PoolSize, ...]:
     return tuple(sizes)
 
 
-class Settings(BaseModel):
+class Settings(PlatformSettings):
     """Everything the service can be told. See docs/configuration.md for each entry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -121,11 +122,18 @@ class Settings(BaseModel):
     # (docs/benchmarks.md). Empty: always ask the engine for stats.
     cgroup_root: Path | None = Field(Path("/sys/fs/cgroup"))
     max_body_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    # Admission: how far committed limits may exceed the host (1.0 = never more than it has).
+    # Admission (runtime/admission.py): "available" admits memory against what the host really
+    # has (less a reserve and a share of the running agents' limits to grow into) and CPU not at
+    # all; "limits" sums limits against the host times the overcommits.
+    admission: Literal["available", "limits"] = Field("available")
+    memory_reserve: str = Field("1g")
+    memory_headroom_share: float = Field(0.1, ge=0, le=1)
     memory_overcommit: float = Field(1.0, gt=0, le=100)
     cpu_overcommit: float = Field(4.0, gt=0, le=1000)
     # Lifecycle housekeeping.
     janitor_interval_s: float = Field(1.0, gt=0, le=3600)
+    # How often an agent whose image beats a heartbeat says it is well (runtime/heartbeat.py).
+    heartbeat_interval_s: int = Field(5, ge=1, le=60)
     orphan_grace_s: float = Field(30.0, ge=0, le=86400)
     network_grace_s: float = Field(60.0, ge=0, le=86400)
     exited_retention_s: float = Field(300.0, ge=0, le=30 * 86400)
@@ -146,24 +154,19 @@ class Settings(BaseModel):
     # are kept, and the default bound on one turn.
     state_dir: Path = Field(DEFAULT_STATE_DIR)
     turn_timeout_s: float = Field(600.0, gt=0, le=24 * 3600)
+    # Files, workspace diffs and previews (docs/files.md).
+    max_upload_bytes: int = Field(4 * 1024**3, ge=1024, le=1024**4)
+    max_download_bytes: int = Field(4 * 1024**3, ge=1024, le=1024**4)
+    max_diff_bytes: int = Field(8 * 1024 * 1024, ge=1024, le=1024**3)
+    preview_ttl_s: float = Field(8 * 3600.0, ge=60, le=30 * 86400)
     # Warm pool (docs/pool.md): pre-started containers per agent type, "TYPE[=IMAGE]:COUNT,...".
     pool: tuple[PoolSize, ...] = Field(())
-    # The platform agents run on (docs/backends.md): one Docker engine, or a Docker Swarm
-    # cluster through the manager engine on DOCKER_SOCKET (docs/swarm.md).
-    backend: Literal["docker", "swarm"] = "docker"
-    # Swarm only: the folder with the CA and the client certificate that open the nodes'
-    # engines (mutual TLS on swarm_engine_port), the registry nodes pull agent images from
-    # (host:port), and how long a new task may wait for a node.
-    swarm_tls_dir: Path | None = Field(None)
-    swarm_engine_port: int = Field(2376, ge=1, le=65535)
-    swarm_registry: str | None = Field(None, pattern=r"^[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?$")
-    swarm_placement_timeout_s: float = Field(60.0, gt=0, le=3600)
     # For crash tests only (docs/reliability.md): "KIND.STEP[@N][:Ss],..." kills the service with
     # SIGKILL (or, with ":Ss", freezes it S seconds) at the Nth time (default 1st) an operation
     # records that step in its journal.
     failpoints: tuple[tuple[str, int, int], ...] = Field(())
 
-    @field_validator("default_memory", "tmpfs_size")
+    @field_validator("default_memory", "tmpfs_size", "memory_reserve")
     @classmethod
     def _memory_parses(cls, value: str) -> str:
         _as_value_error(parse_memory, value)
@@ -187,10 +190,10 @@ class Settings(BaseModel):
             )
         return value
 
-    @field_validator("secrets_dir", "state_dir", "swarm_tls_dir")
+    @field_validator("secrets_dir", "state_dir")
     @classmethod
-    def _secrets_dir_absolute(cls, value: Path | None) -> Path | None:
-        if value is not None and not value.is_absolute():
+    def _secrets_dir_absolute(cls, value: Path) -> Path:
+        if not value.is_absolute():
             raise ValueError(f"{value} is not an absolute path")
         return value
 

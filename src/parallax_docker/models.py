@@ -187,6 +187,10 @@ class AgentHandle(BaseModel):
     restart_count: int = Field(0, alias="restartCount")
     node: str | None = Field(None, description="The machine it runs on, on a cluster")
     stale: bool = False
+    ports: list[int] = Field(
+        default_factory=list,
+        description="Ports opened as previews (/agents/{id}/ports/{port}/), since it started",
+    )
 
 
 class AgentListResponse(BaseModel):

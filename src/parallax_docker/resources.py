@@ -131,6 +131,16 @@ def format_bytes(size: int) -> str:
     return f"{size}b"
 
 
+def human_bytes(value: int | float) -> str:
+    """A size for people: ``1.9 GiB``, ``512.0 MiB``, ``12 B``."""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"  # pragma: no cover - the loop returns
+
+
 def validate_env_key(key: str) -> None:
     if not _ENV_KEY_RE.match(key) or len(key) > 255:
         raise ValidationError(

@@ -6,6 +6,7 @@ network and volume name starts with ``ptest-<id>``; whatever carries them is rem
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -193,8 +194,11 @@ def agent_image(engine: Engine) -> Callable[[str], str]:
     """``agent_image("echo")``: the project image of that type, built once if it is missing."""
     built: set[str] = set()
 
+    # Named as the service names them: PARALLAX_IMAGE_TAG (the service under test reads it too).
+    tag = os.environ.get("PARALLAX_IMAGE_TAG", "latest")
+
     def ensure(kind: str) -> str:
-        ref = f"parallax/agent-{kind}:latest"
+        ref = f"parallax/agent-{kind}:{tag}"
         if kind in built or engine.http.get(f"/images/{ref}/json").is_success:
             built.add(kind)
             return ref

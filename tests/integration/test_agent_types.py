@@ -3,7 +3,7 @@
 The build starts from no Debian image and no layer cache (``--fresh-base --no-cache``), as on a
 new machine without a registry. Each type is then spawned with the service's default hardening
 and checked from inside: its CLI runs as the non-root user, the root filesystem is read-only,
-and Docker's own health check turns healthy.
+and it stays healthy on its heartbeat (Docker's own health check is off for it).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.integration.conftest import SECRETS_DIR
 from tests.support.engine import Engine
+from tests.support.polling import poll
 
 pytestmark = [pytest.mark.slow]
 
@@ -53,21 +55,15 @@ def built_from_nothing(engine: Engine) -> float:
     return seconds
 
 
-def _healthy(engine: Engine, container: str, within_s: float = 60) -> str:
-    deadline = time.monotonic() + within_s
-    status = ""
-    while time.monotonic() < deadline:
-        info = engine.inspect(container) or {}
-        status = ((info.get("State") or {}).get("Health") or {}).get("Status", "")
-        if status == "healthy":
-            break
-        time.sleep(0.5)
-    return status
+def _beats_again(agent_id: str, since: float, within_s: float = 15) -> float:
+    """The time of the agent's next heartbeat after ``since`` (its FIFO's modification time)."""
+    channel = SECRETS_DIR / agent_id / "heartbeat"
+    return poll(lambda: channel.stat().st_mtime, lambda at: at > since, timeout_s=within_s)
 
 
 @pytest.mark.parametrize("agent_type", [*CLI_TYPES, "custom"])
 def test_each_type_spawns_hardened_and_its_cli_runs(
-    built_from_nothing: float, spawn: Spawn, engine: Engine, agent_type: str
+    built_from_nothing: float, spawn: Spawn, engine: Engine, api: httpx.Client, agent_type: str
 ) -> None:
     fields: dict[str, Any] = {
         "type": agent_type,
@@ -75,11 +71,13 @@ def test_each_type_spawns_hardened_and_its_cli_runs(
         "resources": {"memory": "1g", "cpu": 1},
     }
     handle = spawn(**fields)
+    spawned = time.time()
     name = handle["containerName"]
-    assert handle["status"] == "ready"
+    assert handle["status"] == "ready" and handle["health"] == "healthy"
+    tag = os.environ.get("PARALLAX_IMAGE_TAG", "latest")
     assert (
         handle["image"]
-        == f"parallax/agent-{'base' if agent_type == 'custom' else agent_type}:latest"
+        == f"parallax/agent-{'base' if agent_type == 'custom' else agent_type}:{tag}"
     )
     host = engine.inspect(name)["HostConfig"]  # type: ignore[index]
     assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
@@ -91,7 +89,9 @@ def test_each_type_spawns_hardened_and_its_cli_runs(
         assert code == 0, output
         version = (engine.inspect(name) or {})["Config"]["Labels"]["parallax.cli.version"]
         assert version in output
-    assert _healthy(engine, name) == "healthy"
+    assert (engine.inspect(name) or {})["Config"]["Healthcheck"]["Test"] == ["NONE"]
+    _beats_again(handle["id"], spawned + 1)
+    assert api.get(f"/agents/{handle['id']}").json()["health"] == "healthy"
 
 
 def test_claude_without_a_key_says_it_needs_a_login(

@@ -18,6 +18,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,7 +83,12 @@ def run_agent(engine: Engine) -> Iterator[Callable[..., str]]:
     """Create and start a container the way the service does; removed after the test."""
     made: list[str] = []
 
-    def run(image: str, cmd: list[str] | None = None, env: list[str] | None = None) -> str:
+    def run(
+        image: str,
+        cmd: list[str] | None = None,
+        env: list[str] | None = None,
+        mounts: list[dict[str, Any]] | None = None,
+    ) -> str:
         body: dict[str, Any] = {
             "Image": image,
             "Labels": RUN_LABELS,
@@ -96,6 +102,7 @@ def run_agent(engine: Engine) -> Iterator[Callable[..., str]]:
                 "Memory": 1024 * 1024 * 1024,
                 "NetworkMode": "none",
                 "Tmpfs": TMPFS,
+                "Mounts": mounts or [],
             },
         }
         if cmd is not None:
@@ -199,6 +206,7 @@ def test_image_carries_the_contract_labels_user_and_entrypoint(
     assert config["WorkingDir"] == "/workspace"
     assert config["Entrypoint"] == ["/usr/local/bin/parallax-entrypoint"]
     assert config["Healthcheck"]["Test"] == ["CMD", "/usr/local/bin/parallax-healthcheck"]
+    assert labels["parallax.heartbeat"] == "1"
 
 
 @pytest.mark.parametrize("image_type", (*CLI_TYPES, "echo"))
@@ -293,6 +301,45 @@ def test_health_reflects_whether_the_agent_process_is_alive(
     assert engine.exec(name, "bash", "-c", "echo 999999 >/run/parallax/agent.pid")[0] == 0
     code, output = engine.exec(name, "parallax-healthcheck")
     assert code == 1 and "not running" in output
+
+
+def test_the_entrypoint_beats_a_heartbeat_into_a_mounted_fifo(
+    images: dict[str, str],
+    engine: Engine,
+    run_agent: Callable[..., str],
+    tmp_path: Path,
+) -> None:
+    channel = tmp_path / "heartbeat"
+    os.mkfifo(channel, 0o666)
+    os.chmod(channel, 0o666)
+    # Held read-write here as the service's reads would find it: lines stay until read.
+    fd = os.open(channel, os.O_RDWR | os.O_NONBLOCK)
+    try:
+        name = run_agent(
+            images["base"],
+            env=["PARALLAX_HEARTBEAT_S=1"],
+            mounts=[{"Type": "bind", "Source": str(channel), "Target": "/run/parallax/heartbeat"}],
+        )
+        assert _next_line(fd, lambda line: line == "ok") == "ok"
+        pid = engine.exec(name, "cat", "/run/parallax/agent.pid")[1].strip()
+        assert engine.exec(name, "kill", "-STOP", pid)[0] == 0
+        assert _next_line(fd, lambda line: line != "ok") == f"process {pid} is stopped"
+    finally:
+        os.close(fd)
+
+
+def _next_line(fd: int, wanted: Callable[[str], bool], within_s: float = 15) -> str:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            lines = os.read(fd, 65536).decode().splitlines()
+        except BlockingIOError:
+            lines = []
+        for line in lines:
+            if wanted(line):
+                return line
+        time.sleep(0.1)
+    raise AssertionError(f"no such heartbeat line within {within_s}s")
 
 
 def test_echo_answers_with_exactly_the_message(

@@ -157,13 +157,15 @@ def test_auto_restart_restarts_with_back_off_up_to_the_cap(
         engine.remove_container(handle["containerName"])
 
 
-def test_admission_refuses_beyond_host_capacity(
+def test_strict_admission_refuses_beyond_host_capacity(
     start_service: StartService, engine: Engine
 ) -> None:
     info = engine.http.get("/info").json()
     # Capacity for two 64m agents and a bit: overcommit set from the host's real memory.
     overcommit = (150 * 1024 * 1024) / info["MemTotal"]
-    proc = start_service({"PARALLAX_MEMORY_OVERCOMMIT": f"{overcommit:.12f}"})
+    proc = start_service(
+        {"PARALLAX_ADMISSION": "limits", "PARALLAX_MEMORY_OVERCOMMIT": f"{overcommit:.12f}"}
+    )
     made: list[str] = []
     try:
         for _ in range(2):

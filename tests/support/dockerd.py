@@ -4,6 +4,9 @@ It runs in its own network namespace, with its own socket, data and exec roots a
 parent, so restarting it disturbs nothing else on the machine (the main engine keeps serving the
 rest of the suite, its bridges and iptables rules untouched). Images are copied in from the main
 engine.
+
+With ``live_restore`` the daemon runs with ``--live-restore`` in a named network namespace that
+outlives it (``ip netns``), so that containers left running across a restart keep their network.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from tests.support.images import DOCKER
 
 
 class PrivateDockerd:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, live_restore: bool = False) -> None:
         self.root = root
+        self.live_restore = live_restore
+        # A name of its own: ip netns names are global on the host.
+        self.netns = f"pdd-{os.getpid()}-{root.name}" if live_restore else None
         self.socket = root / "docker.sock"
         self.pidfile = root / "docker.pid"
         self.log = root / "dockerd.log"
@@ -39,17 +45,24 @@ class PrivateDockerd:
         except OSError:
             return False
 
+    def _namespace(self) -> list[str]:
+        """The command that runs dockerd in its own network namespace: with --bridge=none a
+        daemon deletes the host's docker0 at start, which would break the main engine's."""
+        if self.netns is None:
+            return ["unshare", "--net", "--fork", "--kill-child"]
+        if not Path(f"/run/netns/{self.netns}").exists():
+            subprocess.run(["ip", "netns", "add", self.netns], check=True, capture_output=True)
+            subprocess.run(
+                ["ip", "-n", self.netns, "link", "set", "lo", "up"], check=True, capture_output=True
+            )
+        return ["nsenter", f"--net=/run/netns/{self.netns}", "--"]
+
     def start(self, timeout_s: float = 60) -> None:
         dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         with self.log.open("ab") as log:
-            # Its own network namespace: with --bridge=none a daemon deletes the host's
-            # docker0 at start, which would break the main engine's default network.
             self.process = subprocess.Popen(
                 [
-                    "unshare",
-                    "--net",
-                    "--fork",
-                    "--kill-child",
+                    *self._namespace(),
                     dockerd,
                     "-H",
                     f"unix://{self.socket}",
@@ -63,6 +76,7 @@ class PrivateDockerd:
                     "--iptables=false",
                     "--ip-masq=false",
                     f"--cgroup-parent=parallax-test-{os.getpid()}",
+                    *(["--live-restore"] if self.live_restore else []),
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -123,4 +137,10 @@ class PrivateDockerd:
                         check=False,
                     )
         self.stop()
+        if self.netns is not None:
+            subprocess.run(["ip", "netns", "delete", self.netns], check=False, capture_output=True)
+            # A daemon with live-restore leaves its data root bind-mounted onto itself.
+            data = self.root / "data"
+            if os.path.ismount(data):
+                subprocess.run(["umount", str(data)], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -80,7 +80,11 @@ DEFAULT_PASSWD = b"root:x:0:0:root:/root:/bin/sh\nagent:x:1000:1000:agent:/home/
 DEFAULT_GROUP = b"root:x:0:\nagent:x:1000:\n"
 
 
-def _rootfs_tar(passwd: bytes = DEFAULT_PASSWD, group: bytes = DEFAULT_GROUP) -> bytes:
+def _rootfs_tar(
+    passwd: bytes = DEFAULT_PASSWD,
+    group: bytes = DEFAULT_GROUP,
+    applets: tuple[str, ...] = _APPLETS,
+) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
 
@@ -101,7 +105,7 @@ def _rootfs_tar(passwd: bytes = DEFAULT_PASSWD, group: bytes = DEFAULT_GROUP) ->
             add_dir(folder, 0o1777 if folder == "tmp" else 0o755)
         add_dir("home/agent", 0o700, uid=1000)
         add_file("bin/busybox", BUSYBOX_PATH.read_bytes(), 0o755)
-        for applet in _APPLETS:
+        for applet in applets:
             info = tarfile.TarInfo(f"bin/{applet}")
             info.type = tarfile.SYMTYPE
             info.linkname = "busybox"
@@ -161,6 +165,51 @@ def ensure_test_images(rebuild: bool = False) -> None:
             subprocess.run(
                 [DOCKER, "build", "-q", "-t", AGENT_IMAGE, context], check=True, capture_output=True
             )
+
+
+# What the file helper, workspace diffs and previews use in an agent, besides _APPLETS.
+_TOOL_APPLETS = (
+    "tar",
+    "mv",
+    "rmdir",
+    "du",
+    "cut",
+    "readlink",
+    "chmod",
+    "ln",
+    "mkfifo",
+    "df",
+    "find",
+    "sha256sum",
+    "wc",
+    "[",
+    "sort",
+    "nc",
+)
+
+
+def tools_image() -> str:
+    """The test agent image with the tools of a real one (tar, find, sha256sum, ...):
+    read-only like every agent, ready once its command has written /tmp/ready."""
+    applets = tuple(dict.fromkeys(_APPLETS + _TOOL_APPLETS))
+    definition = hashlib.sha256(repr((_DEFINITION, applets)).encode()).hexdigest()[:12]
+    ref = f"parallax-test/tools-{definition}:latest"
+    if _image_current(ref, definition):
+        return ref
+    base = f"parallax-test/tools-base-{definition}:latest"
+    changes = ["USER agent", "WORKDIR /workspace", "ENV PATH=/bin", 'CMD ["/bin/sh"]']
+    subprocess.run(
+        [DOCKER, "import", *(arg for c in changes for arg in ("--change", c)), "-", base],
+        input=_rootfs_tar(applets=applets),
+        check=True,
+        capture_output=True,
+    )
+    with tempfile.TemporaryDirectory() as context:
+        (Path(context) / "Dockerfile").write_text(
+            _AGENT_DOCKERFILE.format(base=base, definition=definition)
+        )
+        subprocess.run([DOCKER, "build", "-q", "-t", ref, context], check=True, capture_output=True)
+    return ref
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import asyncio
 import builtins
 import os
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,14 +31,19 @@ from parallax_docker.backends.base import (
     ExecResult,
     ExecSpec,
     ImageInfo,
+    MountSpec,
     NetworkInfo,
     StatsSample,
     TerminalSession,
     VolumeInfo,
 )
 from parallax_docker.backends.capabilities import (
+    Beat,
     Deployment,
+    Files,
+    Heartbeats,
     ImageBuilding,
+    Ports,
     SecretDelivery,
     SecretMounts,
     Terminals,
@@ -59,14 +65,17 @@ def engine_info(memory_bytes: int = 8 * GIB, cpus: int = 4) -> EngineInfo:
     )
 
 
-def image(user: str | None = "agent", healthcheck: tuple[str, ...] | None = None) -> ImageInfo:
+def image(
+    user: str | None = "agent", healthcheck: tuple[str, ...] | None = None, *, beats: bool = False
+) -> ImageInfo:
     return ImageInfo(
         id="sha256:" + "0" * 64,
         tags=("parallax/agent-claude:latest",),
         user=user,
         healthcheck=healthcheck,
-        # Shaped like the project's images, whose entrypoint loads the secret env file.
-        labels={"parallax.image.type": "claude"},
+        # Shaped like the project's images, whose entrypoint loads the secret env file (and,
+        # with ``beats``, beats a heartbeat).
+        labels={"parallax.image.type": "claude"} | ({"parallax.heartbeat": "1"} if beats else {}),
         size=1,
         created=None,
         entrypoint=("/usr/local/bin/parallax-entrypoint",),
@@ -119,6 +128,8 @@ class FakeBackend:
 
     def __init__(self) -> None:
         self.info = engine_info()
+        # What the host could still give (None: it cannot tell).
+        self.memory_available: int | None = 6 * GIB
         self.images: dict[str, ImageInfo] = {}
         self.containers: dict[str, ContainerState] = {}
         self.networks: dict[str, dict[str, str]] = {}
@@ -163,6 +174,9 @@ class FakeBackend:
     async def ping(self) -> EngineInfo:
         await self._step("ping")
         return self.info
+
+    def available_memory(self) -> int | None:
+        return self.memory_available
 
     async def ensure_network(
         self, name: str, labels: Mapping[str, str], internal: bool = False
@@ -289,6 +303,11 @@ class FakeBackend:
         self, container_id: str, spec: ExecSpec
     ) -> AsyncIterator[ExecOutput | ExecExit]:
         await self._step("stream_exec", (container_id, spec))
+        if spec.argv[3:4] == ("parallax-workspace",) or "parallax-changes" in spec.argv:
+            # The workspace's snapshot at spawn (runtime/workspace.py), an empty workspace, or
+            # the listing of a turn's changes (the scripted outputs are the turns').
+            yield ExecExit(0)
+            return
         items = self.turn_outputs.pop(0) if self.turn_outputs else [ExecExit(0)]
         for item in items:
             yield item
@@ -409,6 +428,34 @@ class FakeWarmStart:
         await self.backend.remove(container_id)
 
 
+@dataclass
+class FakeHeartbeats:
+    """Heartbeat channels as the tests write them: ``beat`` is an agent beating. With ``healthy``
+    a new channel starts with an "ok" (an agent that beats as soon as it starts)."""
+
+    beats: dict[str, Beat] = field(default_factory=dict)
+    attached: list[str] = field(default_factory=list)
+    healthy: bool = True
+
+    def attach(self, key: str) -> tuple[MountSpec, ...]:
+        self.attached.append(key)
+        if self.healthy:
+            self.beat(key)
+        else:
+            self.beats.setdefault(key, Beat(at=0.0, report=None))
+        return (MountSpec("bind", "/run/parallax/heartbeat", f"/fake/{key}/heartbeat"),)
+
+    def beat(self, key: str, report: str = "ok", at: float | None = None) -> None:
+        self.beats[key] = Beat(at=time.time() if at is None else at, report=report)
+
+    def read(self, key: str) -> Beat | None:
+        beat = self.beats.get(key)
+        if beat is not None:
+            # Read once, as from a FIFO; the time of the last beat stays.
+            self.beats[key] = Beat(at=beat.at, report=None)
+        return beat
+
+
 class FakeTerminal:
     def __init__(self) -> None:
         self.written = bytearray()
@@ -447,6 +494,7 @@ class FakeDeployment:
         self.fake_secrets = FakeSecrets()
         self.fake_warm = FakeWarmStart(self.fake)
         self.fake_terminals = FakeTerminals()
+        self.fake_heartbeats = FakeHeartbeats()
         self._warm = warm
         self.closed = False
 
@@ -469,6 +517,18 @@ class FakeDeployment:
     @property
     def images(self) -> ImageBuilding | None:
         return None
+
+    @property
+    def files(self) -> Files | None:
+        return None
+
+    @property
+    def ports(self) -> Ports | None:
+        return None
+
+    @property
+    def heartbeats(self) -> Heartbeats | None:
+        return self.fake_heartbeats
 
     async def close(self) -> None:
         self.closed = True

@@ -57,7 +57,7 @@ class Harness:
     def sync(self) -> None:
         """What the reconciler does on a (re)sync, without its loop: adopt, take orphans."""
         self.runtime.reconciler._observer.adopt(list(self.fake.containers.values()))
-        self.runtime.recovery.take_orphans()
+        self.runtime.after_sync()
         self.runtime.engine.ready(self.fake.info)
 
     def container_of(self, agent_id: str) -> ContainerState:
@@ -90,6 +90,7 @@ async def harness(
     finally:
         await runtime.recovery.stop()
         await runtime.janitor.stop()
+        await runtime.threads.stop()
         await runtime.messaging.close()
         events.close()
         await store.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
 from typing import Any
 
 import pytest
@@ -107,11 +107,11 @@ def test_an_old_engine_fails_with_the_install_hint() -> None:
     assert "20.10" in checks["engine version"].fix
 
 
-def test_available_memory_reads_meminfo(tmp_path: Path) -> None:
-    meminfo = tmp_path / "meminfo"
-    meminfo.write_text("MemTotal: 100 kB\nMemAvailable:   2048 kB\n")
-    assert doctor.available_memory(meminfo) == 2048 * 1024
-    assert doctor.available_memory(tmp_path / "none") is None
+def test_live_restore_off_is_a_warning_saying_how_to_turn_it_on() -> None:
+    on = doctor.check_live_restore(dataclasses.replace(engine_info(), live_restore=True))
+    assert on.outcome == "ok"
+    off = doctor.check_live_restore(engine_info())
+    assert off.outcome == "warn" and "live-restore" in off.fix and "HUP" in off.fix
 
 
 def test_too_little_memory_fails() -> None:

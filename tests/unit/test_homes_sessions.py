@@ -132,7 +132,7 @@ def test_execution_keys_cannot_be_agent_ids() -> None:
 def test_a_pooled_container_of_a_cli_type_has_its_own_home_volume() -> None:
     settings = load_settings(environ={"PARALLAX_POOL": "claude:1"})
     project: ImageInfo = dataclasses.replace(image(), labels=PROJECT)
-    spec = pool_spec(settings.pool[0], project, settings, "abc123", NONROOT)
+    spec = pool_spec(settings.pool[0], project, settings, "abc123", NONROOT, beating=True)
     (home,) = home_mounts(spec)
     assert (home.kind, home.source) == ("volume", "")
     assert "/home/agent" not in spec.tmpfs

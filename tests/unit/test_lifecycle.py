@@ -6,9 +6,9 @@ from dataclasses import replace
 
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.events import AgentEvent
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.lifecycle import AgentRecord
 from tests.unit.fakes import exited_state, running_state
 
 CID = "c" * 64

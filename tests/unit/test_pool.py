@@ -132,7 +132,7 @@ def test_the_pool_image_of_a_type_defaults_to_the_types_image(tmp_path: Path) ->
 
 def test_a_pooled_container_carries_pool_labels_and_no_agent_identity(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123", NONROOT)
+    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123", NONROOT, beating=False)
     assert spec.labels[POOL] == "true" and spec.labels[POOL_TYPE] == "custom"
     assert spec.labels["parallax.instance"] == settings.instance
     assert AgentLabels.decode(spec.labels) is None
@@ -141,7 +141,7 @@ def test_a_pooled_container_carries_pool_labels_and_no_agent_identity(tmp_path: 
 
 def test_a_pooled_container_is_hardened_like_an_agent(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123", NONROOT)
+    spec = pool_spec(settings.pool[0], FOREIGN, settings, "abc123", NONROOT, beating=False)
     assert spec.read_only_rootfs and spec.cap_drop_all and spec.no_new_privileges and spec.init
     assert spec.memory_bytes == settings.default_memory_bytes
     assert spec.nano_cpus == settings.default_nano_cpus

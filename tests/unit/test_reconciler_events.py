@@ -9,10 +9,10 @@ from parallax_docker.backends.base import ContainerEvent, ContainerState
 from parallax_docker.config import load_settings
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import EventBus, Publisher
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.observer import Observer
 from parallax_docker.runtime.pool.claims import ClaimStore

@@ -11,8 +11,9 @@ from parallax_docker.backends.base import ContainerState
 from parallax_docker.errors import AgentNotFoundError, ConflictError
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import OOM_MESSAGE, AgentRecord
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.lifecycle import OOM_MESSAGE, AgentRecord, derive_status
+from parallax_docker.runtime.lifecycle import derive_status
 from parallax_docker.runtime.registry import Registry
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from parallax_docker.backends.base import MountSpec
 from parallax_docker.config import Settings, load_settings
 from parallax_docker.errors import (
     LimitAboveHostError,
@@ -352,6 +353,18 @@ def test_health_probe_has_no_probe_without_a_usable_check(
 
 
 # -- container_spec ---------------------------------------------------------------------------
+
+
+def test_container_spec_of_an_agent_that_beats_mounts_its_channel_instead_of_health(
+    settings: Settings,
+) -> None:
+    planned = plan(settings, id="agent-123")
+    channel = MountSpec("bind", "/run/parallax/heartbeat", "/secrets/agent-123/heartbeat")
+    spec = container_spec(planned, image(), settings, heartbeat=(channel,))
+    assert channel in spec.mounts and spec.image_healthcheck is False
+    assert spec.env == {"PARALLAX_HEARTBEAT_S": str(settings.heartbeat_interval_s)}
+    plain = container_spec(planned, image(), settings)
+    assert plain.image_healthcheck is True and plain.env == {} and channel not in plain.mounts
 
 
 def test_container_spec_names_the_container_after_the_id(settings: Settings) -> None:

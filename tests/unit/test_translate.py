@@ -192,6 +192,11 @@ def test_container_config_leaves_the_images_command_and_user_when_not_given() ->
     assert not {"Cmd", "Entrypoint", "WorkingDir", "User", "Healthcheck"} & set(config)
 
 
+def test_container_config_switches_the_images_health_check_off_when_asked() -> None:
+    config = container_config(make_spec(image_healthcheck=False))
+    assert config["Healthcheck"] == {"Test": ["NONE"]}
+
+
 def test_container_config_converts_a_health_probe_to_nanoseconds() -> None:
     probe = HealthProbe(("test", "-f", "/ready"), 2.0, 1.5, 3, 0.25)
     assert container_config(make_spec(healthcheck=probe))["Healthcheck"] == {

@@ -19,12 +19,25 @@ from parallax_docker.api.errors import ContainErrorsMiddleware, install_error_ha
 from parallax_docker.api.guard import HostOriginGuardMiddleware
 from parallax_docker.api.middleware import ApiPrefixMiddleware, BodyLimitMiddleware
 from parallax_docker.api.openapi import document_common_responses
+from parallax_docker.api.previews import PreviewEntrance, PreviewProxy, is_ticket_path
 from parallax_docker.api.query import reject_unknown_query
 from parallax_docker.api.request_log import RequestLogMiddleware
-from parallax_docker.api.routes import agents, executions, gc, health, messages, prometheus, ws
+from parallax_docker.api.routes import (
+    agents,
+    executions,
+    files,
+    gc,
+    health,
+    messages,
+    previews,
+    prometheus,
+    threads,
+    ws,
+)
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.backends.factory import create_deployment
 from parallax_docker.config import Settings
+from parallax_docker.mcp_server.http import McpEndpoint, McpEntrance
 from parallax_docker.origins import OriginPolicy
 from parallax_docker.runtime.runtime import Runtime
 from parallax_docker.runtime.store import Store
@@ -55,12 +68,19 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
         reconnects=lambda: runtime.reconciler.reconnects,
     )
 
+    proxy = PreviewProxy(runtime)
+    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    mcp = McpEndpoint(token)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
+        await mcp.start()
         try:
             yield
         finally:
+            await mcp.stop()
+            await proxy.close()
             await runtime.stop()
 
     app = _App(
@@ -81,13 +101,24 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
     app.include_router(gc.router)
     app.include_router(messages.router)
     app.include_router(executions.router)
+    app.include_router(threads.router)
     app.include_router(ws.router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(files.router)
+    app.include_router(previews.router)
+    app.add_middleware(
+        BodyLimitMiddleware, max_bytes=settings.max_body_bytes, streamed=files.is_upload
+    )
+    # Previews with the token (/agents/{id}/ports/{port}/...), which stream their bodies, and
+    # the MCP endpoint (/mcp, docs/mcp.md).
+    app.add_middleware(PreviewEntrance, proxy=proxy, ticket=False)
+    app.add_middleware(McpEntrance, endpoint=mcp)
     if settings.api_token is not None:
         # Outside the body limit: an unauthenticated body is never read.
         app.add_middleware(BearerAuthMiddleware, token=settings.api_token)
-    # The dashboard's files need no token (the page asks for it; docs/dashboard.md).
+    # The dashboard's files need no token (the page asks for it; docs/dashboard.md), nor do
+    # preview links, which carry a ticket for one port instead (api/previews.py).
     app.add_middleware(DashboardMiddleware)
+    app.add_middleware(PreviewEntrance, proxy=proxy, ticket=True)
     document_common_responses(app, bearer=settings.api_token is not None)
     app.add_middleware(ApiPrefixMiddleware)
     # Before the token check and routing, after the request log (docs/security.md).
@@ -95,6 +126,8 @@ def create_app(settings: Settings, deployment: Deployment | None = None) -> Fast
         HostOriginGuardMiddleware,
         policy=OriginPolicy(settings.allowed_hosts, settings.allowed_origins, settings.host),
         on_refusal=lambda code: telemetry.error(code, "api"),
+        host_only=is_ticket_path,
     )
     app.add_middleware(RequestLogMiddleware)
+    mcp.bind(app)
     return app

@@ -8,6 +8,8 @@ routed. What it allows is decided by ``origins.OriginPolicy`` (see there for why
   ``{error, code, resolution}`` shape, with no CORS header.
 - A refused WebSocket is accepted and closed at once with 1008 and the code as the reason, like
   the token check's refusal (api/auth.py): no route runs and no frame is sent.
+- Paths that carry their own capability (``host_only``: preview links, api/previews.py) get the
+  Host check only: their pages are sandboxed, so their requests come from an opaque origin.
 - A CORS preflight (``OPTIONS`` with ``Access-Control-Request-Method``) from an allowed origin is
   answered here (the token check would refuse it: browsers never send credentials on a
   preflight); an allowed origin's requests get ``Access-Control-Allow-Origin`` with that origin,
@@ -48,10 +50,12 @@ class HostOriginGuardMiddleware:
         app: ASGIApp,
         policy: OriginPolicy,
         on_refusal: Callable[[str], None] = lambda code: None,
+        host_only: Callable[[str], bool] = lambda path: False,
     ) -> None:
         self.app = app
         self.policy = policy
         self.on_refusal = on_refusal
+        self.host_only = host_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -61,6 +65,8 @@ class HostOriginGuardMiddleware:
         method = str(scope.get("method", "GET")) if scope["type"] == "http" else "GET"
         target = str(scope.get("path", "/"))
         verdict = self.policy.judge(method=method, headers=headers, target=target)
+        if verdict is not Verdict.BAD_HOST and self.host_only(target):
+            verdict = Verdict.SERVE
         if verdict in (Verdict.BAD_HOST, Verdict.BAD_ORIGIN):
             self.on_refusal(verdict.value)
             log.info("refused: %s", verdict.value, extra={"code": verdict.value})

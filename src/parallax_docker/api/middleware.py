@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from parallax_docker.api.refusals import send_error
@@ -29,14 +31,24 @@ class ApiPrefixMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over ``max_bytes`` with 413, by header and while reading."""
+    """Refuse bodies over ``max_bytes`` with 413, by header and while reading.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Requests ``streamed(method, path)`` names (file uploads) pass untouched: their route streams
+    the body on and bounds it itself.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        streamed: Callable[[str, str], bool] = lambda method, path: False,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.streamed = streamed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.streamed(scope["method"], scope["path"]):
             await self.app(scope, receive, send)
             return
         for name, value in scope.get("headers", ()):

@@ -70,6 +70,8 @@ class ContainerSpec:
     log_max_files: int = 3
     runtime: str | None = None
     healthcheck: HealthProbe | None = None
+    # False: the image's own HEALTHCHECK is switched off (its agent beats a heartbeat instead).
+    image_healthcheck: bool = True
     stop_signal: str = "SIGTERM"
     stop_timeout_s: int = 10
 
@@ -174,6 +176,8 @@ class EngineInfo:
     # (memory and CPUs above are then those of the schedulable ones together).
     platform: str = "docker"
     nodes: tuple[NodeInfo, ...] = ()
+    # Whether containers keep running while the engine itself restarts.
+    live_restore: bool = False
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,11 @@ class Backend(Protocol):
     """The core verbs: what every platform the runtime runs on must do."""
 
     async def ping(self) -> EngineInfo: ...
+
+    def available_memory(self) -> int | None:
+        """Bytes of memory the platform's host could still give (Linux: MemAvailable); None
+        when it cannot tell. Cheap: admission reads it on every spawn."""
+        ...
 
     # -- networks ---------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@ and the ``Deployment`` that bundles them.
 
 ``SecretDelivery`` says how secret env values reach an agent (every platform has one);
 ``Terminals`` (interactive TTYs), ``WarmStart`` (containers started ahead of time and turned into
-agents on demand, for the warm pool) and ``ImageBuilding`` (the image builder) may be offered or
+agents on demand, for the warm pool), ``Heartbeats`` (an agent's liveness read without running
+anything in it), ``ImageBuilding`` (the image builder), ``Files`` (files in and out of an agent's
+workspace and home) and ``Ports`` (reaching a port an agent listens on) may be offered or
 declined (None).
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from parallax_docker.backends.base import (
     Backend,
@@ -56,6 +58,49 @@ class SecretDelivery(Protocol):
 
     def prune(self, keep: Iterable[str]) -> builtins.list[str]:
         """Remove the secrets of every key not in ``keep`` (past a grace period); the keys."""
+        ...
+
+
+# The project images' entrypoint (images/entrypoint/): it loads the secret env file and, when
+# given a channel, beats a heartbeat; an image with it says the latter with HEARTBEAT_LABEL
+# ("1" is the only protocol so far).
+PROJECT_ENTRYPOINT = "/usr/local/bin/parallax-entrypoint"
+HEARTBEAT_LABEL = "parallax.heartbeat"
+
+
+def beats(image: ImageInfo) -> bool:
+    """True for an image whose entrypoint is the project's, and one that beats."""
+    return (
+        image.labels.get(HEARTBEAT_LABEL) == "1"
+        and image.entrypoint is not None
+        and image.entrypoint[:1] == (PROJECT_ENTRYPOINT,)
+    )
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What an agent's heartbeat channel shows."""
+
+    # Wall-clock time of the last beat (0: none since the channel was made).
+    at: float
+    # The last line the agent wrote since the previous read: "ok", or why it is not well.
+    report: str | None
+
+
+class Heartbeats(Protocol):
+    """An agent's heartbeat, read without running anything in its container.
+
+    ``key`` names one agent (its id); the channel lives and goes with the key's other per-agent
+    files (``SecretDelivery.remove`` and ``prune`` take it along).
+    """
+
+    def attach(self, key: str) -> tuple[MountSpec, ...]:
+        """Make ``key``'s channel (if need be) and say how to mount it into the agent."""
+        ...
+
+    def read(self, key: str) -> Beat | None:
+        """The channel's last beat, and what was written since the last read; None when the
+        key has no channel. Cheap (a stat, and a read when something arrived)."""
         ...
 
 
@@ -177,6 +222,92 @@ class BuildDone:
 BuildEvent = BuildStep | BuildOutput | BuildDone
 
 
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a folder; ``target`` is where a symbolic link points (as written)."""
+
+    name: str
+    kind: Literal["file", "dir", "symlink", "other"]
+    size: int
+    mode: int
+    mtime: float
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class DirListing:
+    """A folder's entries; ``path`` is where the folder really is (links resolved)."""
+
+    path: str
+    entries: tuple[FileEntry, ...]
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class FileStream:
+    """What a read found: a file's bytes, or a tar of a folder's contents, as they come.
+
+    ``size`` is the file's size, or the room the folder takes (the tar is about as large).
+    Close ``chunks`` (``aclose``) to stop early.
+    """
+
+    kind: Literal["file", "dir"]
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
+class Files(Protocol):
+    """Files in an agent, confined to its workspace (/workspace) and home (``~``).
+
+    Paths are absolute and lexically clean (no ``..``, ``.`` or empty parts), or start with
+    ``~`` for the home. The platform resolves them where the agent runs, links and all, and
+    refuses (PathForbiddenError) whatever really lies outside; it acts as the agent's own user.
+    Writes are two-phase: ``stage`` puts the bytes near their place (in the nearest folder that
+    exists), ``commit`` makes the folder and moves them in, ``discard`` drops them, so that a
+    failed or refused upload changes nothing.
+    """
+
+    async def open_read(self, container_id: str, path: str, max_bytes: int) -> FileStream:
+        """A regular file, or a folder as a tar of its contents; DownloadTooLargeError above
+        ``max_bytes``, FileTypeForbiddenError for devices, FIFOs and sockets."""
+        ...
+
+    async def list_dir(self, container_id: str, path: str, limit: int) -> DirListing: ...
+
+    async def stage(
+        self,
+        container_id: str,
+        directory: str,
+        stage: str,
+        chunks: AsyncIterator[bytes],
+        *,
+        name: str | None = None,
+    ) -> None:
+        """Write ``chunks`` into the folder ``stage`` near ``directory``: as the file ``name``,
+        or (None) unpacked from a tar (whose members the caller checks as they pass)."""
+        ...
+
+    async def commit(self, container_id: str, directory: str, stage: str) -> None:
+        """Make ``directory`` and move what ``stage`` holds into it: folders merged, files
+        replaced; PathConflictError (and nothing moved) when a file would replace a folder."""
+        ...
+
+    async def discard(self, container_id: str, directory: str, stage: str) -> None: ...
+
+    async def remove(self, container_id: str, path: str, recursive: bool) -> None:
+        """Remove the entry itself (a link, not what it leads to)."""
+        ...
+
+
+class Ports(Protocol):
+    """Reaching a TCP port an agent listens on (previews of the apps it runs)."""
+
+    async def address(self, container_id: str, port: int) -> tuple[str, int] | None:
+        """Where the service connects to reach ``port``; None when the agent has no address
+        the service can reach (no network)."""
+        ...
+
+
 class Deployment(Protocol):
     """One platform the runtime runs on: the core verbs and the capabilities it offers, all
     over one connection (closed by ``close``)."""
@@ -195,5 +326,14 @@ class Deployment(Protocol):
 
     @property
     def images(self) -> ImageBuilding | None: ...
+
+    @property
+    def files(self) -> Files | None: ...
+
+    @property
+    def ports(self) -> Ports | None: ...
+
+    @property
+    def heartbeats(self) -> Heartbeats | None: ...
 
     async def close(self) -> None: ...

@@ -39,16 +39,6 @@ def engine_version(version: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
-    """MemAvailable of this host in bytes, or None where /proc/meminfo has none."""
-    try:
-        text = meminfo.read_text()
-    except OSError:
-        return None
-    match = re.search(r"^MemAvailable:\s+(\d+)\s+kB", text, flags=re.MULTILINE)
-    return int(match.group(1)) * 1024 if match else None
-
-
 def check_socket(path: str) -> Check:
     socket = Path(path)
     try:
@@ -99,6 +89,7 @@ def check_engine(info: EngineInfo | None, error: ParallaxError | None, socket: s
         )
     else:
         checks.append(Check("engine version", "ok", f"{info.version} >= 20.10"))
+    checks.append(check_live_restore(info))
     if info.warnings:
         checks.append(
             Check(
@@ -109,6 +100,19 @@ def check_engine(info: EngineInfo | None, error: ParallaxError | None, socket: s
             )
         )
     return checks
+
+
+def check_live_restore(info: EngineInfo) -> Check:
+    if info.live_restore:
+        return Check("live restore", "ok", "on: agents keep running while the engine restarts")
+    return Check(
+        "live restore",
+        "warn",
+        "off: an engine restart stops every agent (autoRestart ones are started again)",
+        'Add "live-restore": true to /etc/docker/daemon.json and reload dockerd (kill -HUP; no '
+        "restart needed), or start it with --live-restore; scripts/setup.sh does when it starts "
+        "the engine.",
+    )
 
 
 def check_memory(available: int | None, settings: Settings) -> Check:
@@ -132,7 +136,7 @@ def check_memory(available: int | None, settings: Settings) -> Check:
 async def run_checks(
     settings: Settings,
     backend: Backend,
-    memory: Callable[[], int | None] = available_memory,
+    memory: Callable[[], int | None] | None = None,
     token_probe: TokenProbe = probe_without_token,
 ) -> list[Check]:
     checks = [check_socket(settings.docker_socket)]
@@ -146,7 +150,7 @@ async def run_checks(
     if info is not None:
         checks.append(await _check_network(settings, backend))
         checks.append(await _check_images(settings, backend))
-    checks.append(check_memory(memory(), settings))
+    checks.append(check_memory((memory or backend.available_memory)(), settings))
     checks.append(await check_api_token(settings, os.environ, token_probe))
     return checks
 

@@ -18,11 +18,15 @@ app = typer.Typer(
 def _register_subcommands() -> None:
     if any(group.name == "images" for group in app.registered_groups):
         return  # already done (tests build the app more than once)
-    from parallax_docker.cli import agents, doctor
+    from parallax_docker.cli import agents, doctor, files, mcp_command
     from parallax_docker.cli.images import images_app
+    from parallax_docker.cli.threads import threads_app
 
     app.add_typer(images_app, name="images", help="Build and list the agent images.")
+    app.add_typer(threads_app, name="threads", help="Spawn, list, talk to and stop threads.")
     agents.register(app)
+    files.register(app)
+    mcp_command.register(app)
     doctor.register(app)
 
 

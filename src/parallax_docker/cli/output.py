@@ -17,8 +17,8 @@ Exit codes (docs/cli.md shows the same table):
     ORIGIN_NOT_ALLOWED
 8   refused by policy: VOLUME_FORBIDDEN, NETWORK_FORBIDDEN, RUNTIME_FORBIDDEN, ``*_FORBIDDEN``
 9   resources: LIMIT_ABOVE_HOST (a limit above the host), RESOURCE_LIMIT (no capacity left)
-10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED; an error answer
-    to ``send --wait``
+10  the agent failed: HEALTH_CHECK_FAILED, NETWORK_ERROR, SPAWN_INTERRUPTED,
+    PREVIEW_UNREACHABLE; an error answer to ``send --wait``
 130 interrupted (Ctrl-C)
 ==  ==========================================================================================
 """
@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from parallax_docker import resources
 from parallax_docker.client.errors import code_of
 from parallax_docker.client.frames import EventFrame
 from parallax_docker.errors import ParallaxError
@@ -82,6 +83,8 @@ EXIT_CODES: dict[str, int] = {
     "HEALTH_CHECK_FAILED": EXIT_AGENT_FAILED,
     "NETWORK_ERROR": EXIT_AGENT_FAILED,
     "SPAWN_INTERRUPTED": EXIT_AGENT_FAILED,
+    "PREVIEW_UNREACHABLE": EXIT_AGENT_FAILED,
+    "CONTEXT_FILES_FAILED": EXIT_AGENT_FAILED,
 }
 
 _BY_STATUS: dict[int, int] = {
@@ -148,14 +151,7 @@ def _list_of_models(value: Any) -> Any:
 
 
 def human_bytes(value: int | float | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"  # pragma: no cover - the loop returns
+    return "-" if value is None else resources.human_bytes(value)
 
 
 def human_duration(seconds: float | None) -> str:

@@ -6,15 +6,21 @@ The same methods as ``Client``, awaited; streams are async iterators.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from parallax_docker.client import calls
+from parallax_docker.client import calls, file_calls, thread_calls
 from parallax_docker.client.errors import map_transport_errors
 from parallax_docker.client.streams import AsyncEventStream
+from parallax_docker.file_models import (
+    DiffResponse,
+    FileListResponse,
+    FileWriteResponse,
+    PreviewResponse,
+)
 from parallax_docker.models import (
     AgentHandle,
     AgentListResponse,
@@ -26,6 +32,13 @@ from parallax_docker.models import (
     MetricsResponse,
     SendResponse,
     SpawnRequest,
+)
+from parallax_docker.thread_models import (
+    SpawnThreadRequest,
+    ThreadEventBody,
+    ThreadEventsResponse,
+    ThreadHandle,
+    ThreadListResponse,
 )
 
 
@@ -164,6 +177,112 @@ class AsyncClient:
     async def remove_execution(self, execution_id: str) -> None:
         """Remove what the agents of one execution shared (its login-state volume)."""
         calls.check(await self._call(calls.remove_execution(execution_id)))
+
+    # -- files, diffs, previews -------------------------------------------------------------
+
+    async def upload(
+        self,
+        agent_id: str,
+        path: str,
+        data: bytes | AsyncIterable[bytes],
+        *,
+        archive: bool = False,
+    ) -> FileWriteResponse:
+        """Write ``data`` (bytes, or chunks as they come) as the file ``path`` in the agent, or
+        (``archive``) unpack it, a tar, into the folder ``path``."""
+        with map_transport_errors(self.url):
+            response = await self._http.put(
+                file_calls.files_path(agent_id),
+                params={"path": path},
+                content=data,
+                headers=file_calls.upload_headers(archive),
+                timeout=httpx.Timeout(self._timeout_s, write=None, read=None),
+            )
+        return calls.model_of(response, FileWriteResponse)
+
+    async def stream_download(
+        self, agent_id: str, path: str, *, max_bytes: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        """A file's bytes, or a folder's contents as a tar, as they come; DownloadTooLargeError
+        rather than more than ``max_bytes``."""
+        call = file_calls.download(agent_id, path, max_bytes)
+        timeout = httpx.Timeout(self._timeout_s, read=None)
+        with map_transport_errors(self.url):
+            async with self._http.stream("GET", call.path, params=call.query, timeout=timeout) as r:
+                if not r.is_success:
+                    await r.aread()
+                    calls.check(r)
+                async for chunk in r.aiter_raw(file_calls.DOWNLOAD_CHUNK):
+                    yield chunk
+
+    async def read_file(self, agent_id: str, path: str, *, max_bytes: int | None = None) -> bytes:
+        """A (small) file's bytes."""
+        chunks = self.stream_download(agent_id, path, max_bytes=max_bytes)
+        return b"".join([chunk async for chunk in chunks])
+
+    async def list_files(
+        self, agent_id: str, path: str = "", *, limit: int | None = None
+    ) -> FileListResponse:
+        response = await self._call(file_calls.list_files(agent_id, path, limit))
+        return calls.model_of(response, FileListResponse)
+
+    async def remove_file(self, agent_id: str, path: str, *, recursive: bool = False) -> None:
+        calls.check(await self._call(file_calls.remove(agent_id, path, recursive)))
+
+    async def diff(self, agent_id: str) -> DiffResponse:
+        """What the agent changed in its workspace since it was spawned."""
+        return calls.model_of(await self._call(file_calls.diff(agent_id)), DiffResponse)
+
+    async def open_preview(self, agent_id: str, port: int) -> str:
+        """A browser link (a full URL) to ``port`` of the agent; it carries no API token."""
+        response = await self._call(file_calls.open_preview(agent_id, port))
+        return self.url + calls.model_of(response, PreviewResponse).path
+
+    # -- threads ----------------------------------------------------------------------------
+
+    async def spawn_thread(
+        self, request: SpawnThreadRequest | None = None, /, **fields: Any
+    ) -> ThreadHandle:
+        response = await self._call(thread_calls.spawn_thread(request, fields))
+        return calls.model_of(response, ThreadHandle)
+
+    async def list_threads(
+        self,
+        *,
+        execution_id: str | None = None,
+        role: str | None = None,
+        status: str | Iterable[str] | None = None,
+        agent_type: str | Iterable[str] | None = None,
+    ) -> builtins.list[ThreadHandle]:
+        call = thread_calls.list_threads(execution_id, role, status, agent_type)
+        return calls.model_of(await self._call(call), ThreadListResponse).threads
+
+    async def get_thread(self, thread_id: str) -> ThreadHandle:
+        response = await self._call(thread_calls.get_thread(thread_id))
+        return calls.model_of(response, ThreadHandle)
+
+    async def stop_thread(
+        self, thread_id: str, *, force: bool = False, timeout_ms: int | None = None
+    ) -> None:
+        calls.check(await self._call(thread_calls.stop_thread(thread_id, force, timeout_ms)))
+
+    async def send_to_thread(
+        self,
+        thread_id: str,
+        message: str | None = None,
+        *,
+        raw: str | None = None,
+        keys: Iterable[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        call = thread_calls.send_to_thread(thread_id, message, raw, keys, metadata)
+        calls.check(await self._call(call))
+
+    async def thread_events(
+        self, thread_id: str, *, limit: int | None = None
+    ) -> builtins.list[ThreadEventBody]:
+        response = await self._call(thread_calls.thread_events(thread_id, limit))
+        return calls.model_of(response, ThreadEventsResponse).events
 
     # -- runtime ----------------------------------------------------------------------------
 

@@ -144,10 +144,15 @@ def get(agent_id: str) -> Call:
 
 
 def stop(agent_id: str, force: bool, timeout_ms: int | None) -> Call:
+    return Call("DELETE", f"/agents/{_segment(agent_id)}", params=stop_params(force, timeout_ms))
+
+
+def stop_params(force: bool, timeout_ms: int | None) -> list[tuple[str, str]]:
+    """``force`` and the grace period, as DELETE of an agent or a thread takes them."""
     params = [("force", "true")] if force else []
     if timeout_ms is not None:
         params.append(("timeout", str(int(timeout_ms))))
-    return Call("DELETE", f"/agents/{_segment(agent_id)}", params=params)
+    return params
 
 
 def restart(agent_id: str) -> Call:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,11 +96,27 @@ class EventBus:
 
 
 class Publisher:
-    """The one way events leave the runtime: every part hands its events here."""
+    """The one way events leave the runtime: every part hands its events here.
+
+    A listener (``listen``) hears every event right after it is on the bus, in order, before
+    ``publish`` returns: a part that follows agents (threads) misses none, as a bounded
+    subscription could. What a listener publishes itself goes out after the event it heard.
+    """
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
+        self._listeners: list[Callable[[AgentEvent], None]] = []
+
+    def listen(self, listener: Callable[[AgentEvent], None]) -> None:
+        self._listeners.append(listener)
 
     def publish(self, events: Iterable[AgentEvent]) -> None:
         for item in events:
             self.bus.publish(item.event, item.data, agent_id=item.agent_id)
+            for listener in self._listeners:
+                try:
+                    listener(item)
+                except Exception as exc:  # a follower's failure never fails the publisher
+                    log.warning(
+                        "an event listener failed on %s: %s", item.event, type(exc).__name__
+                    )

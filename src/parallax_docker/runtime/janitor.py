@@ -5,7 +5,9 @@ Each pass, from the registry (no engine call unless there is work):
   and of agents that never became ready;
 - confirms agents Docker still calls "starting" with one readiness probe;
 - stops agents past their lifetime (``resources.timeout``) or idle past ``idleTimeout``;
-- restarts crashed agents that asked for ``autoRestart``, with a doubling back-off and a cap;
+- restarts crashed agents that asked for ``autoRestart`` (and those the engine stopped while it
+  went down), with a doubling back-off and a cap;
+- once per heartbeat interval, reads the heartbeat of agents that beat one (runtime/heartbeat.py);
 - removes exited agents' containers once they have been listed long enough;
 - every so often, removes managed networks no agent uses any more;
 - takes over operations left in the journal that no one is finishing (runtime/recovery.py).
@@ -23,9 +25,10 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError
 from parallax_docker.models import AgentStatus
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.engine_link import EngineLink
-from parallax_docker.runtime.lifecycle import AgentRecord
+from parallax_docker.runtime.heartbeat import HeartbeatWatch
 from parallax_docker.runtime.loops import Loop, Tasks
 from parallax_docker.runtime.networks import unused_networks
 from parallax_docker.runtime.operations import Operations
@@ -48,6 +51,7 @@ class Janitor:
         operations: Operations,
         selector: Mapping[str, str],
         take_orphans: Callable[[], int] = lambda: 0,
+        heartbeats: HeartbeatWatch | None = None,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -56,6 +60,7 @@ class Janitor:
         self._operations = operations
         self._selector = dict(selector)
         self._take_orphans = take_orphans
+        self._heartbeats = heartbeats
         self._busy: set[str] = set()
         self._actions = Tasks()
         self._loop = Loop("janitor", self._pass)
@@ -79,6 +84,8 @@ class Janitor:
     async def sweep(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         self._take_orphans()
+        if self._heartbeats is not None:
+            self._heartbeats.sweep(now)
         for record in self._registry:
             action = self._due(record, now)
             if action is not None and record.id not in self._busy:
@@ -108,7 +115,8 @@ class Janitor:
                 return "never-ready"
             return "probe"
         if record.status in (AgentStatus.STOPPED, AgentStatus.ERROR):
-            if record.labels.auto_restart and record.status == AgentStatus.ERROR:
+            crashed = record.status == AgentStatus.ERROR or record.engine_stopped
+            if record.labels.auto_restart and crashed:
                 return "restart" if self._restart_allowed(record, now) else None
             finished = parse_engine_time(state.finished_at) or now
             return "expire" if now - finished >= settings.exited_retention_s else None

@@ -1,10 +1,11 @@
 """The journal of operations under way: what a restarted runtime must finish or undo.
 
-Every multi-step operation (spawn, stop, restart, an execution's clean-up, a turn) writes an
-``Intent`` here before its first engine call and removes it once it has finished or fully
-undone what it did. An intent still on disk after a crash (or left by an operation that could
-not undo its work, the engine being away) is an orphan; ``runtime/recovery.py`` settles it
-after the next sync with the engine. docs/reliability.md gives the rule for each kind.
+Every multi-step operation (spawn, stop, restart, an execution's clean-up, a turn, an upload, a
+thread's start-up) writes an ``Intent`` here before its first engine call and removes it once it
+has finished or fully undone what it did. An intent still on disk after a crash (or left by an
+operation that could not undo its work, the engine being away) is an orphan;
+``runtime/recovery.py`` settles it after the next sync with the engine. docs/reliability.md
+gives the rule for each kind.
 
 One small JSON file per intent, written atomically (temporary file, then rename) without
 fsync: it has to survive the service process, not the machine. A turn's output is appended to a
@@ -34,8 +35,8 @@ from parallax_docker.resources import NAME_RE
 
 log = logging.getLogger(__name__)
 
-Kind = Literal["spawn", "stop", "restart", "execution", "turn"]
-KINDS: tuple[Kind, ...] = ("spawn", "stop", "restart", "execution", "turn")
+Kind = Literal["spawn", "stop", "restart", "execution", "turn", "upload", "thread"]
+KINDS: tuple[Kind, ...] = ("spawn", "stop", "restart", "execution", "turn", "upload", "thread")
 # What an interrupted turn keeps of the CLI's output.
 OUTPUT_MAX = 256 * 1024
 

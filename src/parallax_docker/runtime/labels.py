@@ -21,6 +21,8 @@ INSTANCE = "parallax.instance"
 PREFIX = "parallax.agent."
 RESERVED_PREFIX = "parallax."
 SCHEMA_VERSION = "1"
+# A thread's facts on its agent's container (runtime/threads/labels.py writes and reads them).
+THREAD_PREFIX = "parallax.thread."
 
 
 # Agents spawned with one executionId share their home through a runtime-managed volume.
@@ -69,6 +71,8 @@ class AgentLabels:
     user_labels: tuple[tuple[str, str], ...] = ()
     spec_hash: str = ""
     instance: str = "default"
+    # Labels under THREAD_PREFIX when the agent serves a thread (written and read as given).
+    thread_labels: tuple[tuple[str, str], ...] = ()
 
     def encode(self) -> dict[str, str]:
         labels = dict(self.user_labels)
@@ -103,6 +107,7 @@ class AgentLabels:
             "timeout": None if self.timeout is None else str(self.timeout),
         }
         labels.update({PREFIX + key: value for key, value in optional.items() if value is not None})
+        labels.update({k: v for k, v in self.thread_labels if k.startswith(THREAD_PREFIX)})
         return labels
 
     @classmethod
@@ -135,6 +140,9 @@ class AgentLabels:
                 user_labels=tuple((k, labels[k]) for k in user_keys if k in labels),
                 spec_hash=labels.get(PREFIX + "spec-hash", ""),
                 instance=labels.get(INSTANCE, "default"),
+                thread_labels=tuple(
+                    sorted((k, v) for k, v in labels.items() if k.startswith(THREAD_PREFIX))
+                ),
             )
         except (ValueError, TypeError):
             return None

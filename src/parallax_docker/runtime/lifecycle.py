@@ -1,122 +1,30 @@
-"""An agent's state machine: its record and every named transition of it.
+"""An agent's state machine: every named transition of its record.
 
-This module is the only writer of an ``AgentRecord``. Each transition sets the record's status
-and flags together and returns the events that the change means (``AgentEvent``), which the
-caller hands to the one ``Publisher``. Nothing here does I/O.
-
-The flags say who is moving the agent right now, so that the engine's reports of what that
-move causes are not taken for news:
-- ``transitioning``: a spawn or a restart (or their recovery) is under way; engine events update
-  the observed state only, the operation settles the status.
-- ``stopping``: the runtime itself stops or removes the container; the exit is a stop.
-- ``busy`` / ``login_required``: a turn runs / the CLI asked for a login (running agents read as
-  busy / authenticating instead of ready).
+This module is the only writer of an ``AgentRecord`` (runtime/agent_record.py, where its flags
+are described). Each transition sets the record's status and flags together and returns the
+events that the change means (``AgentEvent``), which the caller hands to the one ``Publisher``.
+Nothing here does I/O.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import replace
 from typing import Any
 
 from parallax_docker.backends.base import ContainerState
-from parallax_docker.models import AgentHandle, AgentStatus
+from parallax_docker.models import AgentStatus
+from parallax_docker.runtime.agent_record import (
+    ENGINE_STOPPED,
+    ENGINE_STOPPED_MESSAGE,
+    NODE_LOST,
+    NODE_LOST_MESSAGE,
+    OOM_MESSAGE,
+    RELEASED,
+    AgentRecord,
+)
 from parallax_docker.runtime.events import AgentEvent
 from parallax_docker.runtime.labels import AgentLabels
-
-OOM_MESSAGE = "the agent ran out of memory and was killed"
-NODE_LOST_MESSAGE = "the machine the agent ran on was lost (down or drained)"
-NODE_LOST = "NODE_LOST"
-# An agent whose container has exited holds no memory or CPU.
-RELEASED = frozenset({AgentStatus.STOPPED, AgentStatus.ERROR})
-LIVE = frozenset(
-    {
-        AgentStatus.PENDING,
-        AgentStatus.STARTING,
-        AgentStatus.AUTHENTICATING,
-        AgentStatus.READY,
-        AgentStatus.BUSY,
-    }
-)
-
-
-@dataclass
-class AgentRecord:
-    """What the runtime knows of one agent. Read it anywhere; change it only here."""
-
-    labels: AgentLabels
-    status: AgentStatus
-    state: ContainerState | None = None
-    error: str | None = None
-    error_code: str | None = None
-    stopping: bool = False
-    transitioning: bool = False
-    # The runtime's own readiness probe passed for the current run of the container (Docker's
-    # health stays "starting" until its first scheduled check, which may be much later).
-    probed_ready: bool = False
-    # Set when a spawn (or its recovery) has ended one way or the other; a retried spawn with
-    # the same id and body waits on it.
-    settled: asyncio.Event = field(default_factory=asyncio.Event)
-    # Wall-clock time of the last activity (spawn, a turn, typing); drives idleTimeout.
-    last_activity: float = field(default_factory=time.time)
-    restart_count: int = 0
-    # Times of recent auto-restarts, for the cap and the back-off.
-    restart_times: list[float] = field(default_factory=list)
-    busy: bool = False
-    login_required: bool = False
-    # The handle as JSON with what it was made from (see handle_json).
-    _json: tuple[ContainerState | None, tuple[object, ...], bytes] | None = field(
-        default=None, repr=False, compare=False
-    )
-
-    def __post_init__(self) -> None:
-        if not self.transitioning:
-            self.settled.set()
-
-    @property
-    def id(self) -> str:
-        return self.labels.id
-
-    @property
-    def container_id(self) -> str | None:
-        return self.state.id if self.state else None
-
-    @property
-    def in_operation(self) -> bool:
-        """A spawn, restart or stop of the runtime's own is under way."""
-        return self.transitioning or self.stopping
-
-    def handle(self, stale: bool = False) -> AgentHandle:
-        handle = self.labels.handle(self.status, self.state, self.error, self.error_code)
-        handle.restart_count = self.restart_count
-        if self.probed_ready and self.state is not None and self.state.health == "starting":
-            # Docker's first scheduled check has not run yet; the runtime's probe has passed.
-            handle.health = "healthy"
-        if stale:
-            handle.stale = True
-        return handle
-
-    def handle_json(self, stale: bool = False) -> bytes:
-        """``handle()`` as JSON, built again only when something it shows has changed.
-
-        The handle is made from the (fixed) labels and exactly the fields in the key; states
-        are immutable and replaced on every change, so identity tells a new one.
-        """
-        key = (
-            self.status,
-            self.error,
-            self.error_code,
-            self.restart_count,
-            self.probed_ready,
-            stale,
-        )
-        cached = self._json
-        if cached is not None and cached[0] is self.state and cached[1] == key:
-            return cached[2]
-        data = self.handle(stale).model_dump_json(by_alias=True).encode()
-        self._json = (self.state, key, data)
-        return data
 
 
 def derive_status(
@@ -171,13 +79,23 @@ def _observe(record: AgentRecord, state: ContainerState) -> None:
     record.state = state
     if not state.running:
         record.probed_ready = False
+        record.heartbeat = record.heartbeat_error = None
+    else:
+        record.engine_stopped = False
     if record.transitioning:
         return
+    # The heartbeat, when it is watched, stands for Docker's health (which such agents lack).
+    seen = state if record.heartbeat is None else replace(state, health=record.heartbeat)
     record.status, record.error, record.error_code = derive_status(
-        state, record.stopping, record.probed_ready
+        seen, record.stopping, record.probed_ready
     )
     if record.status == AgentStatus.READY:
         record.status = _ready_status(record)
+    elif record.heartbeat == "unhealthy" and record.heartbeat_error:
+        record.error = f"the agent's heartbeat says: {record.heartbeat_error}"
+    elif record.engine_stopped and not record.stopping:
+        record.status = AgentStatus.STOPPED
+        record.error, record.error_code = ENGINE_STOPPED_MESSAGE, ENGINE_STOPPED
 
 
 def _report(record: AgentRecord, before: AgentStatus, lost_before: bool = False) -> Events:
@@ -214,10 +132,15 @@ def container_started(record: AgentRecord, **extra: Any) -> Events:
     return [event("agent_started", record, **extra)]
 
 
-def became_ready(record: AgentRecord, state: ContainerState, **extra: Any) -> Events:
-    """The spawn, restart or recovery saw the agent ready: it ends here."""
+def became_ready(
+    record: AgentRecord, state: ContainerState, *, heartbeat: bool = False, **extra: Any
+) -> Events:
+    """The spawn, restart or recovery saw the agent ready: it ends here. ``heartbeat``: its
+    heartbeat said so (and tells its health from now on)."""
     record.transitioning = False
     record.probed_ready = True
+    record.heartbeat = "healthy" if heartbeat else None
+    record.heartbeat_error = None
     record.last_activity = time.time()
     _observe(record, state)
     record.settled.set()
@@ -228,6 +151,8 @@ def restart_begun(record: AgentRecord, *, automatic: bool) -> None:
     record.settled.clear()
     record.transitioning = True
     record.status = AgentStatus.STARTING
+    # Whatever listened died with the old run of the container.
+    record.ports = ()
     if automatic:
         record.restart_count += 1
         record.restart_times.append(time.time())
@@ -331,6 +256,31 @@ def observed(record: AgentRecord, state: ContainerState) -> Events:
     return _report(record, before, lost_before)
 
 
+def heartbeat_read(record: AgentRecord, healthy: bool, why: str | None = None) -> Events:
+    """What the agent's heartbeat says now (runtime/heartbeat.py); events when that changes."""
+    health = "healthy" if healthy else "unhealthy"
+    why = None if healthy else why
+    if record.state is None or (record.heartbeat, record.heartbeat_error) == (health, why):
+        return []
+    before = record.status
+    record.heartbeat, record.heartbeat_error = health, why
+    _observe(record, record.state)
+    if record.status == before == AgentStatus.ERROR and why is not None:
+        # Still failing, for another reason: news too.
+        return [event("agent_error", record, error=record.error)]
+    return _report(record, before)
+
+
+def engine_went_down(record: AgentRecord) -> Events:
+    """The engine stopped the agent's container while it went down (runtime/outages.py)."""
+    if record.engine_stopped or record.state is None or record.state.running:
+        return []
+    record.engine_stopped = True
+    _observe(record, record.state)
+    exit_code = record.state.exit_code
+    return [event("agent_stopped", record, reason="engine-stopped", exitCode=exit_code)]
+
+
 def probe_passed(record: AgentRecord) -> Events:
     """The runtime's readiness probe passed for an agent Docker still calls starting."""
     if record.status != AgentStatus.STARTING or record.transitioning:
@@ -377,6 +327,17 @@ def turn_ended(
         return [event("login_required", record, loginUrl=login_url)]
     if record.status == AgentStatus.READY:
         return [event("agent_ready", record)]
+    return []
+
+
+# -- previews -----------------------------------------------------------------------------------
+
+
+def port_opened(record: AgentRecord, port: int) -> Events:
+    """The service reached ``port`` of the agent for a preview; it shows in the handle."""
+    if port in record.ports:
+        return []
+    record.ports = tuple(sorted((*record.ports, port)))
     return []
 
 

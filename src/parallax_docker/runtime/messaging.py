@@ -5,8 +5,9 @@ another ``send`` is refused with 409 ``AGENT_BUSY`` (docs/messaging.md). The tur
 runtime/turns.py. A turn past its timeout is interrupted and answered with a ``TURN_TIMEOUT``
 error message; the agent stays usable. A CLI that says it needs a login puts the agent in
 ``authenticating`` and publishes ``login_required``. A turn cut short (the service stops, or
-crashed: ``recover`` after the restart) is answered with a ``TURN_INTERRUPTED`` error message
-holding what the CLI had said, and its CLI is ended.
+crashed: ``recover`` after the restart; or ``interrupt``, a thread's Ctrl-C) is answered with a
+``TURN_INTERRUPTED`` error message holding what the CLI had said, and its CLI is ended. Threads
+start turns with ``start`` and follow their output (``on_output``).
 
 Messages go to the store and out as ``message`` events; the CLI session id is kept per agent (and
 per execution) in the store so that the conversation resumes across turns and across restarts
@@ -24,7 +25,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from parallax_docker.config import Settings
@@ -36,8 +36,14 @@ from parallax_docker.errors import (
 )
 from parallax_docker.models import AgentMessage, AgentStatus, SendResponse
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.conversation import (
+    interrupted_on_request,
+    message_id,
+    message_model,
+    said_before_cut,
+)
 from parallax_docker.runtime.drivers import Driver, driver_for
-from parallax_docker.runtime.drivers.base import TurnOutput, TurnResult
+from parallax_docker.runtime.drivers.base import TurnResult
 from parallax_docker.runtime.drivers.result import result_shape, turn_status
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import AgentEvent, Publisher
@@ -46,6 +52,7 @@ from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.sessions import Sessions
 from parallax_docker.runtime.store import Store, StoredMessage
 from parallax_docker.runtime.turns import KILL_EXEC_TIMEOUT_S, Turn, TurnRunner
+from parallax_docker.thread_models import ApprovalPreset
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,8 @@ class MessagingService:
         store: Store,
         drivers: Callable[[str], Driver] = driver_for,
         clock: Callable[[], float] = time.time,
+        approval: Callable[[str], ApprovalPreset] = lambda _agent_id: ApprovalPreset.AUTONOMOUS,
+        on_output: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -81,7 +90,10 @@ class MessagingService:
         self._journal = journal
         self._drivers = drivers
         self._clock = clock
+        # A thread's approval preset, and who follows its turns' output as it arrives.
+        self._approval, self._on_output = approval, on_output
         self._turns: dict[str, asyncio.Task[AgentMessage]] = {}
+        self._running: dict[str, Turn] = {}
         self._sessions = Sessions(store)
 
     @property
@@ -91,15 +103,35 @@ class MessagingService:
     # -- the API's operations ---------------------------------------------------------------
 
     async def send(
-        self, agent_id: str, message: str, *, expect_response: bool, timeout_ms: int | None
+        self,
+        agent_id: str,
+        message: str,
+        *,
+        expect_response: bool,
+        timeout_ms: int | None,
+        metadata: Mapping[str, Any] | None = None,
     ) -> SendResponse:
         """Start a turn with ``message``; with ``expect_response``, wait for and return the answer.
 
-        Refused (nothing sent) with 404, 409 ``AGENT_BUSY`` while a turn runs, 409
-        ``AGENT_STATE`` unless the agent is ready (or authenticating), 503 without the engine.
-        Once accepted, every outcome is an answer message: a timeout, a failure or a login
-        prompt is an ``error`` message whose ``metadata.code`` says which.
-        """
+        Refused (nothing sent) with 404, 409 ``AGENT_BUSY`` while a turn runs, 409 ``AGENT_STATE``
+        unless it is ready (or authenticating), 503 without the engine. Once accepted, every
+        outcome is an answer: a timeout, failure or login is an ``error`` with its code."""
+        self.start(agent_id, message, timeout_ms=timeout_ms, metadata=metadata)
+        if not expect_response:
+            return SendResponse(sent=True)
+        # Shielded: a client that hangs up does not cut the turn short.
+        return SendResponse(sent=True, response=await asyncio.shield(self._turns[agent_id]))
+
+    def start(
+        self,
+        agent_id: str,
+        message: str,
+        *,
+        timeout_ms: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> str:
+        """Start a turn (refused as ``send`` says) and return its id; nothing awaits in here.
+        ``metadata`` goes with the task message (a thread marks its turns with it)."""
         self._engine.require()
         record = self._registry.get(agent_id)
         if record.busy or agent_id in self._turns:
@@ -122,29 +154,36 @@ class MessagingService:
         )
         # From here to the task's creation nothing awaits: no second send can slip in.
         self._publisher.publish(lifecycle.turn_started(record, self._clock()))
-        task = asyncio.create_task(self._run_turn(turn, intent), name=f"parallax-{turn.id}")
+        task = asyncio.create_task(
+            self._run_turn(turn, intent, dict(metadata or {})), name=f"parallax-{turn.id}"
+        )
         self._turns[agent_id] = task
+        self._running[agent_id] = turn
         task.add_done_callback(lambda done: self._forget(agent_id, done))
-        if not expect_response:
-            return SendResponse(sent=True)
-        # Shielded: a client that hangs up does not cut the turn short.
-        answer = await asyncio.shield(task)
-        return SendResponse(sent=True, response=answer)
+        return turn.id
+
+    async def interrupt(self, agent_id: str) -> bool:
+        """End the turn running in ``agent_id`` (answered ``TURN_INTERRUPTED``); False if none."""
+        turn, task = self._running.get(agent_id), self._turns.get(agent_id)
+        if turn is None or task is None:
+            return False
+        turn.interrupted = True
+        await self._runner.interrupt(turn.container_id, turn.id, until=task)
+        return True
 
     async def messages(self, agent_id: str, limit: int) -> list[AgentMessage]:
         """The conversation with ``agent_id``, oldest first (kept after the agent is gone)."""
         stored = await self.store.messages(agent_id, limit)
         if not stored and self._registry.find(agent_id) is None:
             raise AgentNotFoundError(f"agent {agent_id[:80]!r} does not exist")
-        return [_message_model(m) for m in stored]
+        return [message_model(m) for m in stored]
 
     async def close(self) -> None:
         """Interrupt the turns in flight (the service is stopping)."""
         tasks = list(self._turns.values())
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def recover(self, intent: Intent) -> None:
         """A turn the service's crash cut short: end its CLI and answer it as interrupted."""
@@ -164,22 +203,25 @@ class MessagingService:
     def _forget(self, agent_id: str, task: asyncio.Task[AgentMessage]) -> None:
         if self._turns.get(agent_id) is task:
             del self._turns[agent_id]
+            self._running.pop(agent_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.warning("turn on agent %s failed: %s", agent_id, type(task.exception()).__name__)
 
-    async def _run_turn(self, turn: Turn, intent: Intent) -> AgentMessage:
+    async def _run_turn(
+        self, turn: Turn, intent: Intent, task_metadata: dict[str, Any]
+    ) -> AgentMessage:
         started = time.monotonic()
         driver = self._drivers(self._agent_type(turn.agent_id))
         try:
             await self._record(
                 StoredMessage(
-                    id=_message_id(),
+                    id=message_id(),
                     agent_id=turn.agent_id,
                     direction="inbound",
                     type="task",
                     content=turn.message,
                     timestamp=self._clock(),
-                    metadata={"turnId": turn.id},
+                    metadata={**task_metadata, "turnId": turn.id},
                 )
             )
             result = await self._attempt(turn, driver, intent)
@@ -218,13 +260,15 @@ class MessagingService:
             metadata.setdefault("code", TURN_FAILED)
         metadata["result"] = result_shape(
             result,
-            status=turn_status(result, interrupted=metadata.get("code") == TURN_TIMEOUT),
+            status=turn_status(
+                result, interrupted=metadata.get("code") in (TURN_TIMEOUT, TURN_INTERRUPTED)
+            ),
             session_id=result.session_id or metadata.get("sessionId"),
             duration_ms=metadata["durationMs"],
             changes=changes,
         )
         answer = StoredMessage(
-            id=_message_id(),
+            id=message_id(),
             agent_id=turn.agent_id,
             direction="outbound",
             type="response" if result.ok else "error",
@@ -255,14 +299,18 @@ class MessagingService:
     async def _once(
         self, turn: Turn, driver: Driver, session: str | None, deadline: float, intent: Intent
     ) -> TurnResult:
-        plan = driver.plan(turn.message, session)
+        plan = driver.plan(turn.message, session, self._approval(turn.agent_id))
+        follow = self._on_output
         output = await self._runner.run(
             turn,
             plan,
             max(deadline - time.monotonic(), 0.001),
             intent,
             touch=lambda: self._touch(turn.agent_id),
+            on_output=None if follow is None else lambda data: follow(turn.agent_id, turn.id, data),
         )
+        if turn.interrupted:
+            return interrupted_on_request(driver, output, TURN_INTERRUPTED)
         if output is None:
             return TurnResult(
                 content=f"the agent did not answer within {turn.timeout_s:g} s; the turn was "
@@ -281,13 +329,7 @@ class MessagingService:
     ) -> AgentMessage:
         """The answer of a turn cut short: what the CLI had said, as its driver reads it."""
         driver = self._drivers(self._agent_type(agent_id))
-        said = ""
-        if output:
-            with contextlib.suppress(Exception):
-                # Read as if it had ended well: what the CLI said so far, in its own terms.
-                parsed = driver.parse(TurnOutput(stdout=output, stderr=b"", exit_code=0))
-                said = parsed.content if parsed.ok else ""
-            said = said or output.decode("utf-8", "replace")
+        said = said_before_cut(driver, output)
         content = f"the turn was interrupted ({why})" + (
             f"; the agent had said: {said}" if said else ""
         )
@@ -300,7 +342,7 @@ class MessagingService:
         )
         return await self._record(
             StoredMessage(
-                id=_message_id(),
+                id=message_id(),
                 agent_id=agent_id,
                 direction="outbound",
                 type="error",
@@ -318,15 +360,14 @@ class MessagingService:
         )
 
     def _touch(self, agent_id: str) -> None:
-        record = self._registry.find(agent_id)
-        if record is not None:
+        if (record := self._registry.find(agent_id)) is not None:
             lifecycle.touched(record)
 
     def _end(self, agent_id: str, result: TurnResult | None) -> None:
-        record = self._registry.find(agent_id)
-        if record is None:
+        self._running.pop(agent_id, None)  # answered: nothing left to interrupt
+        if (record := self._registry.find(agent_id)) is None:
             return
-        events: list[AgentEvent] = lifecycle.turn_ended(
+        events = lifecycle.turn_ended(
             record,
             ok=None if result is None else result.ok,
             login_required=result is not None and result.login_required,
@@ -338,15 +379,14 @@ class MessagingService:
     # -- helpers ----------------------------------------------------------------------------
 
     def _agent_type(self, agent_id: str) -> str:
-        record = self._registry.find(agent_id)
-        return record.labels.type if record is not None else "custom"
+        return record.labels.type if (record := self._registry.find(agent_id)) else "custom"
 
     async def _record(self, message: StoredMessage) -> AgentMessage:
         try:
             await self.store.add_message(message)
         except Exception as exc:  # the answer still goes out; only its history is lost
             log.error("could not store message %s: %s", message.id, type(exc).__name__)
-        model = _message_model(message)
+        model = message_model(message)
         self._publisher.publish(
             [
                 AgentEvent(
@@ -357,27 +397,3 @@ class MessagingService:
             ]
         )
         return model
-
-
-def _message_id() -> str:
-    return f"msg-{secrets.token_hex(8)}"
-
-
-def iso_time(timestamp: float) -> str:
-    return (
-        datetime.fromtimestamp(timestamp, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-    )
-
-
-def _message_model(message: StoredMessage) -> AgentMessage:
-    return AgentMessage(
-        id=message.id,
-        agent_id=message.agent_id,
-        direction="inbound" if message.direction == "inbound" else "outbound",
-        type=message.type,
-        content=message.content,
-        metadata=message.metadata,
-        timestamp=iso_time(message.timestamp),
-    )

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from parallax_docker.backends.base import Backend, StatsSample
 from parallax_docker.models import MetricsResponse, NetworkUsage
 from parallax_docker.resources import NANO
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
-from parallax_docker.runtime.lifecycle import AgentRecord
 
 _FIRST_GAP_S = 0.05
 # An older previous sample still gives a rate, but over a long, stale window.

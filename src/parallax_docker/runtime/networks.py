@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping
 
 from parallax_docker.backends.base import Backend
 from parallax_docker.config import Settings
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
-from parallax_docker.runtime.lifecycle import AgentRecord
 
 
 async def unused_networks(

@@ -21,15 +21,14 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import AgentNotFoundError, AgentStateError, ParallaxError, SocketError
 from parallax_docker.models import AgentHandle
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher, RuntimeEvent
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.metrics import MetricsSampler
-from parallax_docker.runtime.readiness import probe_passes, wait_ready
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.registry import Registry
-from parallax_docker.runtime.spec import health_probe
 from parallax_docker.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -87,6 +86,7 @@ class Operations:
         journal: Journal,
         telemetry: Telemetry,
         sampler: MetricsSampler,
+        readiness: Readiness,
         history: Callable[[str], Awaitable[list[RuntimeEvent]]] | None = None,
     ) -> None:
         self._settings = settings
@@ -98,6 +98,7 @@ class Operations:
         self._journal = journal
         self._telemetry = telemetry
         self._sampler = sampler
+        self._readiness = readiness
         self.tombstones = Tombstones(history)
         self._stops: dict[str, asyncio.Future[None]] = {}
 
@@ -262,11 +263,8 @@ class Operations:
                         record, reason="auto-restart", restartCount=record.restart_count
                     )
                 )
-            state = await wait_ready(
-                self._backend,
-                container_id,
-                health_probe(image),
-                timeout_s=self._settings.ready_timeout_s,
+            state = await self._readiness.wait(
+                container_id, image, record.id, timeout_s=self._settings.ready_timeout_s
             )
         except BaseException as exc:
             if isinstance(exc, SocketError):
@@ -278,7 +276,9 @@ class Operations:
             self._publisher.publish(lifecycle.bring_back_failed(record, current))
             self._journal.end(intent)
             raise
-        self._publisher.publish(lifecycle.became_ready(record, state))
+        self._publisher.publish(
+            lifecycle.became_ready(record, state, heartbeat=self._readiness.beating(image))
+        )
         self._journal.end(intent)
 
     # -- housekeeping -----------------------------------------------------------------------
@@ -305,8 +305,7 @@ class Operations:
         if container_id is None:
             return
         image = await self._backend.get_image(record.labels.image)
-        probe = health_probe(image) if image else None
-        if probe is None or not await probe_passes(self._backend, container_id, probe):
+        if image is None or not await self._readiness.passes(container_id, image, record.id):
             return
         self._publisher.publish(lifecycle.probe_passed(record))
 

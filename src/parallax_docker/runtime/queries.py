@@ -15,8 +15,8 @@ from parallax_docker.models import (
     NodeHealth,
     RuntimeInfo,
 )
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.registry import Registry
 

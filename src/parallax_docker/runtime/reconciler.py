@@ -21,6 +21,7 @@ from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.labels import PREFIX
 from parallax_docker.runtime.loops import Loop, describe
 from parallax_docker.runtime.observer import Observer
+from parallax_docker.runtime.outages import Outages
 from parallax_docker.runtime.pool.pool import WarmPool
 from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.telemetry import Telemetry, outcome_of
@@ -49,6 +50,7 @@ class Reconciler:
         telemetry: Telemetry,
         after_sync: Callable[[], object] = lambda: None,
         pool: WarmPool | None = None,
+        outages: Outages | None = None,
     ) -> None:
         self._backend = backend
         self._engine = engine
@@ -58,6 +60,7 @@ class Reconciler:
         self._telemetry = telemetry
         self._after_sync = after_sync
         self._pool = pool
+        self._outages = outages
         self._first = True
         self._loop = Loop(
             "reconciler",
@@ -83,6 +86,8 @@ class Reconciler:
             log.warning("lost the Docker engine's event stream: %s", describe(exc))
         self._first = False
         self._engine.lost()
+        if self._outages is not None:
+            self._outages.lost()
         self._telemetry.error(outcome_of(exc), "reconciler")
         self.reconnects += 1
 
@@ -93,6 +98,9 @@ class Reconciler:
         # No await from here to ready(): recovery takes what a crash left half-done before any
         # request can see it or take its name.
         self._observer.adopt(states)
+        if self._outages is not None:
+            # Before recovery and the janitor act on what the engine stopped meanwhile.
+            self._outages.synced()
         self._after_sync()
         self._engine.ready(info)
         self.synced.set()

@@ -18,23 +18,23 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from parallax_docker.backends.base import Backend, ContainerState
+from parallax_docker.backends.base import Backend
 from parallax_docker.backends.capabilities import SecretDelivery, WarmStart
 from parallax_docker.config import Settings
 from parallax_docker.errors import ParallaxError, SocketError
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal, Kind
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.lifecycle import AgentRecord
+from parallax_docker.runtime.lifecycle import Events
 from parallax_docker.runtime.loops import Tasks, describe
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.fit import POOL_SLOT
-from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.registry import Registry
-from parallax_docker.runtime.spec import health_probe
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ class Recovery:
         operations: Operations,
         claims: ClaimStore,
         warm: WarmStart | None,
+        readiness: Readiness,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -65,6 +66,7 @@ class Recovery:
         self._operations = operations
         self._claims = claims
         self._warm = warm
+        self._readiness = readiness
         self._tasks = Tasks()
         self.handlers: dict[Kind, Handler] = {
             "spawn": self._spawn,
@@ -143,29 +145,29 @@ class Recovery:
             await self._remove(record, intent, "the spawn failed and was undone")
             return
         try:
-            state = await self._bring_to_ready(record, container_id)
+            ready = await self._bring_to_ready(record, container_id)
         except SocketError:
             raise
         except ParallaxError as exc:
             await self._remove(record, intent, exc.message)
             return
-        self._publisher.publish(lifecycle.became_ready(record, state, recovered=True))
+        self._publisher.publish(ready)
         self._journal.end(intent)
         log.info("finished an interrupted spawn", extra={"agent_id": record.id})
 
-    async def _bring_to_ready(self, record: AgentRecord, container_id: str) -> ContainerState:
+    async def _bring_to_ready(self, record: AgentRecord, container_id: str) -> Events:
+        """Start the container if need be and wait until it is ready: ``agent_ready``."""
         image = await require_image(
             self._backend, record.labels.image, record.labels.type, self._settings.image_prefix
         )
         current = await self._backend.get(container_id)
         if current is not None and not current.running:
             await self._backend.start(container_id)
-        return await wait_ready(
-            self._backend,
-            container_id,
-            health_probe(image),
-            timeout_s=self._settings.ready_timeout_s,
+        state = await self._readiness.wait(
+            container_id, image, record.id, timeout_s=self._settings.ready_timeout_s
         )
+        beating = self._readiness.beating(image)
+        return lifecycle.became_ready(record, state, heartbeat=beating, recovered=True)
 
     async def _remove(self, record: AgentRecord, intent: Intent, why: str) -> None:
         await self._discard_leftover(intent, record.container_id)
@@ -221,7 +223,7 @@ class Recovery:
             self._journal.end(intent)
             return
         try:
-            state = await self._bring_to_ready(record, record.container_id)
+            ready = await self._bring_to_ready(record, record.container_id)
         except SocketError:
             raise
         except ParallaxError:
@@ -229,5 +231,5 @@ class Recovery:
             self._publisher.publish(lifecycle.bring_back_failed(record, current))
             self._journal.end(intent)
             return
-        self._publisher.publish(lifecycle.became_ready(record, state, recovered=True))
+        self._publisher.publish(ready)
         self._journal.end(intent)

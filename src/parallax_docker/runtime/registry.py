@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from parallax_docker.errors import AgentNotFoundError, ConflictError
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import LIVE, AgentRecord
 from parallax_docker.runtime.labels import AgentLabels
-from parallax_docker.runtime.lifecycle import LIVE, AgentRecord
 
 
 class Registry:

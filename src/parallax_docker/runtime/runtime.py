@@ -2,8 +2,9 @@
 
 Each part gets only what it needs through its constructor; none reaches through another. The
 API calls the verbs (``spawner``, ``operations``, ``queries``, ``messaging``, ``terminals``,
-``executions``, ``gc``); the loops (``reconciler``, ``janitor``, the warm pool) and ``recovery``
-keep the registry true and finish what a crash cut short. docs/architecture.md draws the rooms.
+``executions``, ``files``, ``workspace``, ``previews``, ``gc``); the loops (``reconciler``,
+``janitor``, the warm pool) and ``recovery`` keep the registry true and finish what a crash
+cut short. docs/architecture.md draws the rooms.
 """
 
 from __future__ import annotations
@@ -12,10 +13,13 @@ import logging
 
 from parallax_docker.backends.capabilities import Deployment
 from parallax_docker.config import Settings
+from parallax_docker.runtime.admission import Admission
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.executions import Executions
+from parallax_docker.runtime.files import FileService
 from parallax_docker.runtime.gc import GarbageCollector
+from parallax_docker.runtime.heartbeat import HeartbeatWatch
 from parallax_docker.runtime.janitor import Janitor
 from parallax_docker.runtime.journal import Journal
 from parallax_docker.runtime.labels import selector
@@ -23,18 +27,27 @@ from parallax_docker.runtime.messaging import MessagingService
 from parallax_docker.runtime.metrics import MetricsSampler
 from parallax_docker.runtime.observer import Observer
 from parallax_docker.runtime.operations import Operations
+from parallax_docker.runtime.outages import Outages
 from parallax_docker.runtime.pool.claims import ClaimStore
 from parallax_docker.runtime.pool.pool import WarmPool
+from parallax_docker.runtime.previews import Previews
 from parallax_docker.runtime.queries import Queries
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.reconciler import Reconciler
 from parallax_docker.runtime.recovery import Recovery
 from parallax_docker.runtime.registry import Registry
+from parallax_docker.runtime.snapshots import SnapshotStore
 from parallax_docker.runtime.spawner import Spawner
 from parallax_docker.runtime.store import Store, StoredEventBus
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.terminal import TerminalService
+from parallax_docker.runtime.threads.book import ThreadBook
+from parallax_docker.runtime.threads.follower import Follower
+from parallax_docker.runtime.threads.service import Threads
+from parallax_docker.runtime.threads.workers import Workers
 from parallax_docker.runtime.turns import TurnRunner
 from parallax_docker.runtime.unprivileged import UserLookup
+from parallax_docker.runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +79,21 @@ class Runtime:
         # even when the pool is now off, so claimed agents are served after any restart.
         self.claims = ClaimStore(settings.state_dir / "pool" / settings.instance)
         sampler = MetricsSampler(backend)
+        readiness = Readiness(backend, deployment.heartbeats)
         warm = deployment.warm_start
         users = UserLookup(backend, allow_root=settings.allow_root, tmpfs_size=settings.tmpfs_size)
         self.pool = (
-            WarmPool(settings, backend, warm, self.claims, self.engine, users)
+            WarmPool(settings, backend, warm, self.claims, self.engine, users, readiness)
             if warm is not None and any(size.size for size in settings.pool)
             else None
+        )
+        # What agents change in their workspace, against a snapshot taken at spawn.
+        self.workspace = Workspace(
+            settings=settings,
+            backend=backend,
+            registry=self.registry,
+            engine=self.engine,
+            store=SnapshotStore(settings.state_dir / "workspace" / settings.instance),
         )
         self.spawner = Spawner(
             settings=settings,
@@ -84,6 +106,9 @@ class Runtime:
             telemetry=self.telemetry,
             pool=self.pool,
             users=users,
+            on_ready=self.workspace.baseline,
+            admission=Admission(settings, backend.available_memory),
+            readiness=readiness,
         )
         self.operations = Operations(
             settings=settings,
@@ -95,17 +120,45 @@ class Runtime:
             journal=self.journal,
             telemetry=self.telemetry,
             sampler=sampler,
+            readiness=readiness,
             history=lambda agent_id: store.recent_events(agent_id, 20),
         )
         self.queries = Queries(
             backend=backend, registry=self.registry, engine=self.engine, sampler=sampler
         )
+        # Threads follow their agents through every published event and each turn's output.
+        book = ThreadBook(store, publisher)
+        follower = Follower(book)
+        publisher.listen(follower.hear)
         self.messaging = MessagingService(
             settings=settings,
             registry=self.registry,
             engine=self.engine,
             runner=TurnRunner(backend, self.journal),
             publisher=publisher,
+            journal=self.journal,
+            store=store,
+            approval=book.preset_of,
+            on_output=follower.output,
+        )
+        self.threads = Threads(
+            settings=settings,
+            backend=backend,
+            book=book,
+            workers=Workers(
+                book=book,
+                registry=self.registry,
+                spawner=self.spawner,
+                messaging=self.messaging,
+                backend=backend,
+                journal=self.journal,
+                spawn_grace_s=settings.ready_timeout_s,
+            ),
+            spawner=self.spawner,
+            operations=self.operations,
+            messaging=self.messaging,
+            registry=self.registry,
+            engine=self.engine,
             journal=self.journal,
             store=store,
         )
@@ -121,6 +174,19 @@ class Runtime:
             engine=self.engine,
             journal=self.journal,
             selector=self.selector,
+        )
+        self.files = FileService(
+            settings=settings,
+            files=deployment.files,
+            registry=self.registry,
+            engine=self.engine,
+            journal=self.journal,
+        )
+        self.previews = Previews(
+            ports=deployment.ports,
+            registry=self.registry,
+            engine=self.engine,
+            ttl_s=settings.preview_ttl_s,
         )
         self.gc = GarbageCollector(
             settings=settings,
@@ -143,9 +209,12 @@ class Runtime:
             operations=self.operations,
             claims=self.claims,
             warm=warm,
+            readiness=readiness,
         )
         self.recovery.handlers["turn"] = self.messaging.recover
         self.recovery.handlers["execution"] = self.executions.recover
+        self.recovery.handlers["upload"] = self.files.recover
+        self.recovery.handlers["thread"] = self.threads.recover
         observer = Observer(
             registry=self.registry,
             claims=self.claims,
@@ -161,8 +230,11 @@ class Runtime:
             registry=self.registry,
             selector=self.selector,
             telemetry=self.telemetry,
-            after_sync=self.recovery.take_orphans,
+            after_sync=self.after_sync,
             pool=self.pool,
+            outages=Outages(
+                registry=self.registry, publisher=publisher, stop_grace_s=settings.stop_grace_s
+            ),
         )
         self.janitor = Janitor(
             settings=settings,
@@ -172,13 +244,26 @@ class Runtime:
             operations=self.operations,
             selector=self.selector,
             take_orphans=self.recovery.take_orphans,
+            heartbeats=HeartbeatWatch(
+                heartbeats=deployment.heartbeats,
+                registry=self.registry,
+                publisher=publisher,
+                interval_s=settings.heartbeat_interval_s,
+            ),
         )
+
+    def after_sync(self) -> None:
+        """After each sync with the engine: settle what a crash left, then the threads."""
+        self.recovery.take_orphans()
+        self.threads.resync()
 
     async def start(self) -> None:
         await self.store.open()
         self.claims.load()
+        await self.threads.load()
         self.reconciler.start()
         self.janitor.start()
+        self.threads.start()
         if self.pool is not None:
             self.pool.start()
 
@@ -187,6 +272,7 @@ class Runtime:
             # Idle pooled containers go with the service; claimed ones are agents.
             await self.pool.stop()
         await self.janitor.stop()
+        await self.threads.stop()
         await self.messaging.close()
         await self.recovery.stop()
         if self.settings.stop_agents_on_exit:

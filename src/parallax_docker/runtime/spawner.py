@@ -15,6 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from parallax_docker.backends.base import Backend, ContainerState
 from parallax_docker.backends.capabilities import SecretDelivery
@@ -22,22 +24,31 @@ from parallax_docker.config import Settings
 from parallax_docker.errors import AgentStateError, ParallaxError
 from parallax_docker.models import AgentHandle, SpawnRequest
 from parallax_docker.runtime import lifecycle
-from parallax_docker.runtime.admission import admit, capacity, committed
+from parallax_docker.runtime.admission import Admission, committed
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.events import Publisher
 from parallax_docker.runtime.image_lookup import require_image
 from parallax_docker.runtime.journal import Intent, Journal
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.pool.pool import WarmPool
-from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.registry import Registry
-from parallax_docker.runtime.spec import PlannedAgent, container_spec, health_probe, plan_agent
+from parallax_docker.runtime.spec import PlannedAgent, container_spec, plan_agent
 from parallax_docker.runtime.telemetry import Telemetry
 from parallax_docker.runtime.unprivileged import UserLookup
 from parallax_docker.runtime.volumes import check_named_volumes
 from parallax_docker.security import check_runtime_available
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An admitted spawn whose id and name are taken and whose intent is written."""
+
+    record: AgentRecord
+    plan: PlannedAgent
+    intent: Intent
 
 
 class Spawner:
@@ -54,6 +65,9 @@ class Spawner:
         telemetry: Telemetry,
         pool: WarmPool | None,
         users: UserLookup,
+        on_ready: Callable[[AgentRecord, str], Awaitable[None]] | None = None,
+        admission: Admission,
+        readiness: Readiness,
     ) -> None:
         self._settings = settings
         self._backend = backend
@@ -65,12 +79,14 @@ class Spawner:
         self._telemetry = telemetry
         self._pool = pool
         self._users = users
+        # Called with the record and container once the agent is up, before it is ready (the
+        # workspace's snapshot at spawn, runtime/workspace.py).
+        self._on_ready = on_ready
+        self._admission = admission
+        self._readiness = readiness
 
     async def spawn(self, request: SpawnRequest) -> AgentHandle:
-        engine = self._engine.require()
-        plan = plan_agent(
-            request, self._settings, host_memory=engine.memory_bytes, host_cpus=engine.cpus
-        )
+        plan = self.plan(request)
         while request.id is not None:
             existing = self._registry.find(plan.labels.id)
             if existing is None or existing.labels.spec_hash != plan.labels.spec_hash:
@@ -78,31 +94,50 @@ class Spawner:
             handle = await self._join(existing)
             if handle is not None:
                 return handle
+        return await self.complete(self.reserve(plan))
+
+    def plan(
+        self, request: SpawnRequest, thread_labels: Mapping[str, str] | None = None
+    ) -> PlannedAgent:
+        """Check the request against every rule that needs no engine call (SOCKET_ERROR while
+        the engine is away)."""
+        engine = self._engine.require()
+        return plan_agent(
+            request,
+            self._settings,
+            host_memory=engine.memory_bytes,
+            host_cpus=engine.cpus,
+            thread_labels=thread_labels,
+        )
+
+    def reserve(self, plan: PlannedAgent) -> Reservation:
+        """Admit the agent, take its id and name, and write the spawn's intent (no await: a
+        caller may answer once this returns and leave the rest to ``complete``)."""
+        engine = self._engine.require()
         # No await between the capacity check and the reservation: two spawns cannot both
         # take the last of the host.
-        admit(
-            plan.labels.memory_bytes,
-            plan.labels.nano_cpus,
-            committed(self._registry),
-            capacity(
-                engine.memory_bytes,
-                engine.cpus,
-                self._settings.memory_overcommit,
-                self._settings.cpu_overcommit,
-            ),
+        self._admission.admit(
+            plan.labels.memory_bytes, plan.labels.nano_cpus, committed(self._registry), engine
         )
         record = self._registry.reserve(plan.labels)
         intent = self._journal.begin("spawn", record.id, labels=plan.labels.encode())
+        return Reservation(record, plan, intent)
+
+    async def complete(self, reservation: Reservation) -> AgentHandle:
+        """Make the reserved agent's container and wait until it is ready; undo on failure."""
+        record, plan, intent = reservation.record, reservation.plan, reservation.intent
         started = time.monotonic()
         try:
-            state = await self._pooled(record, plan, intent) or await self._cold(
+            state, beating = await self._pooled(record, plan, intent) or await self._cold(
                 record, plan, intent
             )
+            if self._on_ready is not None:
+                await self._on_ready(record, state.id)
         except BaseException as exc:
             self._telemetry.spawn_finished(record.labels.type, time.monotonic() - started, exc)
             await asyncio.shield(self._abandon(record, intent))
             raise
-        self._publisher.publish(lifecycle.became_ready(record, state))
+        self._publisher.publish(lifecycle.became_ready(record, state, heartbeat=beating))
         self._journal.end(intent)
         seconds = time.monotonic() - started
         self._telemetry.spawn_finished(record.labels.type, seconds, None)
@@ -129,13 +164,14 @@ class Spawner:
 
     async def _pooled(
         self, record: AgentRecord, plan: PlannedAgent, intent: Intent
-    ) -> ContainerState | None:
+    ) -> tuple[ContainerState, bool] | None:
+        """The agent's ready state, and whether it beats a heartbeat; None: it starts cold."""
         slot = self._pool.take(plan) if self._pool is not None else None
         if self._pool is None or slot is None:
             return None
         self._journal.note(intent, step="taken", container_id=slot.container_id, pooled=True)
         try:
-            return await self._pool.claim(
+            state = await self._pool.claim(
                 slot,
                 plan,
                 on_started=lambda: self._publisher.publish(lifecycle.container_started(record)),
@@ -151,10 +187,11 @@ class Spawner:
             self._journal.note(intent, pooled=False)
             intent.container_id = None
             return None
+        return state, self._readiness.beating(slot.image)
 
     async def _cold(
         self, record: AgentRecord, plan: PlannedAgent, intent: Intent
-    ) -> ContainerState:
+    ) -> tuple[ContainerState, bool]:
         image = await require_image(
             self._backend, plan.image, record.labels.type, self._settings.image_prefix
         )
@@ -172,20 +209,23 @@ class Spawner:
         )
         if not plan.network.is_none:
             await self._engine.ensure_network(plan.network.name, plan.network.internal)
-        spec = container_spec(plan, image, self._settings, delivery, run_as)
+        heartbeat = self._readiness.attach(record.id, image)
+        spec = container_spec(plan, image, self._settings, delivery, run_as, heartbeat)
         container_id = await self._users.create(spec, run_as, image)
         self._journal.note(intent, step="created", container_id=container_id)
         await self._backend.start(container_id)
         self._journal.note(intent, step="started")
         self._publisher.publish(lifecycle.container_started(record))
-        return await wait_ready(
-            self._backend,
-            container_id,
-            health_probe(image),
-            timeout_s=self._settings.ready_timeout_s,
+        state = await self._readiness.wait(
+            container_id, image, record.id, timeout_s=self._settings.ready_timeout_s
         )
+        return state, heartbeat is not None
 
     # -- failure ----------------------------------------------------------------------------
+
+    async def abandon(self, reservation: Reservation) -> None:
+        """Give up a reservation whose ``complete`` never ran (the caller changed its mind)."""
+        await self._abandon(reservation.record, reservation.intent)
 
     async def _abandon(self, record: AgentRecord, intent: Intent) -> None:
         """Remove what the failed spawn made; leave it to recovery when that fails too."""

@@ -10,6 +10,7 @@ import hashlib
 import json
 import secrets
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,6 +33,7 @@ from parallax_docker.runtime.labels import (
     EXECUTION_LABEL,
     MANAGED,
     RESERVED_PREFIX,
+    THREAD_PREFIX,
     AgentLabels,
     container_name,
     home_volume,
@@ -70,9 +72,17 @@ class PlannedAgent:
 
 
 def plan_agent(
-    request: SpawnRequest, settings: Settings, *, host_memory: int, host_cpus: int
+    request: SpawnRequest,
+    settings: Settings,
+    *,
+    host_memory: int,
+    host_cpus: int,
+    thread_labels: Mapping[str, str] | None = None,
 ) -> PlannedAgent:
-    """Check a request against every rule that needs no engine call."""
+    """Check a request against every rule that needs no engine call.
+
+    ``thread_labels`` (keys under ``parallax.thread.``) go on the container of a thread's agent.
+    """
     agent_id = request.id or new_agent_id()
     validate_name("id", agent_id)
     validate_name("name", request.name)
@@ -164,6 +174,7 @@ def plan_agent(
         user_labels=tuple(sorted(request.labels.items())),
         spec_hash=spec_hash(request),
         instance=settings.instance,
+        thread_labels=_thread_labels(thread_labels or {}),
     )
     return PlannedAgent(
         labels=labels,
@@ -175,6 +186,12 @@ def plan_agent(
         env={key: value.get_secret_value() for key, value in secret_env.items()},
         runtime=runtime,
     )
+
+
+def _thread_labels(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    if any(not key.startswith(THREAD_PREFIX) for key in labels):
+        raise ValueError("thread labels must start with " + THREAD_PREFIX)
+    return tuple(sorted(labels.items()))
 
 
 def _command(command: list[str] | str | None) -> tuple[str, ...] | None:
@@ -221,8 +238,14 @@ def container_spec(
     settings: Settings,
     secrets: SecretMounts | None = None,
     run_as: RunAs | None = None,
+    heartbeat: tuple[MountSpec, ...] | None = None,
 ) -> ContainerSpec:
-    """The container for ``plan``; secret env arrives only through ``secrets``' mounts."""
+    """The container for ``plan``; secret env arrives only through ``secrets``' mounts.
+
+    ``heartbeat``: the agent beats a heartbeat (runtime/heartbeat.py) through these mounts (none
+    when the platform mounts its channel itself): the image's Docker health check is switched
+    off and the entrypoint told the beat's interval. None: the image's health check stands.
+    """
     aliases = tuple(
         dict.fromkeys((plan.labels.name, container_name(plan.labels.id), plan.labels.id))
     )
@@ -241,6 +264,9 @@ def container_spec(
     }
     command = plan.command
     entrypoint = None
+    beat_env = (
+        {} if heartbeat is None else {"PARALLAX_HEARTBEAT_S": f"{settings.heartbeat_interval_s}"}
+    )
     if secrets is not None and secrets.entrypoint is not None:
         entrypoint, command = secrets.entrypoint, secrets.command
     return ContainerSpec(
@@ -256,8 +282,10 @@ def container_spec(
         entrypoint=entrypoint,
         workdir=plan.labels.workdir or AGENT_WORKSPACE,
         user=run_as.user,
-        mounts=mounts + (secrets.mounts if secrets is not None else ()),
+        mounts=mounts + (secrets.mounts if secrets is not None else ()) + (heartbeat or ()),
         tmpfs=tmpfs,
+        env=beat_env,
+        image_healthcheck=heartbeat is None,
         runtime=plan.runtime,
         log_max_size=settings.log_max_size,
         log_max_files=settings.log_max_files,

@@ -1,4 +1,4 @@
-"""The embedded store: conversations, the event history and each agent's CLI session id.
+"""The embedded store: conversations, the event history, each agent's CLI session id, threads.
 
 SQLite in ``<PARALLAX_STATE_DIR>/parallax.db``, so that ``GET /agents/{id}/messages``, late
 WebSocket clients' history and session resume all survive a restart of the service. Every
@@ -62,6 +62,11 @@ CREATE TABLE IF NOT EXISTS sessions (
     agent_id TEXT PRIMARY KEY,
     driver TEXT NOT NULL,
     session_id TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS threads (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
     updated REAL NOT NULL
 );
 """
@@ -237,26 +242,35 @@ class Store:
                 (self._max_events,),
             )
 
-    def recent_events(self, agent_id: str | None, limit: int) -> Awaitable[list[RuntimeEvent]]:
-        """The last ``limit`` events (of one agent, or all), oldest first.
+    def recent_events(
+        self, agent_id: str | None, limit: int, event: str | None = None
+    ) -> Awaitable[list[RuntimeEvent]]:
+        """The last ``limit`` events (of one agent, or all; of one kind, or all), oldest first.
 
         The read is queued when this is called, not when it is awaited: every event published
         before the call is in the answer, and none published after it.
         """
-        return asyncio.wrap_future(self._submit(self._recent_events, agent_id, limit))
+        return asyncio.wrap_future(self._submit(self._recent_events, agent_id, limit, event))
 
-    def _recent_events(self, agent_id: str | None, limit: int) -> list[RuntimeEvent]:
+    def _recent_events(
+        self, agent_id: str | None, limit: int, event: str | None = None
+    ) -> list[RuntimeEvent]:
         db = self._conn()
-        if agent_id is None:
+        select = "SELECT event, agent_id, data, timestamp FROM events"
+        if agent_id is None and event is None:
+            cursor = db.execute(f"{select} ORDER BY seq DESC LIMIT ?", (limit,))
+        elif event is None:
             cursor = db.execute(
-                "SELECT event, agent_id, data, timestamp FROM events ORDER BY seq DESC LIMIT ?",
-                (limit,),
+                f"{select} WHERE agent_id = ? ORDER BY seq DESC LIMIT ?", (agent_id, limit)
+            )
+        elif agent_id is None:
+            cursor = db.execute(
+                f"{select} WHERE event = ? ORDER BY seq DESC LIMIT ?", (event, limit)
             )
         else:
             cursor = db.execute(
-                "SELECT event, agent_id, data, timestamp FROM events WHERE agent_id = ?"
-                " ORDER BY seq DESC LIMIT ?",
-                (agent_id, limit),
+                f"{select} WHERE agent_id = ? AND event = ? ORDER BY seq DESC LIMIT ?",
+                (agent_id, event, limit),
             )
         return [
             RuntimeEvent(event=row[0], agent_id=row[1], data=_json_object(row[2]), timestamp=row[3])
@@ -296,6 +310,34 @@ class Store:
                 " session_id = excluded.session_id, updated = excluded.updated",
                 (agent_id, driver, session_id, now),
             )
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def save_thread(self, thread_id: str, data: dict[str, Any], now: float) -> Future[None]:
+        """Queue a thread's state for writing, in order with every other write; the future says
+        when it is on disk (a caller that must know waits for it)."""
+        return self._submit(self._save_thread, thread_id, data, now)
+
+    def _save_thread(self, thread_id: str, data: dict[str, Any], now: float) -> None:
+        self._conn().execute(
+            "INSERT INTO threads (id, data, updated) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE"
+            " SET data = excluded.data, updated = excluded.updated",
+            (thread_id, json.dumps(data, default=str), now),
+        )
+
+    def drop_thread(self, thread_id: str) -> Awaitable[None]:
+        return asyncio.wrap_future(self._submit(self._drop_thread, thread_id))
+
+    def _drop_thread(self, thread_id: str) -> None:
+        self._conn().execute("DELETE FROM threads WHERE id = ?", (thread_id,))
+
+    async def threads(self) -> list[dict[str, Any]]:
+        """Every kept thread's state, oldest first."""
+        return await self._run(self._threads)
+
+    def _threads(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute("SELECT data FROM threads ORDER BY rowid").fetchall()
+        return [_json_object(row[0]) for row in rows]
 
 
 class StoredEventBus(EventBus):

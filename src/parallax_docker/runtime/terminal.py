@@ -15,9 +15,9 @@ from parallax_docker.backends.base import Backend, ExecSpec, TerminalSession
 from parallax_docker.backends.capabilities import Terminals
 from parallax_docker.errors import AgentStateError, ParallaxError, ValidationError
 from parallax_docker.runtime import lifecycle
+from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.drivers.wrapper import hangup_argv, terminal_argv
 from parallax_docker.runtime.engine_link import EngineLink
-from parallax_docker.runtime.lifecycle import AgentRecord
 from parallax_docker.runtime.registry import Registry
 
 log = logging.getLogger(__name__)

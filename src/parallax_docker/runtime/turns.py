@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from parallax_docker.backends.base import Backend, ExecExit, ExecSpec
 from parallax_docker.errors import ParallaxError
@@ -28,6 +29,9 @@ STDERR_MAX = 1024 * 1024
 # After the kill, how long the interrupted exec may take to report its end.
 KILL_WAIT_S = 5.0
 KILL_EXEC_TIMEOUT_S = 10.0
+# How long a requested interrupt keeps trying, and how often.
+INTERRUPT_RETRY_S = 10.0
+_INTERRUPT_POLL_S = 0.3
 # Activity during a long turn keeps the agent from being stopped as idle.
 _TOUCH_EVERY_S = 1.0
 
@@ -40,6 +44,8 @@ class Turn:
     message: str
     timeout_s: float
     execution_id: str | None = None
+    # Set when someone asked for the turn to be interrupted (a thread's Ctrl-C).
+    interrupted: bool = False
 
 
 class TurnRunner:
@@ -54,8 +60,13 @@ class TurnRunner:
         timeout_s: float,
         intent: Intent,
         touch: Callable[[], None],
+        on_output: Callable[[bytes], None] | None = None,
     ) -> TurnOutput | None:
-        """Run the turn; its output, or None when it ran past ``timeout_s`` (it is killed)."""
+        """Run the turn; its output, or None when it ran past ``timeout_s`` (it is killed).
+
+        ``on_output`` sees each piece of stdout as it arrives (a thread follows the CLI's
+        progress with it).
+        """
         spec = ExecSpec(
             argv=turn_argv(
                 turn.id,
@@ -79,6 +90,8 @@ class TurnRunner:
                     if len(item.data) > room:
                         state["truncated"] = True
                     self._journal.append_output(intent, item.data)
+                    if on_output is not None:
+                        _follow(on_output, item.data)
                     if not state["said"]:
                         state["said"] = True
                         self._journal.note(intent, step="running")
@@ -117,11 +130,32 @@ class TurnRunner:
         """The files under /workspace the turn changed (None: the image cannot tell)."""
         return await collect_changes(self._backend, turn.container_id, turn.id)
 
-    async def interrupt(self, container_id: str, turn_id: str) -> None:
-        """End the turn's CLI and everything it started (nothing when it has ended)."""
-        try:
-            await self._backend.exec(
-                container_id, ExecSpec(argv=kill_argv(turn_id)), timeout_s=KILL_EXEC_TIMEOUT_S
-            )
-        except ParallaxError as exc:
-            log.warning("could not interrupt turn %s: %s", turn_id, exc.code)
+    async def interrupt(
+        self, container_id: str, turn_id: str, until: asyncio.Future[Any] | None = None
+    ) -> None:
+        """End the turn's CLI and everything it started (nothing when it has ended).
+
+        With ``until`` (the turn's task), try again until the turn has ended: a turn asked to
+        stop just after it began may not have written its pid file yet.
+        """
+        deadline = time.monotonic() + INTERRUPT_RETRY_S
+        while True:
+            try:
+                await self._backend.exec(
+                    container_id, ExecSpec(argv=kill_argv(turn_id)), timeout_s=KILL_EXEC_TIMEOUT_S
+                )
+            except ParallaxError as exc:
+                log.warning("could not interrupt turn %s: %s", turn_id, exc.code)
+            if until is None or time.monotonic() > deadline:
+                return
+            done, _ = await asyncio.wait({until}, timeout=_INTERRUPT_POLL_S)
+            if done:
+                return
+
+
+def _follow(on_output: Callable[[bytes], None], data: bytes) -> None:
+    """Hand output to a follower; its failure never fails the turn."""
+    try:
+        on_output(data)
+    except Exception as exc:
+        log.warning("a turn output follower failed: %s", type(exc).__name__)

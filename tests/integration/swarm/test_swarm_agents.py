@@ -3,6 +3,7 @@ runs them, their secrets as Swarm secrets, logs, turns and terminals wherever th
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import ssl
@@ -269,6 +270,36 @@ def test_terminal_opens_in_an_agent_on_another_node(
             screen += data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     _, inspect = container_on(swarm, remote)
     assert f"on-{inspect['Config']['Hostname']}-42" in screen
+
+
+def test_files_go_in_and_out_of_an_agent_on_another_node(
+    swarm: SwarmCluster, swarm_api: httpx.Client, swarm_spawn: Callable[..., Handle]
+) -> None:
+    agents = [swarm_spawn() for _ in range(3)]
+    remote = next(a for a in agents if a["node"] != swarm.nodes[0].name)
+    files = f"/agents/{remote['id']}/files"
+    # Large enough to take many TLS records each way; the upload's end is TLS's close_notify.
+    data = bytes(range(256)) * 8192
+    put = swarm_api.put(files, params={"path": "notes/blob.bin"}, content=data)
+    assert put.status_code == 200, put.text
+    assert put.json()["bytes"] == len(data)
+    index, inspect = container_on(swarm, remote)
+    code, sums = node_exec(swarm, index, inspect["Id"], "sha256sum", "/workspace/notes/blob.bin")
+    assert code == 0 and sums.split()[0] == hashlib.sha256(data).hexdigest()
+    got = swarm_api.get(files, params={"path": "/workspace/notes/blob.bin"})
+    assert got.status_code == 200 and got.content == data
+    listing = swarm_api.get(f"{files}/list", params={"path": "notes"}).json()
+    assert [(e["name"], e["size"]) for e in listing["entries"]] == [("blob.bin", len(data))]
+    # Confined where the agent runs, as on one host.
+    refused = swarm_api.get(files, params={"path": "/etc/passwd"})
+    assert refused.status_code == 403 and refused.json()["code"] == "PATH_FORBIDDEN"
+    gone = swarm_api.delete(files, params={"path": "notes", "recursive": "true"})
+    assert gone.status_code == 204, gone.text
+    code, _ = node_exec(swarm, index, inspect["Id"], "test", "-e", "/workspace/notes")
+    assert code != 0
+    # Its overlay address is not routed to the service's host: no previews on a Swarm.
+    preview = swarm_api.post(f"/agents/{remote['id']}/previews", json={"port": 8080})
+    assert preview.status_code == 409 and preview.json()["code"] == "PREVIEW_UNAVAILABLE"
 
 
 def test_health_lists_the_nodes_with_their_agents(

@@ -22,6 +22,9 @@ from parallax_docker.models import (
 
 router = APIRouter(prefix="/agents", tags=["agents"])
 
+# DELETE's grace period (agents and threads).
+GraceMs = Annotated[int | None, Query(ge=0, le=600_000, description="Grace period in milliseconds")]
+
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorResponse} for status in (403, 404, 409, 413, 422, 502, 503, 507)
 }
@@ -65,9 +68,7 @@ async def stop_agent(
     agent_id: str,
     runtime: RuntimeDep,
     force: bool = False,
-    timeout: Annotated[
-        int | None, Query(ge=0, le=600_000, description="Grace period in milliseconds")
-    ] = None,
+    timeout: GraceMs = None,
 ) -> Response:
     await runtime.operations.stop(
         agent_id, force=force, timeout_s=None if timeout is None else timeout / 1000

@@ -23,8 +23,8 @@ from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from parallax_docker.errors import ParallaxError, ValidationError
+from parallax_docker.runtime.clock import iso_time
 from parallax_docker.runtime.events import RuntimeEvent, Subscription
-from parallax_docker.runtime.messaging import iso_time
 from parallax_docker.runtime.runtime import Runtime
 from parallax_docker.runtime.terminal import AgentTerminal
 

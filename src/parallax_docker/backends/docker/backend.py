@@ -28,7 +28,7 @@ from parallax_docker.backends.base import (
     StatsSample,
     VolumeInfo,
 )
-from parallax_docker.backends.docker import files, logs, processes, translate
+from parallax_docker.backends.docker import files, host_memory, logs, processes, translate
 from parallax_docker.backends.docker.cgroups import CgroupReader
 from parallax_docker.backends.docker.engine import Engine, label_filters
 from parallax_docker.backends.docker.errors import (
@@ -74,7 +74,12 @@ class DockerBackend:
             cgroup_version=str(info.get("CgroupVersion") or "1"),
             warnings=tuple(info.get("Warnings") or ()),
             runtimes=tuple(sorted((info.get("Runtimes") or {}).keys())),
+            live_restore=bool(info.get("LiveRestoreEnabled")),
         )
+
+    def available_memory(self) -> int | None:
+        # The engine's host is this host (a Unix socket), and Linux says it in /proc/meminfo.
+        return host_memory.available()
 
     # -- networks ---------------------------------------------------------------------------
 

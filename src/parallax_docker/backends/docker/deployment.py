@@ -1,17 +1,21 @@
 """DockerDeployment: everything the runtime runs on when it runs on one Docker engine.
 
 One engine connection (engine/client.py) serves the core Backend and every capability: secret
-delivery through host files, terminals, warm start for the pool, and image building.
+delivery through host files, heartbeats through a FIFO beside them, terminals, warm start for the
+pool, image building, files in and out of agents, and their ports.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from parallax_docker.backends.docker.agent_files import DockerFiles
 from parallax_docker.backends.docker.backend import DockerBackend
 from parallax_docker.backends.docker.build import DockerImageBuilding
 from parallax_docker.backends.docker.cgroups import CgroupReader
 from parallax_docker.backends.docker.engine import Engine, EngineClient
+from parallax_docker.backends.docker.heartbeat import DockerHeartbeats
+from parallax_docker.backends.docker.ports import DockerPorts
 from parallax_docker.backends.docker.secrets import SecretStore
 from parallax_docker.backends.docker.terminals import DockerTerminals
 from parallax_docker.backends.docker.warm import DockerWarmStart
@@ -38,9 +42,12 @@ class DockerDeployment:
         )
         self._backend = DockerBackend(self.engine, CgroupReader(cgroup_root))
         self._secrets = SecretStore(secrets_dir)
+        self._heartbeats = DockerHeartbeats(self._secrets)
         self._terminals = DockerTerminals(self.engine)
-        self._warm = DockerWarmStart(self.engine, self._backend, self._secrets)
+        self._warm = DockerWarmStart(self.engine, self._backend, self._secrets, self._heartbeats)
         self._images = DockerImageBuilding(self.engine, self._backend)
+        self._files = DockerFiles(self.engine)
+        self._ports = DockerPorts(self.engine)
 
     @property
     def backend(self) -> DockerBackend:
@@ -61,6 +68,18 @@ class DockerDeployment:
     @property
     def images(self) -> DockerImageBuilding:
         return self._images
+
+    @property
+    def files(self) -> DockerFiles:
+        return self._files
+
+    @property
+    def ports(self) -> DockerPorts:
+        return self._ports
+
+    @property
+    def heartbeats(self) -> DockerHeartbeats:
+        return self._heartbeats
 
     async def close(self) -> None:
         await self.engine.close()

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from parallax_docker.backends.base import ImageInfo, MountSpec
-from parallax_docker.backends.capabilities import SecretMounts
+from parallax_docker.backends.capabilities import PROJECT_ENTRYPOINT, SecretMounts
 from parallax_docker.errors import ConfigError, ValidationError
 from parallax_docker.resources import NAME_RE
 
@@ -39,8 +39,6 @@ ENV_FILE_TARGET = "/run/parallax/env"
 ENV_SH_TARGET = "/run/parallax/env.sh"
 ENV_FILE_NAME = "env"
 ENV_SH_NAME = "env.sh"
-# The project images' entrypoint, which loads ENV_FILE_TARGET itself (images/Dockerfile.base).
-PROJECT_ENTRYPOINT = "/usr/local/bin/parallax-entrypoint"
 PROJECT_IMAGE_LABEL = "parallax.image.type"
 # For every other image: load env.sh, then run the image's own entrypoint and command. A
 # missing or unreadable env.sh stops the shell (POSIX: '.' failing ends a non-interactive
@@ -244,6 +242,11 @@ class SecretStore:
             )
         if info.st_uid == self._euid() and stat.S_IMODE(info.st_mode) & 0o077:
             os.chmod(self.root, 0o700)
+
+    def folder(self, key: str) -> Path:
+        """``key``'s private folder (0700), made if need be, for other per-agent files that
+        must come and go with its secrets (the heartbeat channel)."""
+        return self._make_key_dir(key)
 
     def _make_key_dir(self, key: str) -> Path:
         self._make_root()

@@ -101,6 +101,8 @@ def container_config(spec: ContainerSpec) -> dict[str, Any]:
         config["WorkingDir"] = spec.workdir
     if spec.user:
         config["User"] = spec.user
+    if not spec.image_healthcheck and spec.healthcheck is None:
+        config["Healthcheck"] = {"Test": ["NONE"]}
     if spec.healthcheck is not None:
         probe = spec.healthcheck
         config["Healthcheck"] = {

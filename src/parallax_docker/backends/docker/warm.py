@@ -12,7 +12,8 @@ closed on the engine's Warnings), creates the marker and writes ``go``, and wait
 container's ``up`` on the other FIFO, which it writes once the image's readiness check passes;
 (b) renames the container and re-joins its network with the agent's aliases (aliases can only
 be given when joining). Docker's own HEALTHCHECK passes while the container waits, then is the
-image's. See docs/pool.md.
+image's; an image that beats a heartbeat has none, and its heartbeat channel, made under the
+slot's key, moves with the secret files. See docs/pool.md.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from parallax_docker.backends.base import ContainerSpec, HealthProbe, ImageInfo, MountSpec
-from parallax_docker.backends.capabilities import WarmClaim, WarmContainer
+from parallax_docker.backends.capabilities import WarmClaim, WarmContainer, beats
 from parallax_docker.backends.docker.backend import DockerBackend
 from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.errors import engine_call, warnings_failure
+from parallax_docker.backends.docker.heartbeat import DockerHeartbeats
 from parallax_docker.backends.docker.secrets import (
     ENV_SH_TARGET,
     SecretStore,
@@ -124,7 +126,7 @@ def held_spec(
     healthcheck = spec.healthcheck
     if healthcheck is not None:
         healthcheck = replace(healthcheck, argv=HEALTH_WRAPPER + healthcheck.argv)
-    elif probe is not None:
+    elif probe is not None and spec.image_healthcheck:
         healthcheck = HealthProbe(
             argv=HEALTH_WRAPPER + probe,
             interval_s=image.health_interval_s,
@@ -143,10 +145,17 @@ def held_spec(
 
 
 class DockerWarmStart:
-    def __init__(self, engine: Engine, backend: DockerBackend, store: SecretStore) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        backend: DockerBackend,
+        store: SecretStore,
+        heartbeats: DockerHeartbeats,
+    ) -> None:
         self._engine = engine
         self._backend = backend
         self._store = store
+        self._heartbeats = heartbeats
         # The key a claimed container's files moved to (its slot's key until then).
 
     async def prepare(
@@ -161,8 +170,11 @@ class DockerWarmStart:
             claim_mount = MountSpec(
                 "bind", CLAIM_DIR_TARGET, str(folder / CLAIM_DIR_NAME), read_only=True
             )
+            # Its heartbeat channel is made under the slot's key too and moves with the
+            # secret files to the agent's at a claim.
+            beat = self._heartbeats.attach(key) if beats(image) else ()
             held = held_spec(
-                spec, image, probe, (*self._store.mounts(key, shell=shell), claim_mount)
+                spec, image, probe, (*self._store.mounts(key, shell=shell), claim_mount, *beat)
             )
             container_id = await self._backend.create(held)
             try:

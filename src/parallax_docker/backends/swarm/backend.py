@@ -104,6 +104,12 @@ class SwarmBackend:
             nodes=tuple(sorted(nodes, key=lambda node: node.name)),
         )
 
+    def available_memory(self) -> int | None:
+        # The manager's own MemAvailable says nothing of the other nodes: admission counts
+        # limits against the schedulable nodes' memory, and the scheduler's reservations place
+        # each agent on a node with room for it.
+        return None
+
     # -- networks ---------------------------------------------------------------------------
 
     async def ensure_network(

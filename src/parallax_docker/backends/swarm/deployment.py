@@ -3,9 +3,10 @@
 The manager's engine (``DOCKER_SOCKET``, a local socket: the service runs on a manager node)
 serves the core Backend, secret delivery through Swarm secrets, and image building (on the
 manager, pushed to the cluster's registry). Each node's engine is reached over mutual TLS for
-exec, logs, stats, terminals and volumes. The warm pool is not offered: a pooled container
-would be claimed by writing its secrets into it on its node, and Swarm secrets are fixed once a
-service runs (docs/swarm.md).
+exec, logs, stats, terminals, files and volumes. The warm pool is not offered: a pooled
+container would be claimed by writing its secrets into it on its node, and Swarm secrets are
+fixed once a service runs. Nor are heartbeats (a FIFO on the service's own host) or ports (an
+agent's overlay address is not routed to the manager's host); docs/swarm.md.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from parallax_docker.backends.docker.cgroups import CgroupReader
 from parallax_docker.backends.docker.engine import Engine, EngineClient
 from parallax_docker.backends.swarm.backend import SwarmBackend
 from parallax_docker.backends.swarm.engine import SwarmAPI
+from parallax_docker.backends.swarm.files import SwarmFiles
 from parallax_docker.backends.swarm.networks import SwarmNetworks
 from parallax_docker.backends.swarm.nodes import Nodes, tls_context
 from parallax_docker.backends.swarm.placing import Placing
@@ -86,6 +88,7 @@ class SwarmDeployment:
             ),
         )
         self._terminals = SwarmTerminals(readings)
+        self._files = SwarmFiles(readings)
         local = DockerBackend(self.engine, CgroupReader(None))
         self._images = SwarmImageBuilding(DockerImageBuilding(self.engine, local), self.registry)
 
@@ -120,6 +123,18 @@ class SwarmDeployment:
     @property
     def images(self) -> SwarmImageBuilding:
         return self._images
+
+    @property
+    def files(self) -> SwarmFiles:
+        return self._files
+
+    @property
+    def ports(self) -> None:
+        return None
+
+    @property
+    def heartbeats(self) -> None:
+        return None
 
     async def close(self) -> None:
         await self._secrets.close()

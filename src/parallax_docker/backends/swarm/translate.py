@@ -165,6 +165,8 @@ def service_spec(
             "Retries": probe.retries,
             "StartPeriod": int(probe.start_period_s * _NS),
         }
+    elif not spec.image_healthcheck:
+        container["HealthCheck"] = {"Test": ["NONE"]}
     placement = list(constraints)
     if spec.runtime:
         placement.append(f"engine.labels.{RUNTIME_LABEL}=={spec.runtime}")

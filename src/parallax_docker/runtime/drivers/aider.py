@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 
+from parallax_docker.runtime.drivers.approval import aider_flags
 from parallax_docker.runtime.drivers.base import (
     ERROR_TEXT_MAX,
     TurnOutput,
@@ -32,9 +33,9 @@ from parallax_docker.runtime.drivers.base import (
     model_error_code,
 )
 from parallax_docker.security import AGENT_HOME
+from parallax_docker.thread_models import ApprovalPreset
 
 _FLAGS = (
-    "--yes-always",
     "--no-git",
     "--no-pretty",
     "--no-stream",
@@ -42,7 +43,6 @@ _FLAGS = (
     "--no-check-update",
     "--no-show-release-notes",
     "--no-show-model-warnings",
-    "--no-suggest-shell-commands",
 )
 _SESSION = re.compile(r"^aider-[0-9a-f]{16}\Z")
 # Lines aider prints around the answer (banner, settings), not part of it.
@@ -80,12 +80,18 @@ def history_file(session: str) -> str:
 class AiderDriver:
     name = "aider"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
         resume = session_id is not None and _SESSION.match(session_id) is not None
         session = session_id if resume and session_id else f"aider-{secrets.token_hex(8)}"
         argv: tuple[str, ...] = (
             "aider",
             *_FLAGS,
+            *aider_flags(preset),
             "--chat-history-file",
             history_file(session),
             "--input-history-file",

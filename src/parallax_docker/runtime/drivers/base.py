@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from parallax_docker.thread_models import ApprovalPreset
+
 # The marker the images' entrypoint and the turn wrapper print when a credential is missing
 # (images/entrypoint/lib.sh: parallax_log "login required: ...").
 LOGIN_MARKER = "parallax: login required:"
@@ -108,7 +110,12 @@ class Driver(Protocol):
 
     name: str
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan: ...
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan: ...
 
     def parse(self, output: TurnOutput) -> TurnResult: ...
 

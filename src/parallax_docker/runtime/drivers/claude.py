@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parallax_docker.runtime.drivers.approval import claude_flags
 from parallax_docker.runtime.drivers.base import (
     MODEL_ERROR,
     MODEL_RATE_LIMITED,
@@ -27,25 +28,27 @@ from parallax_docker.runtime.drivers.base import (
     json_lines,
     marker_login,
 )
+from parallax_docker.thread_models import ApprovalPreset
 
-# The container is the sandbox: the CLI's own permission prompts would only stall a turn that
-# nobody can answer.
-PERMISSION_MODE = "bypassPermissions"
 _AUTH_ERRORS = frozenset({"authentication_failed", "oauth_org_not_allowed"})
 
 
 class ClaudeDriver:
     name = "claude"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
         argv: list[str] = [
             "claude",
             "-p",
             "--output-format",
             "stream-json",
             "--verbose",
-            "--permission-mode",
-            PERMISSION_MODE,
+            *claude_flags(preset),
         ]
         if session_id:
             argv += ["--resume", session_id]

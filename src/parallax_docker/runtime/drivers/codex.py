@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parallax_docker.runtime.drivers.approval import codex_flags
 from parallax_docker.runtime.drivers.base import (
     TurnOutput,
     TurnPlan,
@@ -25,10 +26,11 @@ from parallax_docker.runtime.drivers.base import (
     marker_login,
     model_error_code,
 )
+from parallax_docker.thread_models import ApprovalPreset
 
-# The container is the sandbox; codex's own (Landlock/seccomp) sandbox and its approval prompts
-# cannot work unattended inside it.
-_COMMON = ("--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox")
+# The container is the sandbox; codex's own sandbox (bubblewrap) and its approval prompts cannot
+# work unattended inside it (drivers/approval.py).
+_COMMON = ("--json", "--skip-git-repo-check")
 _AUTH_HINTS = ("401", "unauthorized", "invalid_api_key", "incorrect api key", "not logged in")
 # Completed items that are a tool the model ran (the rest are its messages and reasoning).
 _TOOL_ITEMS = frozenset({"command_execution", "file_change", "mcp_tool_call", "web_search"})
@@ -37,11 +39,17 @@ _TOOL_ITEMS = frozenset({"command_execution", "file_change", "mcp_tool_call", "w
 class CodexDriver:
     name = "codex"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
+        flags = (*_COMMON, *codex_flags(preset))
         if session_id:
-            argv: tuple[str, ...] = ("codex", "exec", "resume", *_COMMON, session_id, "-")
+            argv: tuple[str, ...] = ("codex", "exec", "resume", *flags, session_id, "-")
         else:
-            argv = ("codex", "exec", *_COMMON, "-")
+            argv = ("codex", "exec", *flags, "-")
         return TurnPlan(argv=argv, stdin=message.encode(), check_credentials=True)
 
     def parse(self, output: TurnOutput) -> TurnResult:

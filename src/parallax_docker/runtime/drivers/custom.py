@@ -16,12 +16,19 @@ from parallax_docker.runtime.drivers.base import (
     find_login_url,
     marker_login,
 )
+from parallax_docker.thread_models import ApprovalPreset
 
 
 class CustomDriver:
     name = "custom"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
+        # The preset reaches the image's command in PARALLAX_APPROVAL_PRESET (a thread's env).
         return TurnPlan(argv=(), stdin=message.encode())
 
     def parse(self, output: TurnOutput) -> TurnResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from parallax_docker.runtime.drivers.approval import gemini_flags
 from parallax_docker.runtime.drivers.base import (
     MODEL_ERROR,
     MODEL_RATE_LIMITED,
@@ -26,6 +27,7 @@ from parallax_docker.runtime.drivers.base import (
     marker_login,
     model_error_code,
 )
+from parallax_docker.thread_models import ApprovalPreset
 
 # Gemini CLI's exit status (and error code) for an authentication failure.
 AUTH_ERROR_CODE = 41
@@ -43,9 +45,14 @@ _MODEL_ERROR_HINTS = (
 class GeminiDriver:
     name = "gemini"
 
-    def plan(self, message: str, session_id: str | None) -> TurnPlan:
-        # --skip-trust: /workspace is the agent's own; yolo: the container is the sandbox.
-        argv = ["gemini", "--output-format", "json", "--approval-mode", "yolo", "--skip-trust"]
+    def plan(
+        self,
+        message: str,
+        session_id: str | None,
+        preset: ApprovalPreset = ApprovalPreset.AUTONOMOUS,
+    ) -> TurnPlan:
+        # --skip-trust: /workspace is the agent's own.
+        argv = ["gemini", "--output-format", "json", *gemini_flags(preset), "--skip-trust"]
         if session_id:
             argv += ["--resume", session_id]
         return TurnPlan(argv=tuple(argv), stdin=message.encode(), check_credentials=True)

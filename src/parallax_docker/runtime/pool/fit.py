@@ -68,12 +68,18 @@ def pool_container_name(slot: str) -> str:
 
 
 def pool_spec(
-    size: PoolSize, image: ImageInfo, settings: Settings, slot: str, run_as: RunAs
+    size: PoolSize,
+    image: ImageInfo,
+    settings: Settings,
+    slot: str,
+    run_as: RunAs,
+    beating: bool,
 ) -> ContainerSpec:
-    """The pooled container before the platform holds its process for a claim."""
+    """The pooled container before the platform holds its process for a claim. ``beating``:
+    its agent beats a heartbeat, whose channel the platform mounts under the slot's key."""
     plan = template_plan(size, settings, slot)
     return replace(
-        container_spec(plan, image, settings, run_as=run_as),
+        container_spec(plan, image, settings, run_as=run_as, heartbeat=() if beating else None),
         name=pool_container_name(slot),
         labels={**selector(settings.instance), POOL: "true", POOL_TYPE: size.type, POOL_SLOT: slot},
         aliases=(),

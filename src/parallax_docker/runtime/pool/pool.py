@@ -45,7 +45,7 @@ from parallax_docker.runtime.pool.fit import (
     pool_spec,
     unfit_reason,
 )
-from parallax_docker.runtime.readiness import wait_ready
+from parallax_docker.runtime.readiness import Readiness
 from parallax_docker.runtime.spec import PlannedAgent, health_probe
 from parallax_docker.runtime.unprivileged import UserLookup
 
@@ -88,9 +88,11 @@ class WarmPool:
         claims: ClaimStore,
         engine: EngineLink,
         users: UserLookup,
+        readiness: Readiness,
     ) -> None:
         self._settings = settings
         self._users = users
+        self._readiness = readiness
         self._backend = backend
         self._warm = warm
         self._engine = engine
@@ -178,7 +180,9 @@ class WarmPool:
                 raise ImageNotFoundError(f"image {ref} of the {size.type} pool is not built")
             slot = token.token_hex(6)
             run_as = await self._run_as(size, image)
-            spec = pool_spec(size, image, self._settings, slot, run_as)
+            spec = pool_spec(
+                size, image, self._settings, slot, run_as, beating=self._readiness.beating(image)
+            )
             # Counted as held while it starts: maintenance must not take it for a leftover.
             self._starting.add(spec.name)
             try:
@@ -193,7 +197,8 @@ class WarmPool:
     async def _run_as(self, size: PoolSize, image: ImageInfo) -> RunAs:
         """Who the image's pooled containers run as: a held container starts at once, so a
         user named by the image is looked up first (once per image), never after."""
-        probe = pool_spec(size, image, self._settings, token.token_hex(6), self._users.plan(image))
+        planned = self._users.plan(image)
+        probe = pool_spec(size, image, self._settings, token.token_hex(6), planned, False)
         return await self._users.resolve(probe, image)
 
     # -- claiming -------------------------------------------------------------------------
@@ -249,10 +254,10 @@ class WarmPool:
                 log.warning(
                     "pooled container %s did not announce itself; probing it", slot.warm.slot
                 )
-                await wait_ready(
-                    self._backend,
+                await self._readiness.wait(
                     container_id,
-                    health_probe(slot.image),
+                    slot.image,
+                    labels.id,
                     timeout_s=max(1.0, timeout - (time.monotonic() - started)),
                 )
             final = await self._backend.get(container_id)

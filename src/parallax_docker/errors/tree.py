@@ -1,9 +1,8 @@
-"""One exception tree for the whole project.
+"""The exception tree: its roots, the 4xx branch (the caller's side) and the 5xx branch.
 
 Every error carries a stable ``code`` (what clients branch on), the HTTP status that fits it and
-a ``resolution`` hint for a person. Services raise these; the API layer renders them as
-``{error, code, resolution}`` and the client maps the code back to the same class.
-Messages must never contain env values, credentials or tracebacks.
+a ``resolution`` hint for a person. Messages must never contain env values, credentials or
+tracebacks. The errors of files, diffs and previews hang from these branches in errors/files.py.
 """
 
 from __future__ import annotations
@@ -61,6 +60,23 @@ class LimitAboveHostError(ValidationError):
 
     code = "LIMIT_ABOVE_HOST"
     default_resolution = "Ask for less memory or CPU than the host has."
+
+
+class PolicyUnsupportedError(ValidationError):
+    """A thread asked for a policy or approval preset that this runtime cannot keep."""
+
+    code = "POLICY_UNSUPPORTED"
+    default_resolution = "Leave the setting out, or choose one docs/threads.md says is kept."
+
+
+class InputUnsupportedError(ValidationError):
+    """Terminal input (raw text, keys) that a thread's headless turns have no use for."""
+
+    code = "INPUT_UNSUPPORTED"
+    default_resolution = (
+        "Send {message} for a new turn, or Ctrl-C (raw '\\u0003' or key 'C-c') to interrupt "
+        "the running one; docs/threads.md maps the rest."
+    )
 
 
 class PayloadTooLargeError(RequestError):
@@ -140,6 +156,11 @@ class AgentNotFoundError(NotFoundError):
     default_resolution = "List agents with GET /agents to find a valid id."
 
 
+class ThreadNotFoundError(NotFoundError):
+    code = "THREAD_NOT_FOUND"
+    default_resolution = "List threads with GET /threads to find a valid id."
+
+
 class ImageNotFoundError(NotFoundError):
     code = "IMAGE_NOT_FOUND"
     default_resolution = "Build the image: parallax-docker images build <type>."
@@ -171,6 +192,13 @@ class AgentBusyError(AgentStateError):
         "Wait for the agent_ready event (or poll GET /agents/{id} until status is ready), then "
         "send again; an agent works on one message at a time."
     )
+
+
+class ThreadStateError(ConflictError):
+    """The thread has ended, or has nothing running to interrupt."""
+
+    code = "THREAD_STATE"
+    default_resolution = "GET /threads/{id} shows its status; spawn a new thread once it ended."
 
 
 class ExecutionInUseError(ConflictError):
@@ -238,6 +266,16 @@ class SpawnInterruptedError(ServerError):
     default_resolution = "Send the request again: nothing of the interrupted spawn is left."
 
 
+class ContextFilesError(ServerError):
+    """A thread's context file could not be written into its workspace."""
+
+    code = "CONTEXT_FILES_FAILED"
+    http_status = 502
+    default_resolution = (
+        "Check that the agent's user may write the workspace folder (its owner and mode)."
+    )
+
+
 class NetworkError(ServerError):
     code = "NETWORK_ERROR"
     http_status = 502
@@ -278,14 +316,3 @@ class RuntimeUnavailableError(ServerError):
         "Install the runtime (runsc for gVisor) and register it in the engine's daemon.json "
         "'runtimes', or change PARALLAX_RUNTIME / PARALLAX_ALLOWED_RUNTIMES."
     )
-
-
-def all_error_classes() -> list[type[ParallaxError]]:
-    """Every concrete error class, base first; used to map codes back to classes."""
-    seen: list[type[ParallaxError]] = []
-    pending: list[type[ParallaxError]] = [ParallaxError]
-    while pending:
-        cls = pending.pop(0)
-        seen.append(cls)
-        pending.extend(cls.__subclasses__())
-    return seen
