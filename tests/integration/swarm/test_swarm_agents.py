@@ -3,7 +3,6 @@ runs them, their secrets as Swarm secrets, logs, turns and terminals wherever th
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import ssl
@@ -284,8 +283,11 @@ def test_files_go_in_and_out_of_an_agent_on_another_node(
     assert put.status_code == 200, put.text
     assert put.json()["bytes"] == len(data)
     index, inspect = container_on(swarm, remote)
-    code, sums = node_exec(swarm, index, inspect["Id"], "sha256sum", "/workspace/notes/blob.bin")
-    assert code == 0 and sums.split()[0] == hashlib.sha256(data).hexdigest()
+    # Written on that node, by the agent's own user (the bytes are compared by the read below).
+    blob = "/workspace/notes/blob.bin"
+    code, seen = node_exec(swarm, index, inspect["Id"], "stat", "-c", "%s %u", blob)
+    _, uid = node_exec(swarm, index, inspect["Id"], "id", "-u")
+    assert code == 0 and seen.split() == [str(len(data)), uid.strip()] != ["0"], seen
     got = swarm_api.get(files, params={"path": "/workspace/notes/blob.bin"})
     assert got.status_code == 200 and got.content == data
     listing = swarm_api.get(f"{files}/list", params={"path": "notes"}).json()
@@ -298,7 +300,7 @@ def test_files_go_in_and_out_of_an_agent_on_another_node(
     code, _ = node_exec(swarm, index, inspect["Id"], "test", "-e", "/workspace/notes")
     assert code != 0
     # Its overlay address is not routed to the service's host: no previews on a Swarm.
-    preview = swarm_api.post(f"/agents/{remote['id']}/previews", json={"port": 8080})
+    preview = swarm_api.get(f"/agents/{remote['id']}/ports/8080/")
     assert preview.status_code == 409 and preview.json()["code"] == "PREVIEW_UNAVAILABLE"
 
 
