@@ -104,14 +104,19 @@ def test_a_secret_of_a_named_user_is_readable_inside_the_container_only() -> Non
 def test_a_tmpfs_is_a_node_local_tmpfs_volume_with_the_very_same_options() -> None:
     # API 1.41's tmpfs mounts have no owner and are noexec: a local tmpfs volume has both.
     options = "rw,nosuid,nodev,size=256m,uid=1000,gid=1000,mode=0700"
-    home = tmpfs_mount("/home/agent", options, {"parallax.managed": "true", "other": "x"})
+    labels = {"parallax.managed": "true", "parallax.agent.id": "a1", "other": "x"}
+    home = tmpfs_mount("/home/agent", options, labels)
     assert home == {
         "Type": "volume",
         "Target": "/home/agent",
         "ReadOnly": False,
         "VolumeOptions": {
             "NoCopy": True,
-            "Labels": {"parallax.managed": "true", TMPFS_LABEL: "/home/agent"},
+            "Labels": {
+                "parallax.managed": "true",
+                "parallax.agent.id": "a1",
+                TMPFS_LABEL: "/home/agent",
+            },
             "DriverConfig": {
                 "Name": "local",
                 "Options": {"type": "tmpfs", "device": "tmpfs", "o": options},

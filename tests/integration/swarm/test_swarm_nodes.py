@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from parallax_docker.backends.swarm.translate import TMPFS_LABEL
 from tests.integration.conftest import PREFIX, SESSION, agent_body
 from tests.integration.swarm.conftest import (
     INSTANCE,
@@ -20,6 +21,7 @@ from tests.integration.swarm.conftest import (
     wait_agent,
     wait_node,
 )
+from tests.support.polling import poll
 from tests.support.swarm import SwarmCluster
 
 pytestmark = pytest.mark.slow
@@ -164,6 +166,8 @@ def test_a_node_without_no_new_privileges_is_refused(
         wait_node(swarm, node.name, "ready")
         before = _services(swarm)
         secrets_before = swarm.docker(1, "secret", "ls", "-q")
+        tmpfs = ("volume", "ls", "-q", "--filter", f"label={TMPFS_LABEL}")
+        volumes_before = swarm.docker(3, *tmpfs)
         response = swarm_api.post("/agents", json=agent_body(env={"K": "v"}))
         assert response.status_code == 500, response.text
         body = response.json()
@@ -172,6 +176,9 @@ def test_a_node_without_no_new_privileges_is_refused(
         # Refused, and nothing of it is left: no service, no secret.
         assert _services(swarm) == before
         assert swarm.docker(1, "secret", "ls", "-q") == secrets_before
+        # Nor its tmpfs volumes on the node: those of its container go with it, and the unused
+        # twins the node made before the container are swept.
+        poll(lambda: swarm.docker(3, *tmpfs), lambda v: v == volumes_before, 60, 0.5)
     finally:
         swarm.stop_node(3)
         swarm.start_node(3)

@@ -41,7 +41,6 @@ log = logging.getLogger(__name__)
 
 # An update names the service version it changes; another writer in between makes it fail.
 _UPDATE_ATTEMPTS = 3
-AGENT_LABEL = "parallax.agent.id"
 
 
 class Services:
@@ -127,7 +126,7 @@ class Services:
         except InsecureSpawnError:
             await asyncio.shield(self._discard(service_id))
             raise
-        agent = ((service.get("Spec") or {}).get("Labels") or {}).get(AGENT_LABEL)
+        agent = ((service.get("Spec") or {}).get("Labels") or {}).get(translate.AGENT_LABEL)
         if agent:
             self._secrets.settled(str(agent))
 
@@ -170,6 +169,9 @@ class Services:
         async with idempotent_call("service", "remove", service_id[:12]):
             await self._api.remove_service(service_id)
         self._readings.forget(service_id)
+        agent = ((service.get("Spec") or {}).get("Labels") or {}).get(translate.AGENT_LABEL)
+        if agent:
+            await self._volumes.sweep_tmpfs(str(agent))
         await self._secrets.discard(str(s.get("SecretID")) for s in container.get("Secrets") or ())
 
     async def _service(self, service_id: str) -> dict[str, Any]:

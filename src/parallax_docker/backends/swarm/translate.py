@@ -23,6 +23,8 @@ SERVICE_LABEL = "com.docker.swarm.service.id"
 RUNTIME_LABEL = "parallax.runtime"
 # Where agents spread: one more agent goes to the node with the fewest of this service family.
 SPREAD = {"Spread": {"SpreadDescriptor": "node.id"}}
+# The label that names an agent (on its service, its container and its tmpfs volumes).
+AGENT_LABEL = "parallax.agent.id"
 # Marks the node-local volumes that are an agent's tmpfs (with the path they are mounted at).
 TMPFS_LABEL = "parallax.volume.tmpfs"
 MIN_NANO_CPUS = 10_000_000
@@ -68,14 +70,16 @@ def tmpfs_mount(target: str, options: str, labels: Mapping[str, str]) -> dict[st
     """A ``HostConfig.Tmpfs``-style entry as a Swarm mount: a volume of the node's local driver
     mounted as tmpfs with exactly these options. API 1.41's own tmpfs mounts take a size and a
     mode only (no owner), are always noexec, and take the mode of a folder the image has there
-    instead; this one is the same tmpfs as on one host, and goes with the task's container."""
+    instead; this one is the same tmpfs as on one host, and goes with the task's container.
+    (The node also makes an unused twin before the container: ``SwarmVolumes.sweep_tmpfs``.)"""
+    agent = {AGENT_LABEL: labels[AGENT_LABEL]} if AGENT_LABEL in labels else {}
     return {
         "Type": "volume",
         "Target": target,
         "ReadOnly": False,
         "VolumeOptions": {
             "NoCopy": True,
-            "Labels": {**owner_labels(labels), TMPFS_LABEL: target},
+            "Labels": {**owner_labels(labels), **agent, TMPFS_LABEL: target},
             "DriverConfig": {
                 "Name": "local",
                 "Options": {"type": "tmpfs", "device": "tmpfs", "o": options},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import logging
 from collections.abc import Mapping
 
 from parallax_docker.backends.base import ContainerSpec, NodeInfo, VolumeInfo
@@ -20,13 +21,15 @@ from parallax_docker.backends.docker.engine import label_filters
 from parallax_docker.backends.docker.errors import engine_call, idempotent_call
 from parallax_docker.backends.swarm.engine import SwarmAPI, filters
 from parallax_docker.backends.swarm.nodes import Nodes, on_node
-from parallax_docker.backends.swarm.translate import SERVICE_LABEL
+from parallax_docker.backends.swarm.translate import AGENT_LABEL, SERVICE_LABEL, TMPFS_LABEL
 from parallax_docker.errors import (
     NotFoundError,
     ParallaxError,
     PlacementConflictError,
     VolumeInUseError,
 )
+
+log = logging.getLogger(__name__)
 
 
 class SwarmVolumes:
@@ -91,6 +94,26 @@ class SwarmVolumes:
                     raise
                 async with on_node(node), idempotent_call("volume", "remove", name):
                     await engine.volumes.remove(name)
+
+    async def sweep_tmpfs(self, agent_id: str) -> None:
+        """Remove the agent's tmpfs volumes that no container holds, from every node.
+
+        A node makes a volume that a mount describes with driver options twice: once before the
+        task's container (never mounted) and once with it (removed with the container). The
+        first would stay behind; a node that does not answer now is left to ``gc``, which
+        takes unused volumes of the runtime's."""
+        wanted = filters(label=[TMPFS_LABEL, f"{AGENT_LABEL}={agent_id}"], dangling=["true"])
+        for node in await self._reachable():
+            engine = self._nodes.engine(node)
+            try:
+                async with on_node(node), engine_call("volume", "list"):
+                    unused = await engine.volumes.list(wanted)
+                for volume in unused:
+                    name = str(volume.get("Name"))
+                    async with on_node(node), idempotent_call("volume", "remove", name[:12]):
+                        await engine.volumes.remove(name)
+            except ParallaxError as exc:
+                log.debug("tmpfs volumes of %s on %s left to gc: %s", agent_id, node.name, exc.code)
 
     async def _reap_orphans(self, node: NodeInfo, volume: str) -> bool:
         """Remove the containers on ``node`` that hold ``volume`` for services that no longer
