@@ -168,3 +168,24 @@ def test_diff_after_a_service_restart_still_compares_with_the_spawn(
         assert body["files"] == [{"path": "a.txt", "change": "added", "size": 2}]
     finally:
         engine.remove_container(agent["containerName"])
+
+
+def test_a_workspace_on_its_tmpfs_starts_empty_and_shows_what_the_agent_made(
+    api: httpx.Client, scripted: Callable[..., dict[str, Any]], engine: Engine
+) -> None:
+    # No volume at /workspace: the base is the empty tmpfs, known without an exec at spawn.
+    agent = scripted()
+    body = diff(api, agent["id"])
+    assert (body["mode"], body["files"]) == ("files", [])
+    assert body["since"]["takenAt"] > 0
+    turn(api, agent["id"], "set -e; mkdir -p out; echo result > out/r.txt; echo n > notes.txt")
+    assert diff(api, agent["id"])["files"] == [
+        {"path": "notes.txt", "change": "added", "size": 2},
+        {"path": "out/r.txt", "change": "added", "size": 7},
+    ]
+    # A repository made after the spawn is compared with the empty tree.
+    turn(api, agent["id"], GIT_ENV + "git init -q . && git add -A && git commit -qm first")
+    body = diff(api, agent["id"])
+    assert body["mode"] == "git"
+    assert {f["path"] for f in body["files"]} == {"notes.txt", "out/r.txt"}
+    assert [c["subject"] for c in body["commits"]] == ["first"]

@@ -28,6 +28,7 @@ from parallax_docker.errors import (
     ParallaxError,
 )
 from parallax_docker.file_models import Baseline, Change, ChangedFile, Commit, DiffResponse
+from parallax_docker.resources import parse_volume
 from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.paths import WORKSPACE
@@ -55,6 +56,17 @@ def workspace_root(record: AgentRecord) -> str:
     return WORKSPACE
 
 
+def on_fresh_tmpfs(record: AgentRecord) -> bool:
+    """Whether the workspace lies on the runtime's own tmpfs, empty when the container starts:
+    no volume of the request is mounted at it, above it or inside it."""
+    root = workspace_root(record)
+    for entry in record.labels.volumes:
+        target = parse_volume(entry).target.rstrip("/") or "/"
+        if target in (root, "/") or root.startswith(target + "/") or target.startswith(root + "/"):
+            return False
+    return True
+
+
 class Workspace:
     def __init__(
         self,
@@ -75,10 +87,18 @@ class Workspace:
 
     async def baseline(self, record: AgentRecord, container_id: str) -> None:
         """Snapshot a new agent's workspace (the spawn waits: the diff's base must come
-        before the agent's first change). A failure leaves the agent without a base."""
+        before the agent's first change). A failure leaves the agent without a base.
+
+        A workspace on the runtime's own tmpfs is known to be empty at spawn: its snapshot is
+        taken without an ``exec`` (which would cost every spawn, pooled ones too, the time the
+        engine takes to run a process in the container)."""
+        root = workspace_root(record)
         try:
-            async with asyncio.timeout(BASELINE_TIMEOUT_S):
-                snapshot = await self._take(container_id, workspace_root(record))
+            if on_fresh_tmpfs(record):
+                snapshot = Snapshot(root=root, taken_at=time.time())
+            else:
+                async with asyncio.timeout(BASELINE_TIMEOUT_S):
+                    snapshot = await self._take(container_id, root)
             self._store.save(record.id, snapshot)
         except (ParallaxError, OSError, TimeoutError) as exc:
             log.warning(
