@@ -33,11 +33,12 @@ apt_install() {
 }
 
 # 1. Tools: curl for the socket, Python with venv, debootstrap to make a Debian base image when
-#    no registry can be reached. For the tests: busybox-static (the tiny test images), and
-#    Debian's Chromium with its WebDriver (the dashboard's browser tests).
+#    no registry can be reached. For the tests: busybox-static (the tiny test images),
+#    Debian's Chromium with its WebDriver (the dashboard's browser tests), and for the 3-node
+#    Swarm the suite makes (docs/swarm.md): its registry, openssl for its CA, ip for its links.
 apt_install curl ca-certificates python3 python3-venv debootstrap
 if [ $DEV -eq 1 ]; then
-  apt_install busybox-static chromium chromium-driver
+  apt_install busybox-static chromium chromium-driver docker-registry openssl iproute2
 fi
 python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || {
   say "Python 3.11 or newer is needed (Debian 12 has it)"; exit 1; }

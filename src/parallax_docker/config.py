@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     SecretStr,
@@ -27,8 +26,9 @@ from pydantic import (
 
 from parallax_docker.errors import ConfigError, ParallaxError
 from parallax_docker.gateway_settings import GatewaySettings
-from parallax_docker.models import AGENT_TYPES, AgentType
 from parallax_docker.origins import host_entry, parse_origin
+from parallax_docker.platform_config import PlatformSettings
+from parallax_docker.pool_config import PoolSize, parse_pool
 from parallax_docker.resources import parse_cpu, parse_memory
 from parallax_docker.token_file import AUTO_TOKEN, DEFAULT_STATE_DIR
 
@@ -53,40 +53,9 @@ _BARE_NAMES: dict[str, str] = {
 _FAILPOINT_RE = re.compile(
     r"^(?P<point>[a-z]+\.[a-z]+)(?:@(?P<count>[1-9][0-9]{0,3}))?(?::(?P<pause>[1-9][0-9]?)s)?\Z"
 )
-_POOL_PART_RE = re.compile(r"^(?P<type>[a-z]+)(?:=(?P<image>[^\s,=]+))?:(?P<size>[0-9]{1,3})\Z")
 
 
-class PoolSize(BaseModel):
-    """How many warm containers of one agent type (and which image; default: the type's)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: AgentType
-    size: int = Field(ge=0, le=64)
-    image: str | None = Field(None, min_length=1, max_length=255)
-
-
-def parse_pool(text: str) -> tuple[PoolSize, ...]:
-    """``"custom:4,claude=parallax/agent-claude:dev:2"`` -> one PoolSize per type.
-
-    ValueError names the part that does not parse (the value holds no secret).
-    """
-    sizes = []
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
-        match = _POOL_PART_RE.match(part)
-        if match is None or match["type"] not in AGENT_TYPES:
-            raise ValueError(
-                f"{part[:80]!r} is not TYPE[=IMAGE]:COUNT with TYPE one of {', '.join(AGENT_TYPES)}"
-            )
-        sizes.append(
-            PoolSize(type=match["type"], size=int(match["size"]), image=match["image"] or None)
-        )
-    return tuple(sizes)
-
-
-class Settings(GatewaySettings):
+class Settings(GatewaySettings, PlatformSettings):
     """Everything the service can be told. See docs/configuration.md for each entry."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -194,6 +194,7 @@ class AgentHandle(BaseModel):
     error_code: str | None = Field(None, alias="errorCode")
     health: str | None = None
     restart_count: int = Field(0, alias="restartCount")
+    node: str | None = Field(None, description="The machine it runs on, on a cluster")
     stale: bool = False
     egress: Egress = "open"
     ports: list[int] = Field(
@@ -220,11 +221,24 @@ class RuntimeInfo(BaseModel):
     api_version: str | None = Field(None, alias="apiVersion")
 
 
+class NodeHealth(BaseModel):
+    """One machine of a cluster, as its manager sees it, with the agents placed on it."""
+
+    id: str
+    name: str
+    role: str
+    state: str = Field(description="ready, down, unknown or disconnected")
+    availability: str = Field(description="active, pause or drain")
+    leader: bool = False
+    agents: int = Field(description="Agents the runtime knows to run there")
+
+
 class HealthResponse(BaseModel):
     healthy: bool
     message: str
     runtime: RuntimeInfo
     code: str | None = None
+    nodes: list[NodeHealth] | None = Field(None, description="On a cluster: its machines")
 
 
 class LogsResponse(BaseModel):

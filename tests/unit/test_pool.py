@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 
 from parallax_docker.backends.base import ImageInfo
-from parallax_docker.config import PoolSize, Settings, load_settings
+from parallax_docker.config import Settings, load_settings
 from parallax_docker.errors import ConfigError, EngineError, HealthCheckFailedError
 from parallax_docker.models import SpawnRequest
+from parallax_docker.pool_config import PoolSize
 from parallax_docker.run_as import NONROOT
 from parallax_docker.runtime.labels import AgentLabels
 from parallax_docker.runtime.pool.claims import ClaimStore

@@ -19,7 +19,9 @@ from typing import Any, Literal, Protocol
 
 @dataclass(frozen=True)
 class MountSpec:
-    kind: Literal["bind", "volume", "tmpfs"]
+    # "secret": a file the platform's own secret store provides (``source`` names it); only a
+    # SecretDelivery that keeps secrets in the platform makes these.
+    kind: Literal["bind", "volume", "tmpfs", "secret"]
     target: str
     source: str = ""
     read_only: bool = False
@@ -99,6 +101,11 @@ class ContainerState:
     memory_bytes: int = 0
     nano_cpus: int = 0
     pids_limit: int = 0
+    # The machine it runs on, on a platform of several (None on one engine).
+    node: str | None = None
+    # The platform lost that machine (down, or drained) while the container was meant to run:
+    # it is gone, not exited.
+    lost: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +145,26 @@ class VolumeInfo:
 
 
 @dataclass(frozen=True)
+class NodeInfo:
+    """One machine of a platform of several, as its manager sees it."""
+
+    id: str
+    name: str
+    role: str  # manager or worker
+    state: str  # ready, down, unknown, disconnected
+    availability: str  # active, pause, drain
+    address: str
+    memory_bytes: int
+    cpus: float
+    leader: bool = False
+
+    @property
+    def schedulable(self) -> bool:
+        """New agents may be placed here."""
+        return self.state == "ready" and self.availability == "active"
+
+
+@dataclass(frozen=True)
 class EngineInfo:
     version: str
     api_version: str
@@ -147,6 +174,10 @@ class EngineInfo:
     warnings: tuple[str, ...] = ()
     # Container runtimes the engine has registered (runc, runsc, ...); empty when unknown.
     runtimes: tuple[str, ...] = ()
+    # What kind of platform answers ("docker": one engine) and, for a cluster, its machines
+    # (memory and CPUs above are then those of the schedulable ones together).
+    platform: str = "docker"
+    nodes: tuple[NodeInfo, ...] = ()
     # Whether containers keep running while the engine itself restarts.
     live_restore: bool = False
 

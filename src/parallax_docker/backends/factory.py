@@ -7,10 +7,16 @@ from parallax_docker.config import Settings
 
 
 def create_deployment(settings: Settings) -> Deployment:
-    """The platform the settings name (Docker on ``DOCKER_SOCKET``: the only one so far).
+    """The platform the settings name: one Docker engine on ``DOCKER_SOCKET`` (the default), or
+    a Docker Swarm cluster through the manager engine there (``PARALLAX_BACKEND=swarm``).
 
     Nothing connects until the first call, so this is safe outside a running event loop.
     """
+    if settings.backend == "swarm":
+        from parallax_docker.backends.swarm.deployment import SwarmDeployment
+
+        return SwarmDeployment.from_settings(settings)
+
     from parallax_docker.backends.docker.deployment import DockerDeployment
 
     return DockerDeployment(

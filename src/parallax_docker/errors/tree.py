@@ -215,6 +215,17 @@ class VolumeInUseError(ConflictError):
     default_resolution = "Remove the containers that use the volume first."
 
 
+class PlacementConflictError(ConflictError):
+    """On a cluster, an agent's volumes live on different machines: no one node can mount
+    them all (volumes are local to the machine that holds them)."""
+
+    code = "PLACEMENT_CONFLICT"
+    default_resolution = (
+        "Mount volumes that live on one node (an execution's agents share its node), or remove "
+        "the stray copy of the volume."
+    )
+
+
 # -- the service's side: 5xx ---------------------------------------------------------------------
 
 

@@ -27,6 +27,8 @@ from parallax_docker.runtime.labels import AgentLabels
 OOM_MESSAGE = "the agent ran out of memory and was killed"
 ENGINE_STOPPED = "ENGINE_STOPPED"
 ENGINE_STOPPED_MESSAGE = "the Docker engine stopped the agent while it went down"
+NODE_LOST = "NODE_LOST"
+NODE_LOST_MESSAGE = "the machine the agent ran on was lost (down or drained)"
 # An agent whose container has exited holds no memory or CPU.
 RELEASED = frozenset({AgentStatus.STOPPED, AgentStatus.ERROR})
 LIVE = frozenset(

@@ -205,6 +205,7 @@ class AgentLabels:
             error_code=error_code,
             health=state.health if state else None,
             egress=decode_egress(self.egress),
+            node=state.node if state else None,
         )
 
 

@@ -17,6 +17,8 @@ from parallax_docker.models import AgentStatus
 from parallax_docker.runtime.agent_record import (
     ENGINE_STOPPED,
     ENGINE_STOPPED_MESSAGE,
+    NODE_LOST,
+    NODE_LOST_MESSAGE,
     OOM_MESSAGE,
     RELEASED,
     AgentRecord,
@@ -42,6 +44,9 @@ def derive_status(
             return AgentStatus.STARTING, None, None
         return AgentStatus.READY, None, None
     # exited or dead
+    if state.lost and not stopping:
+        # An error, not a stop: the agent did not end, and autoRestart brings it back.
+        return AgentStatus.ERROR, NODE_LOST_MESSAGE, NODE_LOST
     if state.oom_killed:
         return AgentStatus.ERROR, OOM_MESSAGE, "RESOURCE_LIMIT"
     if stopping or state.exit_code in (0, None):
@@ -93,10 +98,17 @@ def _observe(record: AgentRecord, state: ContainerState) -> None:
         record.error, record.error_code = ENGINE_STOPPED_MESSAGE, ENGINE_STOPPED
 
 
-def _report(record: AgentRecord, before: AgentStatus) -> Events:
-    """The event a status change seen on the engine means (none for the runtime's own moves)."""
-    if record.status == before or record.stopping or record.transitioning:
+def _report(record: AgentRecord, before: AgentStatus, lost_before: bool = False) -> Events:
+    """The event a status change seen on the engine means (none for the runtime's own moves).
+
+    Losing the node is news even when the agent had already exited with an error there (a
+    node shutting down stops its containers before the cluster marks it down).
+    """
+    newly_lost = record.error_code == NODE_LOST and not lost_before
+    if (record.status == before and not newly_lost) or record.stopping or record.transitioning:
         return []
+    if record.status == AgentStatus.ERROR and record.error_code == NODE_LOST:
+        return [event("agent_stopped", record, reason="node_lost", error=record.error)]
     if record.status == AgentStatus.ERROR:
         return [event("agent_error", record, error=record.error)]
     if record.status == AgentStatus.STOPPED:
@@ -239,8 +251,9 @@ def adopted(labels: AgentLabels) -> AgentRecord:
 def observed(record: AgentRecord, state: ContainerState) -> Events:
     """A fresh engine state of the agent's container; the events its changes mean."""
     before = record.status
+    lost_before = record.state is not None and record.state.lost
     _observe(record, state)
-    return _report(record, before)
+    return _report(record, before, lost_before)
 
 
 def heartbeat_read(record: AgentRecord, healthy: bool, why: str | None = None) -> Events:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import builtins
 from collections.abc import AsyncIterator, Iterable
 
-from parallax_docker.backends.base import Backend
+from parallax_docker.backends.base import Backend, EngineInfo
 from parallax_docker.errors import AgentStateError, ParallaxError, ValidationError
 from parallax_docker.models import (
     AgentHandle,
     AgentStatus,
     HealthResponse,
     MetricsResponse,
+    NodeHealth,
     RuntimeInfo,
 )
 from parallax_docker.runtime.agent_record import AgentRecord
@@ -126,14 +127,47 @@ class Queries:
             )
         return True, HealthResponse(
             healthy=True,
-            message="Docker runtime is healthy",
+            message=_health_message(info),
             runtime=RuntimeInfo(
+                type=info.platform,
                 active_agents=self._registry.active_count(),
                 synced=self._engine.up,
                 engine_version=info.version,
                 api_version=info.api_version,
             ),
+            nodes=self._nodes(info),
         )
+
+    def _nodes(self, info: EngineInfo) -> builtins.list[NodeHealth] | None:
+        """A cluster's machines with the agents placed on each (None on one engine)."""
+        if not info.nodes:
+            return None
+        placed: dict[str, int] = {}
+        for record in self._registry:
+            node = record.state.node if record.state is not None else None
+            if node is not None and record.state is not None and record.state.running:
+                placed[node] = placed.get(node, 0) + 1
+        return [
+            NodeHealth(
+                id=node.id,
+                name=node.name,
+                role=node.role,
+                state=node.state,
+                availability=node.availability,
+                leader=node.leader,
+                agents=placed.get(node.name, 0),
+            )
+            for node in info.nodes
+        ]
+
+
+def _health_message(info: EngineInfo) -> str:
+    if not info.nodes:
+        return "Docker runtime is healthy"
+    usable = sum(1 for node in info.nodes if node.schedulable)
+    lost = len(info.nodes) - usable
+    text = f"{info.platform} runtime is healthy: {usable} of {len(info.nodes)} nodes take agents"
+    return text + (f" ({lost} down or drained)" if lost else "")
 
 
 def _check_tail(tail: int | None) -> None:

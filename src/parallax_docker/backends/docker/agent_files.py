@@ -24,6 +24,7 @@ from parallax_docker.backends.capabilities import DirListing, FileEntry, FileStr
 from parallax_docker.backends.docker import processes
 from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.engine.streams import STDOUT, read_frame
+from parallax_docker.backends.docker.engine.tls_stream import RawWriter
 from parallax_docker.backends.docker.errors import engine_call
 from parallax_docker.errors import (
     BadArchiveError,
@@ -96,7 +97,7 @@ class _Run:
         engine: Engine,
         exec_id: str,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        writer: RawWriter,
     ) -> None:
         self.engine = engine
         self.exec_id = exec_id
@@ -145,7 +146,7 @@ class _Run:
         self.writer.close()
 
 
-async def _feed(writer: asyncio.StreamWriter, chunks: AsyncIterator[bytes]) -> None:
+async def _feed(writer: RawWriter, chunks: AsyncIterator[bytes]) -> None:
     """Write every chunk (waiting for the process to take them), then half-close; half-close
     also when ``chunks`` fails, so that the helper sees the end and stops."""
     try:

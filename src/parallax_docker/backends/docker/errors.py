@@ -39,7 +39,10 @@ from parallax_docker.errors import (
 
 log = logging.getLogger(__name__)
 
-Subject = Literal["container", "image", "network", "volume", "engine", "exec"]
+# service, task, node and secret: a Swarm manager's objects (backends/swarm/).
+Subject = Literal[
+    "container", "image", "network", "volume", "engine", "exec", "service", "task", "node", "secret"
+]
 Action = Literal[
     "create",
     "start",
@@ -60,6 +63,8 @@ Action = Literal[
     "pull",
     "import",
     "resize",
+    "push",
+    "tag",
 ]
 
 # (subject, action, status) answers that mean the action's end is already reached.
@@ -72,6 +77,8 @@ _DONE: frozenset[tuple[str, str, int]] = frozenset(
         ("container", "remove", 409),  # a removal is already under way
         ("volume", "remove", 404),
         ("network", "remove", 404),
+        ("service", "remove", 404),
+        ("secret", "remove", 404),
     }
 )
 
@@ -107,11 +114,21 @@ def translate(
 def _by_status(exc: EngineAPIError, subject: Subject, action: Action, what: str) -> ParallaxError:
     status = exc.status
     named = f"{subject} {what}".strip()
-    if subject == "image" and action in ("build", "pull", "import") and status in (400, 500):
+    if (
+        subject == "image"
+        and action in ("build", "pull", "import", "push")
+        and status in (400, 500)
+    ):
         # The engine refused the build context, the Dockerfile or the reference: about the
         # user's own build, never a secret, and they need it to fix the build.
         text = exc.message if action != "build" else f"building {what} failed: {exc.message}"
         return build_failure(action, what, text)
+    if status == 503 and subject in _SWARM_SUBJECTS:
+        # A Swarm object asked of an engine that is no manager, or of a swarm without quorum.
+        return EngineError(
+            "the engine is not a reachable Swarm manager",
+            resolution="Point DOCKER_SOCKET at a manager node's engine; check `docker node ls`.",
+        )
     if status == 404:
         return _not_found(subject, action, what)
     if status == 409:
@@ -136,12 +153,13 @@ def _not_found(subject: Subject, action: Action, what: str) -> ParallaxError:
         return ImageNotFoundError(f"image {what} is not built" if what else "image not found")
     if subject == "network":
         return NetworkError(f"network {what} does not exist")
-    if subject == "container" or (subject == "exec" and action == "create"):
-        # Creating an exec names the container: a 404 says the container is gone.
-        return AgentNotFoundError(f"container {what} does not exist")
-    if subject == "volume":
+    if subject in ("container", "service") or (subject == "exec" and action == "create"):
+        # Creating an exec names the container: a 404 says the container is gone. A Swarm
+        # service is an agent's container there.
+        return AgentNotFoundError(f"{subject} {what} does not exist")
+    if subject in ("volume", "secret", "node"):
         return NotFoundError(
-            f"volume {what} does not exist", resolution="List volumes to find its name."
+            f"{subject} {what} does not exist", resolution=f"List {subject}s to find its name."
         )
     return EngineError(f"{subject} {what} not found".strip())
 
@@ -153,7 +171,7 @@ def _conflict(subject: Subject, action: Action, what: str) -> ParallaxError:
         return AgentStateError(
             "the agent's container is not running", resolution=_NOT_RUNNING_RESOLUTION
         )
-    if subject == "container" and action in ("create", "rename"):
+    if subject in ("container", "service", "secret") and action in ("create", "rename"):
         return ConflictError(
             f"container {what} conflicts with an existing one"
             if what
@@ -164,6 +182,7 @@ def _conflict(subject: Subject, action: Action, what: str) -> ParallaxError:
     return ConflictError(f"the engine reports a conflict on {subject} {what}".strip())
 
 
+_SWARM_SUBJECTS = frozenset({"service", "task", "node", "secret"})
 _RUN_FAILED = re.compile(r"The command '.*' returned a non-zero code: (\d+)", re.DOTALL)
 
 
@@ -178,6 +197,12 @@ def build_failure(action: Action, what: str, message: str) -> EngineError:
         )
     if action == "import":
         return EngineError(f"importing {what} failed: {text}")
+    if action == "push":
+        return EngineError(
+            f"cannot push {what}: {text}",
+            resolution="Check that the cluster's registry (PARALLAX_SWARM_REGISTRY) is up and "
+            "that the manager's engine trusts it.",
+        )
     # The classic builder repeats the whole RUN command here; the step line already showed it.
     failed_run = _RUN_FAILED.fullmatch(text)
     if failed_run:

@@ -15,6 +15,7 @@ from collections.abc import AsyncGenerator
 from parallax_docker.backends.base import ExecExit, ExecOutput, ExecResult, ExecSpec
 from parallax_docker.backends.docker.engine import Engine
 from parallax_docker.backends.docker.engine.streams import STDERR, STDOUT, read_frame
+from parallax_docker.backends.docker.engine.tls_stream import RawWriter
 from parallax_docker.backends.docker.errors import engine_call
 
 # Bytes handed to the socket between two drains while stdin is written.
@@ -41,7 +42,7 @@ async def create(engine: Engine, container_id: str, spec: ExecSpec, *, tty: bool
 
 async def start(
     engine: Engine, exec_id: str, *, tty: bool
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+) -> tuple[asyncio.StreamReader, RawWriter]:
     async with engine_call("exec", "start", exec_id[:12]):
         return await engine.execs.start(exec_id, tty=tty)
 
@@ -64,7 +65,7 @@ async def exit_code(engine: Engine, exec_id: str, wait_s: float = _EXIT_WAIT_S) 
         delay = min(delay * 2, 0.2)
 
 
-async def _write_stdin(writer: asyncio.StreamWriter, data: bytes) -> None:
+async def _write_stdin(writer: RawWriter, data: bytes) -> None:
     """Write all of ``data``, then half-close: the process reads end-of-file."""
     view = memoryview(data)
     with contextlib.suppress(ConnectionError):

@@ -9,6 +9,7 @@ import logging
 from parallax_docker.backends.base import ExecSpec
 from parallax_docker.backends.docker import processes
 from parallax_docker.backends.docker.engine import Engine
+from parallax_docker.backends.docker.engine.tls_stream import RawWriter
 from parallax_docker.backends.docker.errors import engine_call
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ class DockerTerminal:
         engine: Engine,
         exec_id: str,
         reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        writer: RawWriter,
     ) -> None:
         self._engine = engine
         self._exec_id = exec_id

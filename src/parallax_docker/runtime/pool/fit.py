@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from parallax_docker.backends.base import ContainerSpec, ImageInfo
-from parallax_docker.config import PoolSize, Settings
+from parallax_docker.config import Settings
 from parallax_docker.models import AgentType, SpawnRequest
+from parallax_docker.pool_config import PoolSize
 from parallax_docker.run_as import RunAs
 from parallax_docker.runtime.labels import selector
 from parallax_docker.runtime.spec import PlannedAgent, container_spec, plan_agent

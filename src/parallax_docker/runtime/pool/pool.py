@@ -26,13 +26,14 @@ from dataclasses import dataclass
 
 from parallax_docker.backends.base import Backend, ContainerEvent, ContainerState, ImageInfo
 from parallax_docker.backends.capabilities import WarmClaim, WarmContainer, WarmStart
-from parallax_docker.config import PoolSize, Settings
+from parallax_docker.config import Settings
 from parallax_docker.errors import (
     HealthCheckFailedError,
     ImageNotFoundError,
     InsecureSpawnError,
     ParallaxError,
 )
+from parallax_docker.pool_config import PoolSize
 from parallax_docker.run_as import RunAs
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.labels import container_name, selector

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from parallax_docker.backends.docker.engine.client import EngineAPIError, EngineClient
+from parallax_docker.backends.docker.engine.client import EngineAPIError, EngineClient, TlsEndpoint
 from parallax_docker.backends.docker.engine.containers import Containers, label_filters
 from parallax_docker.backends.docker.engine.events import Events
 from parallax_docker.backends.docker.engine.execs import Execs
@@ -15,7 +15,7 @@ from parallax_docker.backends.docker.engine.networks import Networks
 from parallax_docker.backends.docker.engine.system import System
 from parallax_docker.backends.docker.engine.volumes import Volumes
 
-__all__ = ["Engine", "EngineAPIError", "EngineClient", "label_filters"]
+__all__ = ["Engine", "EngineAPIError", "EngineClient", "TlsEndpoint", "label_filters"]
 
 
 class Engine:

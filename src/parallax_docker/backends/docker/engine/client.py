@@ -1,4 +1,5 @@
-"""One connection to the Docker Engine API over its Unix socket, with aiohttp underneath.
+"""One connection to the Docker Engine API over its Unix socket (or, for a Swarm node's engine,
+over TCP with mutual TLS: ``TlsEndpoint``), with aiohttp underneath.
 
 Every request is bounded: a plain request by ``request_timeout_s`` as a whole, a stream (events,
 followed logs, builds) only while connecting, since it lasts as long as its subject does. The
@@ -11,11 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+
+from parallax_docker.backends.docker.engine.tls_stream import RawWriter, open_tls_stream
 
 # The newest API version whose answers this package reads; a newer engine speaks it too.
 MAX_API_VERSION = "1.45"
@@ -24,6 +29,22 @@ _HEAD_LIMIT = 64 * 1024
 _BASE_URL = "http://docker"
 
 Params = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TlsEndpoint:
+    """An engine on TCP that answers only clients with a certificate its CA signed; ``context``
+    holds that CA and the client's certificate (an engine socket is never open on TCP without).
+    """
+
+    host: str
+    port: int
+    context: ssl.SSLContext = field(repr=False)
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"https://{host}:{self.port}"
 
 
 class EngineAPIError(Exception):
@@ -63,7 +84,7 @@ class EngineClient:
 
     def __init__(
         self,
-        socket_path: str,
+        socket_path: str | TlsEndpoint,
         *,
         request_timeout_s: float = 30.0,
         connect_timeout_s: float = 3.0,
@@ -76,11 +97,28 @@ class EngineClient:
         self._version_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
 
+    @property
+    def _base_url(self) -> str:
+        if isinstance(self.socket_path, TlsEndpoint):
+            return self.socket_path.base_url
+        return _BASE_URL
+
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.UnixConnector(path=self.socket_path)
+            connector: aiohttp.BaseConnector
+            if isinstance(self.socket_path, TlsEndpoint):
+                connector = aiohttp.TCPConnector(ssl=self.socket_path.context)
+            else:
+                connector = aiohttp.UnixConnector(path=self.socket_path)
             self._session = aiohttp.ClientSession(connector=connector)
         return self._session
+
+    async def _connect(self) -> tuple[asyncio.StreamReader, RawWriter]:
+        """A raw connection of its own (for a hijacked exec), able to half-close."""
+        where = self.socket_path
+        if isinstance(where, TlsEndpoint):
+            return await open_tls_stream(where.host, where.port, where.context, limit=_HEAD_LIMIT)
+        return await asyncio.open_unix_connection(where, limit=_HEAD_LIMIT)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -164,7 +202,7 @@ class EngineClient:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         async with self._client().request(
             method,
-            _BASE_URL + url,
+            self._base_url + url,
             params=params,
             json=body,
             data=data,
@@ -209,7 +247,7 @@ class EngineClient:
 
     async def hijack(
         self, path: str, body: Mapping[str, Any]
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    ) -> tuple[asyncio.StreamReader, RawWriter]:
         """POST ``path`` asking for an upgrade, and take over the raw connection.
 
         The exec start endpoint answers with the process's streams on the very connection the
@@ -227,7 +265,7 @@ class EngineClient:
             "Upgrade: tcp\r\n\r\n"
         ).encode()
         async with asyncio.timeout(self.connect_timeout_s):
-            reader, writer = await asyncio.open_unix_connection(self.socket_path, limit=_HEAD_LIMIT)
+            reader, writer = await self._connect()
         try:
             writer.write(head + payload)
             await writer.drain()

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from parallax_docker.backends.docker.engine.client import EngineClient
+from parallax_docker.backends.docker.engine.tls_stream import RawWriter
 
 
 class Execs:
@@ -40,9 +41,7 @@ class Execs:
         created = await self._client.json("POST", f"containers/{container}/exec", body=body)
         return str(created["Id"])
 
-    async def start(
-        self, exec_id: str, *, tty: bool
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def start(self, exec_id: str, *, tty: bool) -> tuple[asyncio.StreamReader, RawWriter]:
         """Start it; the connection then carries its stdin one way and its output the other."""
         return await self._client.hijack(f"exec/{exec_id}/start", {"Detach": False, "Tty": tty})
 
