@@ -32,6 +32,8 @@ from parallax_docker.runtime.registry import Registry
 from parallax_docker.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
+# Agents stopped at once when the service takes them all along on exit.
+_STOP_ALL_AT_ONCE = 8
 
 # How long a stopped agent's id answers a repeated stop with success.
 TOMBSTONE_S = 600.0
@@ -213,9 +215,14 @@ class Operations:
         if not self._engine.up:
             return
         ids = [r.id for r in self._registry if not r.in_operation]
-        results = await asyncio.gather(
-            *(self.stop(agent_id, reason=reason) for agent_id in ids), return_exceptions=True
-        )
+        # A few at a time: hundreds of removals at once can deadlock Docker 20.10's libnetwork.
+        gate = asyncio.Semaphore(_STOP_ALL_AT_ONCE)
+
+        async def stop_one(agent_id: str) -> None:
+            async with gate:
+                await self.stop(agent_id, reason=reason)
+
+        results = await asyncio.gather(*(stop_one(i) for i in ids), return_exceptions=True)
         failed = [i for i, r in zip(ids, results, strict=True) if isinstance(r, BaseException)]
         if failed:
             log.warning("could not stop %d agent(s) on exit: %s", len(failed), failed[:10])
