@@ -322,7 +322,8 @@ def test_the_entrypoint_beats_a_heartbeat_into_a_mounted_fifo(
         )
         assert _next_line(fd, lambda line: line == "ok") == "ok"
         pid = engine.exec(name, "cat", "/run/parallax/agent.pid")[1].strip()
-        assert engine.exec(name, "kill", "-STOP", pid)[0] == 0
+        # kill is the shell's builtin in the image (no /bin/kill).
+        assert engine.exec(name, "sh", "-c", 'kill -STOP "$1"', "sh", pid)[0] == 0
         assert _next_line(fd, lambda line: line != "ok") == f"process {pid} is stopped"
     finally:
         os.close(fd)

@@ -108,6 +108,10 @@ def serve(
         create_app(settings),
         host=settings.host,
         port=settings.port,
+        # h11 hands the guard an absolute-form request target whole (http://host/path), so its
+        # authority is checked like a Host header; httptools' parser (installed for the model
+        # gateway's own server) keeps only the path.
+        http="h11",
         log_config=None,
         access_log=False,
         lifespan="on",
