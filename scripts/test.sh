@@ -12,4 +12,18 @@ echo "== ruff"; .venv/bin/ruff check src tests bench
 echo "== ruff format"; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
 echo "== import contracts"; .venv/bin/lint-imports
-echo "== pytest"; with_engine .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# pytest's temp files go in a folder of this script's own, one per run (named by the pid pytest
+# will have). A private engine of a run that was killed leaves mounts there; they are undone and
+# the folder removed by the next run (pytest's own clean-up fails the run on such a folder).
+# (Short: private engines put Unix sockets under it, and a socket path has at most 107 bytes.)
+temp_root=/tmp/parallax-tests
+mkdir -p "$temp_root"
+for old in "$temp_root"/*; do
+  [ -d "$old" ] || continue
+  kill -0 "${old##*/}" 2>/dev/null && continue
+  awk -v p="$old" '$5 == p || index($5, p "/") == 1 {print $5}' /proc/self/mountinfo |
+    sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+  rm -rf "$old"
+done
+echo "== pytest"
+with_engine .venv/bin/python -m pytest -p no:cacheprovider --basetemp "$temp_root/$$" "$@"

@@ -79,6 +79,15 @@ def _agent(proc: ServiceProcess, agent_id: str) -> dict[str, Any]:
     return dict(httpx.get(f"{proc.url}/agents/{agent_id}", timeout=5).json())
 
 
+def _beating(proc: ServiceProcess, agent_id: str) -> None:
+    poll(
+        lambda: _agent(proc, agent_id),
+        lambda a: a["health"] == "healthy" and a["status"] == "ready",
+        timeout_s=15,
+        interval_s=0.2,
+    )
+
+
 def _synced_again(proc: ServiceProcess) -> None:
     poll(
         lambda: httpx.get(proc.url + "/health", timeout=5),
@@ -134,7 +143,9 @@ def test_without_live_restore_auto_restart_agents_come_back_and_others_say_why(
         timeout_s=30,
         interval_s=0.2,
     )
-    assert stopped["errorCode"] == "ENGINE_STOPPED" and stopped["exitCode"] == 0
+    # The idle loop exits 0 on SIGTERM once it has set its trap; a restart within the first
+    # milliseconds of its start (the spawn answers as soon as the entrypoint beats) kills it: 143.
+    assert stopped["errorCode"] == "ENGINE_STOPPED" and stopped["exitCode"] in (0, 143)
     assert "engine stopped the agent" in stopped["error"]
     assert stopped["restartCount"] == 0
 
@@ -154,9 +165,4 @@ def test_with_live_restore_an_engine_restart_stops_no_agent(
         assert _started_at(restoring_engine, made["containerId"]) == started[made["id"]]
     # And they still beat: healthy a heartbeat interval and more later.
     for made in agents:
-        poll(
-            lambda m=made: _agent(proc, m["id"]),  # type: ignore[misc]
-            lambda a: a["health"] == "healthy" and a["status"] == "ready",
-            timeout_s=15,
-            interval_s=0.5,
-        )
+        _beating(proc, made["id"])

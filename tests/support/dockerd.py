@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from tests.support.images import DOCKER
+from tests.support.mounts import unmount_under
 
 # Containers removed per `docker rm` call when a private engine is torn down.
 _REMOVE_BATCH = 8
@@ -155,8 +156,6 @@ class PrivateDockerd:
         )
         if self.netns is not None:
             subprocess.run(["ip", "netns", "delete", self.netns], check=False, capture_output=True)
-            # A daemon with live-restore leaves its data root bind-mounted onto itself.
-            data = self.root / "data"
-            if os.path.ismount(data):
-                subprocess.run(["umount", str(data)], check=False, capture_output=True)
+        # Docker 20.10 leaves its data root bind-mounted onto itself even after a clean shutdown.
+        unmount_under(self.root)
         shutil.rmtree(self.root, ignore_errors=True)

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tests.support.engine import Engine
 from tests.support.images import DOCKER
+from tests.support.mounts import unmount_under
 from tests.support.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,13 +389,7 @@ def _kill_processes_of(node_root: Path, cgroup_parent: str) -> None:
 def _tear_down(root: Path) -> None:
     """Remove what a cluster under ``root`` made: mounts, cgroups, namespaces, links, files."""
     names = json.loads((root / "names.json").read_text()) if (root / "names.json").exists() else {}
-    mounts = [
-        line.split()[4]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if line.split()[4].startswith(str(root) + "/")
-    ]
-    for mount in sorted(mounts, key=len, reverse=True):
-        subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+    unmount_under(root)
     for cgroup in names.get("cgroups", []):
         for folder in sorted(
             _CGROUP_FS.glob(f"*/{cgroup}/**/"), key=lambda p: len(p.parts), reverse=True
