@@ -221,14 +221,14 @@ class Gateway:
         self.tokens.load()
         self._sweeper.start()
         await self.server.start(
-            lambda client: Forwarder(
+            lambda pool: Forwarder(
                 self._settings,
                 self.tokens,
                 self.keys,
                 self.meter,
                 self.caller_of,
                 self.admit,
-                client,
+                pool,
             )
         )
 

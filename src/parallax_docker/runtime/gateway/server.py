@@ -1,6 +1,6 @@
 """The gateway's HTTP server: uvicorn on a Unix socket in a 0700 folder, inside the service's
-own event loop, with one route per provider prefix handed to the ``Forwarder``. Only the relays
-(the folder's one other user) can reach it.
+own event loop, serving the ``Forwarder`` (a plain ASGI application). Only the relays (the
+folder's one other user) can reach it.
 """
 
 from __future__ import annotations
@@ -13,19 +13,15 @@ import ssl
 from collections.abc import Callable, Generator
 from pathlib import Path
 
-import httpx
 import uvicorn
-from starlette.applications import Starlette
-from starlette.routing import Route
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.proxy import EgressProxy
 from parallax_docker.runtime.gateway.relays import PROXY_SOCKET_NAME, SOCKET_NAME
+from parallax_docker.runtime.gateway.upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
-
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 class _ProxiedHttp(HttpToolsProtocol):
@@ -72,7 +68,7 @@ class GatewayServer:
         self.folder = folder
         self._relay_uid = relay_uid
         self._proxy = proxy
-        self._client: httpx.AsyncClient | None = None
+        self._pool: UpstreamPool | None = None
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Task[None] | None = None
 
@@ -84,7 +80,7 @@ class GatewayServer:
     def proxy_socket_path(self) -> Path:
         return self.folder / PROXY_SOCKET_NAME
 
-    async def start(self, forwarder: Callable[[httpx.AsyncClient], Forwarder]) -> None:
+    async def start(self, forwarder: Callable[[UpstreamPool], Forwarder]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.folder, 0o700)
         root = os.geteuid() == 0
@@ -94,22 +90,11 @@ class GatewayServer:
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
         # TLS to the providers with the host's CA bundle (a proxy's CA included).
-        self._client = httpx.AsyncClient(
-            verify=ssl.create_default_context(),
-            timeout=httpx.Timeout(connect=10.0, read=900.0, write=60.0, pool=30.0),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        )
-        app = Starlette(
-            routes=[
-                Route(
-                    "/{provider}/{path:path}",
-                    forwarder(self._client).handle,
-                    methods=_METHODS,
-                )
-            ]
-        )
+        self._pool = UpstreamPool(ssl.create_default_context())
         config = uvicorn.Config(
-            app,
+            forwarder(self._pool),
+            interface="asgi3",
+            proxy_headers=False,
             uds=str(self.socket_path),
             lifespan="off",
             log_config=None,
@@ -138,5 +123,5 @@ class GatewayServer:
             self._server.should_exit = True
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._serving, timeout=10)
-        if self._client is not None:
-            await self._client.aclose()
+        if self._pool is not None:
+            self._pool.close()
