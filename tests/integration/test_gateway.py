@@ -543,20 +543,32 @@ def test_an_execution_budget_stops_its_agents(
     assert usage["budget"] == {"maxTokens": 300}
 
 
-def test_agents_keep_their_gateway_across_a_restart_of_the_service(
+def test_agents_keep_their_gateway_and_what_they_spent_across_a_restart_of_the_service(
     gateway: GatewayService,
     gw_agent: Callable[..., dict[str, Any]],
     tenant: Tenant,
     engine: Engine,
 ) -> None:
-    tenant.answer("Before.")
+    tenant.answer("Before.", input_tokens=400, output_tokens=20)
     tenant.answer("After.")
-    agent = gw_agent(PROFILES["claude"])
+    agent = gw_agent(
+        PROFILES["claude"], resources={"memory": "1g", "cpu": 1.0, "budget": {"maxTokens": 300}}
+    )
     assert turn(gateway.api, agent["id"], "One.")["content"] == "Before."
+    spent = gateway.api.get(f"/agents/{agent['id']}/model-usage").json()
+    assert spent["inputTokens"] >= 400 and spent["budgetExceeded"] is True, spent
     relays = engine.containers(f"{RELAY_LABEL}={gateway.instance}")
     gateway.process.stop()
     gateway.process.start()
-    again = turn(gateway.api, agent["id"], "Two.")
+    # The counts came back with the service, and the spent budget with them.
+    assert gateway.api.get(f"/agents/{agent['id']}/model-usage").json() == spent
+    calls = len(tenant.requests())
+    refused = turn(gateway.api, agent["id"], "Two.")
+    assert refused["metadata"]["code"] == "BUDGET_EXCEEDED", refused["metadata"]
+    assert len(tenant.requests()) == calls
+    raised = gateway.api.patch(f"/agents/{agent['id']}/budget", json={"maxTokens": 100_000})
+    assert raised.status_code == 200, raised.text
+    again = turn(gateway.api, agent["id"], "Three.")
     assert (again["type"], again["content"]) == ("response", "After."), again
     # The same relays serve it: adopted, not made again.
     after = engine.containers(f"{RELAY_LABEL}={gateway.instance}")

@@ -21,6 +21,7 @@ from parallax_docker.runtime.events import AgentEvent, Publisher
 from parallax_docker.runtime.gateway.budgets import BudgetBook, Overrun, overrun
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.keys import KeyStore
+from parallax_docker.runtime.gateway.ledger import Ledger
 from parallax_docker.runtime.gateway.meter import Caller, Meter, Tally, price_table
 from parallax_docker.runtime.gateway.proxy import EgressProxy
 from parallax_docker.runtime.gateway.relays import Relays
@@ -71,6 +72,8 @@ class Gateway:
         self.tokens = TokenBook(folder / "token.key")
         self.keys = KeyStore(folder / "keys")
         self.meter = Meter(price_table(settings.gateway_prices))
+        self.ledger = Ledger(folder / "counts.json", self.meter)
+        self._ledger_loop = Loop("gateway-counts", self.ledger.step)
         self.budgets = BudgetBook(folder / "budgets")
         self._relay_uid = RELAY_UID if os.geteuid() == 0 else os.geteuid()
         self.relays = Relays(
@@ -219,6 +222,8 @@ class Gateway:
 
     async def start(self) -> None:
         self.tokens.load()
+        self.ledger.load()
+        self._ledger_loop.start()
         self._sweeper.start()
         await self.server.start(
             lambda pool: Forwarder(
@@ -235,6 +240,8 @@ class Gateway:
     async def stop(self) -> None:
         await self._sweeper.stop()
         await self.server.stop()
+        await self._ledger_loop.stop()
+        self.ledger.flush()
 
 
 def egress_hosts(settings: Settings) -> dict[str, str]:

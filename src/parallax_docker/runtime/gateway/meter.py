@@ -1,7 +1,7 @@
 """Model use counted by the gateway: requests, input and output tokens and cost, per agent, per
 execution and per thread, and by provider; the price table that turns tokens into dollars.
 
-Counts live in the service's memory (a restart starts them again from zero; docs/gateway.md).
+Counts live in the service's memory and are kept on disk by ``ledger.py`` (docs/gateway.md).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from parallax_docker.errors import ConfigError
 from parallax_docker.models import Budget
@@ -80,6 +81,27 @@ class Tally:
         self.output_tokens += usage.output_tokens
         self.cost_usd += cost
 
+    def dump(self) -> dict[str, object]:
+        return {
+            "requests": self.requests,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cost_usd": self.cost_usd,
+            "refused": self.refused,
+            "by_provider": {name: tally.dump() for name, tally in self.by_provider.items()},
+        }
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> Tally:
+        return cls(
+            int(data.get("requests", 0)),
+            int(data.get("input_tokens", 0)),
+            int(data.get("output_tokens", 0)),
+            float(data.get("cost_usd", 0.0)),
+            int(data.get("refused", 0)),
+            {name: cls.restore(part) for name, part in dict(data.get("by_provider", {})).items()},
+        )
+
     def view(self) -> dict[str, object]:
         return {
             "requests": self.requests,
@@ -109,6 +131,8 @@ class Meter:
         self.threads: dict[str, Tally] = {}
         # Egress refusals and refused tokens, by reason (bounded: a few fixed reasons).
         self.refusals: dict[str, int] = {}
+        # Bumped at every change, so the ledger knows when there is something to write.
+        self.changes = 0
 
     def _tallies(self, caller: Caller) -> Iterator[Tally]:
         yield self.agents.setdefault(caller.agent_id, Tally())
@@ -119,6 +143,7 @@ class Meter:
 
     def record(self, caller: Caller, provider: str, usage: Usage) -> float:
         cost = cost_of(usage, self._prices)
+        self.changes += 1
         for tally in self._tallies(caller):
             tally.add(usage, cost)
             tally.by_provider.setdefault(provider, Tally()).add(usage, cost)
@@ -126,6 +151,7 @@ class Meter:
 
     def refused(self, reason: str, caller: Caller | None = None) -> None:
         self.refusals[reason] = self.refusals.get(reason, 0) + 1
+        self.changes += 1
         if caller is not None:
             for tally in self._tallies(caller):
                 tally.refused += 1
@@ -138,3 +164,4 @@ class Meter:
 
     def forget(self, agent_id: str) -> None:
         self.agents.pop(agent_id, None)
+        self.changes += 1
