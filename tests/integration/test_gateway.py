@@ -292,13 +292,15 @@ def test_usage_counted_equals_what_the_model_reported(
 
 
 def test_a_budget_stops_the_second_turn_until_it_is_raised(
-    gateway: GatewayService, gw_agent: Callable[..., dict[str, Any]], tenant: Tenant
+    gateway: GatewayService,
+    gw_agent: Callable[..., dict[str, Any]],
+    tenant: Tenant,
+    profile: CliProfile,
 ) -> None:
+    # Each CLI, told "no" in its provider's own format, ends its turn (no retry loop).
     tenant.answer("First.", input_tokens=400, output_tokens=20)
     tenant.answer("After the raise.", input_tokens=400, output_tokens=20)
-    agent = gw_agent(
-        PROFILES["claude"], resources={"memory": "1g", "cpu": 1.0, "budget": {"maxTokens": 300}}
-    )
+    agent = gw_agent(profile, resources={"memory": "1g", "cpu": 1.0, "budget": {"maxTokens": 300}})
     assert agent["resources"]["budget"] == {"maxTokens": 300}
     first = turn(gateway.api, agent["id"], "One.")
     assert (first["type"], first["content"]) == ("response", "First."), first
