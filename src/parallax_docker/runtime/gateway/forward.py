@@ -218,8 +218,11 @@ class Forwarder:
             await send({"type": "http.response.start", "status": answer.status, "headers": passed})
             await send({"type": "http.response.body", "body": whole})
             return
-        await _relay(answer, receive, send, passed, reader)
-        self._meter.record(caller, provider, reader.close())
+        try:
+            await _relay(answer, receive, send, passed, reader)
+        finally:
+            # What passed is counted even when the answer broke off.
+            self._meter.record(caller, provider, reader.close())
 
 
 async def _relay(
