@@ -8,8 +8,10 @@ a model is the gateway's relay (``http://parallax-gateway:8080``).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -586,7 +588,9 @@ def test_an_agent_claimed_from_the_warm_pool_gets_a_token_not_its_key(
 ) -> None:
     profile = PROFILES["claude"]
     instance = f"{PREFIX}-gwp{uuid.uuid4().hex[:4]}"
-    env = {**_gateway_env(tmp_path, instance, standin, internet), "PARALLAX_POOL": "claude:1"}
+    # A short state folder: the gateway's socket lives in it, and a socket's path is short.
+    state = Path(tempfile.mkdtemp(prefix="pgw-"))
+    env = {**_gateway_env(state, instance, standin, internet), "PARALLAX_POOL": "claude:1"}
     process = ServiceProcess(env, tmp_path / "service.log").start()
     service = GatewayService(process, instance, env["DOCKER_NETWORK"])
     try:
@@ -616,3 +620,4 @@ def test_an_agent_claimed_from_the_warm_pool_gets_a_token_not_its_key(
         assert _places_holding(engine, service, agent, tenant.key) == []
     finally:
         _remove_service(engine, service)
+        shutil.rmtree(state, ignore_errors=True)

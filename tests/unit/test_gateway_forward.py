@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,9 +16,12 @@ from typing import Any
 import pytest
 
 from parallax_docker.config import Settings
+from parallax_docker.errors import ConfigError
 from parallax_docker.runtime.gateway.forward import Forwarder, Message
 from parallax_docker.runtime.gateway.keys import KeyStore
 from parallax_docker.runtime.gateway.meter import Caller, Meter, price_table
+from parallax_docker.runtime.gateway.proxy import EgressProxy
+from parallax_docker.runtime.gateway.server import GatewayServer
 from parallax_docker.runtime.gateway.tokens import TokenBook
 from parallax_docker.runtime.gateway.upstream import UpstreamPool
 
@@ -211,3 +215,12 @@ async def test_an_agent_that_hangs_up_mid_stream_ends_the_providers_answer(
     assert body.startswith(b"data: ")
     assert gateway.meter.of_agent("a1").tokens == 10
     gateway.pool.close()
+
+
+async def test_a_state_folder_too_long_for_a_socket_is_a_config_error(tmp_path: Path) -> None:
+    folder = tmp_path / ("x" * 120) / "socket"
+    server = GatewayServer(folder, os.geteuid(), EgressProxy(lambda peer: None, Meter({}), {}))
+    with pytest.raises(ConfigError, match="over the 107") as caught:
+        await server.start(lambda pool: pytest.fail("nothing is made"))
+    assert "PARALLAX_STATE_DIR" in (caught.value.resolution or "")
+    assert not folder.exists()

@@ -16,12 +16,16 @@ from pathlib import Path
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from parallax_docker.errors import ConfigError
 from parallax_docker.runtime.gateway.forward import Forwarder
 from parallax_docker.runtime.gateway.proxy import EgressProxy
 from parallax_docker.runtime.gateway.relays import PROXY_SOCKET_NAME, SOCKET_NAME
 from parallax_docker.runtime.gateway.upstream import UpstreamPool
 
 log = logging.getLogger(__name__)
+
+# The longest path a Unix socket may be bound at on Linux (sun_path holds 108 bytes with a NUL).
+_MAX_SOCKET_PATH = 107
 
 
 class _ProxiedHttp(HttpToolsProtocol):
@@ -81,6 +85,14 @@ class GatewayServer:
         return self.folder / PROXY_SOCKET_NAME
 
     async def start(self, forwarder: Callable[[UpstreamPool], Forwarder]) -> None:
+        for path in (self.socket_path, self.proxy_socket_path):
+            if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+                raise ConfigError(
+                    f"the gateway's socket path is {len(os.fsencode(path))} bytes long, over "
+                    f"the {_MAX_SOCKET_PATH} a Unix socket's path may have",
+                    resolution="Give PARALLAX_STATE_DIR a shorter folder (the socket lives in "
+                    "<state>/gateway/<instance>/socket), or a shorter PARALLAX_INSTANCE.",
+                )
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.folder, 0o700)
         root = os.geteuid() == 0
