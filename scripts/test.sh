@@ -15,9 +15,8 @@ echo "== import contracts"; .venv/bin/lint-imports
 # pytest's temp files go in a folder of this script's own, one per run (named by the pid pytest
 # will have). A private engine of a run that was killed leaves mounts there; they are undone and
 # the folder removed by the next run (pytest's own clean-up fails the run on such a folder).
-# (Short: private engines put Unix sockets under it, a socket path has at most 107 bytes, and
-# pytest-xdist adds a folder per worker.)
-temp_root=/tmp/pt
+# (Short: private engines put Unix sockets under it, and a socket path has at most 107 bytes.)
+temp_root=/tmp/parallax-tests
 mkdir -p "$temp_root"
 for old in "$temp_root"/*; do
   [ -d "$old" ] || continue
@@ -26,10 +25,5 @@ for old in "$temp_root"/*; do
     sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   rm -rf "$old"
 done
-# Two worker processes (pytest-xdist), a test file to each at a time (tests/conftest.py): most of
-# an integration test's time is spent waiting on the engine, so two files run in the time of
-# about one. PARALLAX_TEST_WORKERS=0 runs everything in this process.
-workers=${PARALLAX_TEST_WORKERS:-2}
-echo "== pytest ($workers workers)"
-with_engine .venv/bin/python -m pytest -p no:cacheprovider --basetemp "$temp_root/$$" \
-  -n "$workers" --dist loadgroup "$@"
+echo "== pytest"
+with_engine .venv/bin/python -m pytest -p no:cacheprovider --basetemp "$temp_root/$$" "$@"

@@ -21,7 +21,7 @@ import pytest
 
 from tests.support.cli_profiles import CliProfile, spawn_fields, write_settings
 from tests.support.engine import Engine
-from tests.support.images import AGENT_IMAGE, build_lock, ensure_test_images
+from tests.support.images import AGENT_IMAGE, ensure_test_images
 from tests.support.server import ServiceProcess
 from tests.support.standin_container import StandinContainer
 from tests.support.standins.client import Tenant
@@ -199,13 +199,7 @@ def agent_image(engine: Engine) -> Callable[[str], str]:
 
     def ensure(kind: str) -> str:
         ref = f"parallax/agent-{kind}:{tag}"
-        if kind in built:
-            return ref
-        with build_lock():
-            return build(kind, ref)
-
-    def build(kind: str, ref: str) -> str:
-        if engine.http.get(f"/images/{ref}/json").is_success:
+        if kind in built or engine.http.get(f"/images/{ref}/json").is_success:
             built.add(kind)
             return ref
         done = subprocess.run(

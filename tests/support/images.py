@@ -7,15 +7,12 @@ written ``/tmp/ready``, and a default command that does so and then waits for SI
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import io
 import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 BUSYBOX_IMAGE = "parallax-test/busybox:latest"
@@ -137,25 +134,7 @@ def user_image(
     return ref
 
 
-@contextlib.contextmanager
-def build_lock() -> Iterator[None]:
-    """One image build at a time across the test processes (pytest-xdist workers): the second
-    waits, then finds the image the first one built."""
-    path = Path(tempfile.gettempdir()) / "parallax-test-images.lock"
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure_test_images(rebuild: bool = False) -> None:
-    with build_lock():
-        _ensure_test_images(rebuild)
-
-
-def _ensure_test_images(rebuild: bool) -> None:
     if rebuild or not _image_current(BUSYBOX_IMAGE):
         subprocess.run(
             [
