@@ -55,6 +55,17 @@ def _whole(body: bytes, extra: bytes = b"") -> bytes:
     return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%s\r\n" % (len(body), extra) + body
 
 
+async def _answers(pool: UpstreamPool, origin: Origin, n: int) -> list[bytes]:
+    """``n`` requests one after another, each answer (a 200) read whole and handed back."""
+    bodies = []
+    for _ in range(n):
+        answer = await pool.request(origin, REQUEST, b"{}", headless=False)
+        assert answer.status == 200
+        bodies.append(await answer.read())
+        answer.close()
+    return bodies
+
+
 @pytest.fixture
 async def pool() -> AsyncIterator[UpstreamPool]:
     made = UpstreamPool(ssl.create_default_context(), read_timeout_s=5)
@@ -70,10 +81,7 @@ async def test_answers_come_back_whole_on_one_kept_alive_connection(pool: Upstre
 
     server = Server(handler)
     async with server as origin:
-        for n in range(3):
-            answer = await pool.request(origin, REQUEST, b"{}", headless=False)
-            assert (answer.status, await answer.read()) == (200, b'{"n": %d}' % n)
-            answer.close()
+        assert await _answers(pool, origin, 3) == [b'{"n": %d}' % n for n in range(3)]
     assert server.connections == 1
 
 
@@ -114,13 +122,8 @@ async def test_an_answer_without_a_length_ends_with_its_connection(pool: Upstrea
 
     server = Server(handler)
     async with server as origin:
-        answer = await pool.request(origin, REQUEST, b"{}", headless=False)
-        assert await answer.read() == b"until the end"
-        answer.close()
-        # Not kept: the next request makes a new connection.
-        second = await pool.request(origin, REQUEST, b"{}", headless=False)
-        assert await second.read() == b"until the end"
-        second.close()
+        assert await _answers(pool, origin, 2) == [b"until the end"] * 2
+    # Not kept: the second request made a new connection.
     assert server.connections == 2
 
 
@@ -134,12 +137,7 @@ async def test_a_connection_closed_while_idle_is_replaced_without_an_error(
 
     server = Server(handler)
     async with server as origin:
-        answer = await pool.request(origin, REQUEST, b"{}", headless=False)
-        assert await answer.read() == b"first"
-        answer.close()
-        again = await pool.request(origin, REQUEST, b"{}", headless=False)
-        assert await again.read() == b"first"
-        again.close()
+        assert await _answers(pool, origin, 2) == [b"first"] * 2
     assert server.connections == 2
 
 
