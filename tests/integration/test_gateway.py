@@ -299,7 +299,7 @@ def test_a_budget_stops_the_second_turn_until_it_is_raised(
     tenant: Tenant,
     profile: CliProfile,
 ) -> None:
-    # Each CLI, told "no" in its provider's own format, ends its turn (no retry loop).
+    # Each CLI, told "no" in its provider's own format, ends its turn at once (no retries).
     tenant.answer("First.", input_tokens=400, output_tokens=20)
     tenant.answer("After the raise.", input_tokens=400, output_tokens=20)
     agent = gw_agent(profile, resources={"memory": "1g", "cpu": 1.0, "budget": {"maxTokens": 300}})
@@ -307,7 +307,10 @@ def test_a_budget_stops_the_second_turn_until_it_is_raised(
     first = turn(gateway.api, agent["id"], "One.")
     assert (first["type"], first["content"]) == ("response", "First."), first
     calls = len(tenant.requests())
+    started = time.monotonic()
     second = turn(gateway.api, agent["id"], "Two.")
+    # Given up at once, not retried for a minute (aider retries an OpenAI 403).
+    assert time.monotonic() - started < 30
     assert second["type"] == "error", second
     assert second["metadata"]["code"] == "BUDGET_EXCEEDED", second["metadata"]
     # Refused at the gateway: the model never saw the call.

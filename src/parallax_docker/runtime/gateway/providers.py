@@ -110,8 +110,9 @@ DROPPED_HEADERS = frozenset(
 )
 
 
-# How each provider says a budget is spent: a status its CLIs do not retry.
-BUDGET_STATUS = {"anthropic": 400, "openai": 403, "gemini": 403}
+# How each provider says a budget is spent: a status its CLIs do not retry (aider, through
+# litellm, retries an OpenAI 403 for a minute; a 400 it gives up on at once).
+BUDGET_STATUS = {"anthropic": 400, "openai": 400, "gemini": 403}
 _ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
