@@ -227,3 +227,24 @@ def test_origins_name_their_host_as_a_host_header_would() -> None:
     assert Origin.of("http://127.0.0.1:8080/base/").base_path == "/base"
     assert Origin.of("http://[::1]:9000").host_header == "[::1]:9000"
     assert Origin.of("https://example.com:443/").port == 443
+
+
+async def test_a_request_that_timed_out_on_a_kept_connection_is_not_sent_again() -> None:
+    pool = UpstreamPool(ssl.create_default_context(), read_timeout_s=0.3)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await _request_head(reader)
+        writer.write(_whole(b"first"))
+        await _request_head(reader)
+        await asyncio.sleep(5)  # the second is never answered
+
+    server = Server(handler)
+    try:
+        async with server as origin:
+            assert await _answers(pool, origin, 1) == [b"first"]
+            with pytest.raises(UpstreamError, match="in time"):
+                await pool.request(origin, REQUEST, b"{}", headless=False)
+    finally:
+        pool.close()
+    # A model call the provider may be working on is not made twice.
+    assert server.connections == 1

@@ -221,7 +221,7 @@ class UpstreamPool:
                     connection.headless()
             except UpstreamError:
                 connection.close()
-                if connection is reused and not connection.any_byte:
+                if connection is reused and not connection.any_byte and not connection.timed_out:
                     continue
                 raise
             return Answer(self, origin, connection)

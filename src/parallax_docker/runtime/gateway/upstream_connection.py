@@ -41,6 +41,8 @@ class Connection(asyncio.Protocol):
         self._until_close = False
         self._keep_alive = False
         self.any_byte = False
+        # The provider was given up on (no answer in time): such a request is not sent again.
+        self.timed_out = False
 
     # -- asyncio.Protocol --------------------------------------------------------------------
 
@@ -124,6 +126,7 @@ class Connection(asyncio.Protocol):
             self._wake = None
 
     def _timed_out(self) -> None:
+        self.timed_out = True
         self._fail(UpstreamError("the provider did not answer in time"))
         self.close()
 
@@ -169,6 +172,7 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self.status, self.headers = 0, []
         self._head_done = self._done = self._until_close = self.any_byte = False
+        self.timed_out = False
         self._keep_alive = False
         self._chunks.clear()
         self._held = 0
