@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from parallax_docker.resources import NAME_RE
+from parallax_docker.runtime.private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,6 @@ class Journal:
 
     def _write(self, intent: Intent) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._path(intent.name)
-        temp = path.with_name(f".{path.name}.tmp")
         body = {
             "kind": intent.kind,
             "key": intent.key,
@@ -200,12 +199,7 @@ class Journal:
             "startedAt": intent.started_at,
             "container": intent.container_id,
         }
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, json.dumps(body, sort_keys=True).encode())
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
+        write_private(self._path(intent.name), json.dumps(body, sort_keys=True).encode())
 
 
 def _read(path: Path) -> Intent | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from parallax_docker.resources import NAME_RE
+from parallax_docker.runtime.private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +111,7 @@ class SnapshotStore:
 
     def save(self, agent_id: str, snapshot: Snapshot) -> None:
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        path = self._path(agent_id)
-        temp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "w") as out:
-                json.dump(snapshot.encode(), out)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                temp.unlink()
-            raise
-        os.replace(temp, path)
+        write_private(self._path(agent_id), json.dumps(snapshot.encode()).encode())
 
     def load(self, agent_id: str) -> Snapshot | None:
         try:

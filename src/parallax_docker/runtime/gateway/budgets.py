@@ -8,12 +8,12 @@ kept here, one small JSON file each, so they outlive a restart of the service.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from parallax_docker.models import Budget
 from parallax_docker.runtime.gateway.meter import Tally
+from parallax_docker.runtime.private_files import write_private
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,7 @@ class BudgetBook:
 
     def set(self, scope: str, name: str, budget: Budget) -> None:
         self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self._path(scope, name)
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(budget.model_dump_json(exclude_none=True))
-        temporary.replace(path)
+        write_private(self._path(scope, name), budget.model_dump_json(exclude_none=True).encode())
         self._cache[f"{scope}-{name}"] = budget
 
     def get(self, scope: str, name: str) -> Budget | None:

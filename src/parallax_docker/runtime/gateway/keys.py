@@ -7,9 +7,10 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from parallax_docker.runtime.private_files import write_private
 
 
 class KeyStore:
@@ -22,12 +23,7 @@ class KeyStore:
 
     def put(self, agent_id: str, keys: Mapping[str, str]) -> None:
         self._folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = self._path(agent_id)
-        temporary = path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(dict(keys), handle)
-        temporary.replace(path)
+        write_private(self._path(agent_id), json.dumps(dict(keys)).encode())
         self._cache[agent_id] = dict(keys)
 
     def get(self, agent_id: str, provider: str) -> str | None:

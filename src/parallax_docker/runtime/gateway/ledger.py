@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from parallax_docker.runtime.gateway.meter import Meter, Tally
+from parallax_docker.runtime.private_files import write_private
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +61,7 @@ class Ledger:
         }
         data["refusals"] = dict(self._meter.refusals)
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        temporary = self._path.with_suffix(".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, separators=(",", ":"))
-        temporary.replace(self._path)
+        write_private(self._path, json.dumps(data, separators=(",", ":")).encode())
         self._written = changes
 
     async def step(self) -> float:
