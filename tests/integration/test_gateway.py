@@ -624,3 +624,48 @@ def test_an_agent_claimed_from_the_warm_pool_gets_a_token_not_its_key(
     finally:
         _remove_service(engine, service)
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_a_threads_model_use_is_counted_for_the_thread(
+    gateway: GatewayService,
+    tenant: Tenant,
+    standin: StandinContainer,
+    agent_image: Callable[[str], str],
+    engine: Engine,
+) -> None:
+    claude = PROFILES["claude"]
+    tenant.answer("Objective done.\nCONFIDENCE: 0.8", input_tokens=500, output_tokens=30)
+    execution_id = f"{PREFIX}-{uuid.uuid4().hex[:8]}"
+    thread_id = f"{execution_id}-thread-0"
+    response = gateway.api.post(
+        "/api/threads",
+        json={
+            "id": thread_id,
+            "executionId": execution_id,
+            "name": "Claude 1",
+            "agentType": "claude",
+            "objective": "Count me.",
+            "role": "engineer",
+            "image": agent_image("claude"),
+            # The key only: the gateway points claude at itself.
+            "env": {**claude.env(standin.agent_url), claude.key_name: tenant.key},
+            "resources": {"memory": "1g", "cpu": 1.0},
+        },
+    )
+    assert response.status_code == 201, response.text
+    try:
+        # The objective's turn went through the gateway: the thread's counts are the stand-in's.
+        usage = poll(
+            lambda: gateway.api.get(f"/threads/{thread_id}/model-usage").json(),
+            lambda u: (
+                u["requests"] >= 1 and (u["inputTokens"], u["outputTokens"]) == sent_usage(tenant)
+            ),
+            timeout_s=180,
+            interval_s=0.5,
+        )
+        assert usage["inputTokens"] >= 500 and set(usage["byProvider"]) == {"anthropic"}
+        assert tenant.key in json.dumps(tenant.requests(main_only=True)[0]["headers"])
+        executed = gateway.api.get(f"/executions/{execution_id}/model-usage").json()
+        assert executed["inputTokens"] == usage["inputTokens"]
+    finally:
+        engine.remove_container(f"parallax-{thread_id}")
