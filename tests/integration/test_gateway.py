@@ -15,6 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -669,3 +670,34 @@ def test_a_threads_model_use_is_counted_for_the_thread(
         assert executed["inputTokens"] == usage["inputTokens"]
     finally:
         engine.remove_container(f"parallax-{thread_id}")
+
+
+def test_a_token_is_revoked_as_its_agent_stops(
+    gateway: GatewayService,
+    gw_agent: Callable[..., dict[str, Any]],
+    tenant: Tenant,
+    engine: Engine,
+) -> None:
+    tenant.answer("Still live.")
+    # A command that ignores SIGTERM: the container runs on through the stop's grace period,
+    # so a call can still be made from it while its agent is stopping.
+    agent = gw_agent(PROFILES["claude"], command=["sh", "-c", "trap '' TERM; exec sleep 100000"])
+    name = agent["containerName"]
+    token = token_of(engine, name, "ANTHROPIC_API_KEY")
+    code, out = engine.exec(name, "node", "-e", _CALL, _MESSAGES, token)
+    assert code == 0 and out.startswith("200 "), out
+    with ThreadPoolExecutor(1) as pool:
+        stopping = pool.submit(
+            gateway.api.delete, f"/agents/{agent['id']}", params={"timeout": "20000"}
+        )
+        poll(
+            lambda: gateway.api.get(f"/agents/{agent['id']}").json().get("status"),
+            lambda status: status == "stopping",
+            timeout_s=10,
+            interval_s=0.05,
+        )
+        code, out = engine.exec(name, "node", "-e", _CALL, _MESSAGES, token)
+        stopping.result(timeout=60)
+    assert out.startswith("401 ") and "GATEWAY_TOKEN_INVALID" in out, out
+    # Only the call made while the agent was live reached the model.
+    assert len(tenant.requests()) == 1
