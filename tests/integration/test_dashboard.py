@@ -17,6 +17,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from tests.integration.conftest import agent_body
 from tests.support.browser import chromium, chromium_problem, violations, wait_until
 from tests.support.dashboard import Dashboard
 from tests.support.engine import Engine
@@ -74,6 +75,59 @@ def test_fleet_shows_an_agent_spawned_through_the_api_within_a_second(
         page.driver, lambda _: re.fullmatch(r"[0-9.]+ (B|KiB|MiB) / 64 MiB", page.text(memory))
     )
     assert re.fullmatch(r"[0-9.]+% of 0.25 cpu", page.text(cpu))
+
+
+def test_leaving_the_fleet_cancels_the_metrics_reads_it_had_queued(
+    page: Dashboard, spawn: Callable[..., dict[str, Any]]
+) -> None:
+    """The fleet reads metrics four rows at a time. Reads still queued when the page is left
+    are not sent, and those on their way are aborted: otherwise they hold the browser's six
+    connections to this host while the next view's followed logs wait for one."""
+    page.open_fleet()
+    agents = [spawn() for _ in range(12)]
+    shown = agents[0]["id"]
+    ready = """
+        return arguments[0].every(
+          (id) => document.querySelector(`tr[data-key='agent:${id}'][data-status='ready']`));
+    """
+    wait_until(page.driver, lambda _: page.script(ready, [a["id"] for a in agents]), 30)
+    reads_since = """
+        return performance.getEntriesByType("resource")
+          .filter((e) => e.name.includes("/metrics") && e.startTime > arguments[0])
+          .map((e) => new URL(e.name).pathname);
+    """
+    page.driver.execute_cdp_cmd("Network.enable", {})
+    # Each request takes 600 ms more: the fleet's refresh (every 5 s) of twelve rows lasts three
+    # rounds of four reads, 1.8 s.
+    page.driver.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 600, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    try:
+        slow_from = page.script("return performance.now()")
+        # The first round is done (the second on its way, the third queued): leave now.
+        wait_until(page.driver, lambda _: page.script(reads_since, slow_from), 15)
+        left_at = page.script(
+            "const t = performance.now(); location.hash = arguments[0]; return t;",
+            f"#/agents/{shown}",
+        )
+        # The agent's own chart samples every 2 s: two of its reads done means the fleet's
+        # queue would have been sent by now.
+        own = f"/agents/{shown}/metrics"
+        wait_until(
+            page.driver,
+            lambda _: sum(path == own for path in page.script(reads_since, left_at)) >= 2,
+            15,
+            explain=page.describe,
+        )
+        others = [path for path in page.script(reads_since, left_at) if path != own]
+        assert others == []
+    finally:
+        page.driver.execute_cdp_cmd(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+        )
+        page.driver.execute_cdp_cmd("Network.disable", {})
 
 
 def test_a_stop_from_the_page_stops_and_removes_the_agent(
@@ -239,7 +293,12 @@ def test_hostile_agent_output_is_shown_as_text_and_runs_nothing(
     assert page.text(answer) == "\n".join(HOSTILE[:2])
     # The logs: markup and escape sequences as visible text (ESC as its symbol).
     page.open_agent(printer["id"])
-    wait_until(page.driver, lambda _: "window.__pwned=2" in page.text('[data-test="logs"]'), 15)
+    wait_until(
+        page.driver,
+        lambda _: "window.__pwned=2" in page.text('[data-test="logs"]'),
+        30,
+        explain=page.describe,
+    )
     logs = [
         line.get_attribute("textContent")
         for line in page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')
@@ -343,6 +402,83 @@ def test_the_agent_page_follows_logs_and_charts_metrics(
     points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"
     wait_until(page.driver, lambda _: len(page.script(points).split()) >= 2, 15)
     assert "memory" in page.text('[data-test="metrics-now"]')
+
+
+def test_followed_logs_broken_off_resume_where_they_broke(
+    driver: WebDriver, start_service: Callable[..., ServiceProcess], engine: Engine
+) -> None:
+    """A followed stream broken off (the service restarted; or Chrome failing the requests in
+    flight when the host's interfaces change, as Docker's do at each container start) is
+    followed again on its own, from where it broke: no line shown twice, none lost."""
+    service = start_service()
+    response = httpx.post(
+        service.url + "/agents",
+        json=agent_body(
+            command=[
+                "/bin/sh",
+                "-c",
+                "touch /tmp/ready; i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.1; done",
+            ]
+        ),
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+    agent = response.json()
+    page = Dashboard(driver, service.url)
+    try:
+        page.open_agent(agent["id"])
+
+        def ticks() -> list[int]:
+            lines = page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')
+            return [
+                int(t[5:])
+                for t in (x.get_attribute("textContent") or "" for x in lines)
+                if t.startswith("tick-")
+            ]
+
+        wait_until(driver, lambda _: len(ticks()) >= 3, 15, explain=page.describe)
+        service.stop()
+        wait_until(
+            driver,
+            lambda _: page.text('[data-test="logs-state"]') == "reconnecting…",
+            15,
+            explain=page.describe,
+        )
+        broke_at = ticks()[-1]
+        service.start()
+
+        def twenty_more() -> list[int] | None:
+            seen = ticks()
+            return seen if seen and seen[-1] >= broke_at + 20 else None
+
+        later = wait_until(driver, lambda _: twenty_more(), 30, explain=page.describe)
+        assert later is not None
+        assert later == list(range(later[0], later[-1] + 1))
+        assert page.text('[data-test="logs-state"]') == "following"
+    finally:
+        engine.remove_container(agent["containerName"])
+
+
+def test_a_page_whose_code_failed_to_load_loads_itself_once_more(page: Dashboard) -> None:
+    """A module lost to a dropped request fails the whole page: it is loaded once more, and
+    if that fails too, it says so instead of reloading in a loop."""
+    page.driver.execute_cdp_cmd("Network.enable", {})
+    page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/ui/js/fleet.js"]})
+    try:
+        page.driver.get(page.base_url + "/ui/")
+        wait_until(
+            page.driver,
+            lambda _: page.script("return document.getElementById('main').dataset.failed"),
+            15,
+            explain=page.describe,
+        )
+        kind = page.script("return performance.getEntriesByType('navigation')[0].type")
+        assert kind == "reload"
+        assert "could not be loaded" in page.text("#main")
+    finally:
+        page.driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        page.driver.execute_cdp_cmd("Network.disable", {})
+    page.open_fleet()
 
 
 def test_model_usage_and_control_characters_are_shown_as_documented(page: Dashboard) -> None:

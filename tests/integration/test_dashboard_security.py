@@ -45,7 +45,7 @@ def test_every_dashboard_file_carries_the_strict_headers(
 def test_the_page_has_no_inline_script_or_style(service: ServiceProcess) -> None:
     html = httpx.get(service.url + "/ui/").text
     assert "<script>" not in html and "<style" not in html and "style=" not in html
-    assert '<script type="module" src="js/main.js"></script>' in html
+    assert '<script type="module" src="js/boot.js"></script>' in html
 
 
 def test_dashboard_files_are_served_from_the_package_only(service: ServiceProcess) -> None:

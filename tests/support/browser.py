@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from selenium import webdriver
+from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.wait import WebDriverWait
@@ -86,9 +87,20 @@ def chromium(width: int = 1400, height: int = 1000) -> Iterator[WebDriver]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait_until(driver: WebDriver, condition: Callable[[WebDriver], T], timeout_s: float = 10) -> T:
-    """Poll ``condition`` until it returns something truthy (and return that)."""
-    result: T = WebDriverWait(driver, timeout_s, poll_frequency=0.02).until(condition)
+def wait_until(
+    driver: WebDriver,
+    condition: Callable[[WebDriver], T],
+    timeout_s: float = 10,
+    explain: Callable[[], str] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something truthy (and return that). On a timeout,
+    ``explain`` (read then) says what the page showed instead, for the failure's message."""
+    try:
+        result: T = WebDriverWait(driver, timeout_s, poll_frequency=0.02).until(condition)
+    except TimeoutException as exc:
+        if explain is None:
+            raise
+        raise TimeoutException(f"after {timeout_s} s: {explain()}") from exc
     return result
 
 

@@ -13,7 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from tests.support.browser import wait_until
+from tests.support.browser import console_errors, wait_until
 
 
 class Dashboard:
@@ -30,6 +30,7 @@ class Dashboard:
             self.driver,
             lambda d: d.execute_script("return document.documentElement.dataset.rendered"),
             timeout_s,
+            explain=self.describe,
         )
 
     def open_agent(self, agent_id: str) -> None:
@@ -61,6 +62,30 @@ class Dashboard:
 
     def wait_row_status(self, agent_id: str, status: str, timeout_s: float = 10) -> None:
         wait_until(self.driver, lambda _: self.row_status(agent_id) == status, timeout_s)
+
+    def describe(self) -> str:
+        """What the page shows, and what its console said, for a wait's failure message."""
+        console = console_errors(self.driver)
+        return (
+            str(
+                self.script(
+                    """
+                const panel = document.querySelector(".logs-panel h2");
+                const log = document.querySelector('[data-test="logs"]');
+                return JSON.stringify({
+                  address: location.hash,
+                  connection: document.getElementById("connection")?.textContent,
+                  status: document.querySelector('[data-test="agent-status"]')?.textContent,
+                  notice: document.querySelector(".notice")?.textContent,
+                  logs: panel?.textContent,
+                  logLines: log ? log.childElementCount : null,
+                  requests: performance.getEntriesByType("resource").slice(-8).map((e) => e.name),
+                });
+                """
+                )
+            )
+            + f" console: {console[-8:]}"
+        )
 
     def connection(self) -> str:
         return self.text("#connection")

@@ -37,21 +37,42 @@ export function onUnauthorized(callback) {
   unauthorized = callback;
 }
 
+// Chrome fails the requests in flight whenever the host's network interfaces change, as
+// Docker's do at each container start (net::ERR_NETWORK_CHANGED); a read is sent again.
+const READ_RETRIES_MS = [100, 400];
+
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener("abort", () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    }, { once: true });
+  });
+}
+
 async function request(method, path, body, signal) {
   let response;
-  try {
-    response = await fetch(path, {
-      method,
-      headers: headers(body !== undefined),
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-      credentials: "omit",
-      cache: "no-store",
-      redirect: "error",
-    });
-  } catch (error) {
-    if (error.name === "AbortError") throw error;
-    throw new ApiError(0, { error: "the service cannot be reached", code: "OFFLINE", resolution: "Is parallax-docker serve running?" });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      response = await fetch(path, {
+        method,
+        headers: headers(body !== undefined),
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal,
+        credentials: "omit",
+        cache: "no-store",
+        redirect: "error",
+      });
+      break;
+    } catch (error) {
+      if (error.name === "AbortError") throw error;
+      if (method === "GET" && attempt < READ_RETRIES_MS.length) {
+        await pause(READ_RETRIES_MS[attempt], signal);
+        continue;
+      }
+      throw new ApiError(0, { error: "the service cannot be reached", code: "OFFLINE", resolution: "Is parallax-docker serve running?" });
+    }
   }
   if (response.status === 401) unauthorized();
   return response;

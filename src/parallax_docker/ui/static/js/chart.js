@@ -58,12 +58,14 @@ export function chartPanel(agentId) {
     }
   }
 
+  const aborter = new AbortController();
   async function sample() {
     try {
-      const m = await api("GET", path`/agents/${agentId}/metrics`);
+      const m = await api("GET", path`/agents/${agentId}/metrics`, undefined, { signal: aborter.signal });
       samples.push({ t: Date.now(), cpu: m.cpu, mem: m.memoryPercent });
       setText(legend, `CPU ${m.cpu.toFixed(1)}% of ${m.cpuLimit} cores · memory ${bytes(m.memory)} of ${bytes(m.memoryLimit)} (${m.memoryPercent.toFixed(1)}%) · ${m.pids} processes`);
     } catch {
+      if (aborter.signal.aborted) return;
       setText(legend, "no metrics (is the agent running?)");
     }
     draw();
@@ -71,5 +73,9 @@ export function chartPanel(agentId) {
 
   sample();
   const timer = setInterval(sample, SAMPLE_MS);
-  return { element: panel, dispose: () => clearInterval(timer) };
+  const dispose = () => {
+    clearInterval(timer);
+    aborter.abort();
+  };
+  return { element: panel, dispose };
 }

@@ -50,11 +50,13 @@ export function conversationPanel(agentId, events) {
     if (message.direction === "outbound") setText(status, "");
   });
 
+  const aborter = new AbortController();
   async function load() {
     try {
-      const found = await api("GET", path`/agents/${agentId}/messages` + "?limit=200");
+      const found = await api("GET", path`/agents/${agentId}/messages` + "?limit=200", undefined, { signal: aborter.signal });
       for (const message of found.messages) add(message);
     } catch (error) {
+      if (aborter.signal.aborted) return;
       setText(status, describeError(error));
     }
     for (const message of early) add(message);
@@ -81,5 +83,9 @@ export function conversationPanel(agentId, events) {
   });
 
   load();
-  return { element: panel, dispose: unlisten };
+  const dispose = () => {
+    unlisten();
+    aborter.abort();
+  };
+  return { element: panel, dispose };
 }

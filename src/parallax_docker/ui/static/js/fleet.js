@@ -86,6 +86,9 @@ export class FleetView {
     this.metricsTimer = null;
     this.clockTimer = null;
     this.rendered = false;
+    // Aborted when the view is left, so that its queued metrics reads do not hold the
+    // browser's few connections to this host (the next view's followed logs need one).
+    this.aborter = new AbortController();
   }
 
   mount() {
@@ -122,6 +125,7 @@ export class FleetView {
     this.observer.disconnect();
     clearInterval(this.metricsTimer);
     clearInterval(this.clockTimer);
+    this.aborter.abort();
   }
 
   header(column) {
@@ -307,11 +311,13 @@ export class FleetView {
     const queue = keys
       .map((key) => this.rows.get(key))
       .filter((row) => row && RUNNING.has(row.item.status) && row.source.metrics);
+    const { signal } = this.aborter;
     const worker = async () => {
-      for (let row = queue.shift(); row; row = queue.shift()) {
+      for (let row = queue.shift(); row && !signal.aborted; row = queue.shift()) {
         try {
-          row.metrics = await api("GET", row.source.metrics(row.item.id));
+          row.metrics = await api("GET", row.source.metrics(row.item.id), undefined, { signal });
         } catch {
+          if (signal.aborted) return;
           row.metrics = null;
         }
         this.paintMetrics(row);
