@@ -3,7 +3,7 @@
 // A stream the network broke (Chrome drops requests in flight whenever the host's interfaces
 // change, as Docker's do at each container start; a restarted service does too) is followed
 // again from where it broke, without showing a line twice; one that ended (the agent stopped)
-// or that the service refused is not.
+// or that the service refused for good (an unknown agent) is not.
 import { ApiError, lines, path } from "./api.js";
 import { describeError, h, setText, visible } from "./dom.js";
 
@@ -22,8 +22,11 @@ export function stamp(raw) {
   return { key: `${String(seconds).padStart(12, "0")}.${fraction}`, seconds, text: raw.slice(space + 1) };
 }
 
+// Broken off, or refused for a while: the service unreachable, or answering 502 to 504 (a
+// service starting again says 503 until it reaches the engine).
 function broken(error) {
-  return error instanceof TypeError || (error instanceof ApiError && error.status === 0);
+  if (error instanceof TypeError) return true;
+  return error instanceof ApiError && (error.status === 0 || (error.status >= 502 && error.status <= 504));
 }
 
 export function logsPanel(agentId) {
@@ -72,7 +75,7 @@ export function logsPanel(agentId) {
       if (error.name === "AbortError") return;
       if (broken(error)) {
         const next = got ? 1 : attempt + 1;
-        setText(state, "reconnecting…");
+        setText(state, error instanceof ApiError && error.status ? `reconnecting… (${describeError(error)})` : "reconnecting…");
         timer = setTimeout(() => follow(next), RESUME_MS[Math.min(next, RESUME_MS.length) - 1]);
         return;
       }
