@@ -58,6 +58,7 @@ def engine() -> Iterator[Engine]:
     for volume in client.volumes():
         if PREFIX in volume["Name"]:
             client.remove_volume(volume["Name"])
+    client.prune_untagged_project_images()
     shutil.rmtree(SECRETS_DIR, ignore_errors=True)
     shutil.rmtree(STATE_DIR, ignore_errors=True)
     client.close()
