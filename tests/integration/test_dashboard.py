@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -368,6 +369,16 @@ def test_the_fleet_resyncs_after_the_event_stream_comes_back(
     engine.remove_container(kept["containerName"])
 
 
+def _ticks(page: Dashboard) -> list[int]:
+    """The numbers of the ``tick-N`` lines the logs panel shows, in order."""
+    lines = page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')
+    return [
+        int(t[5:])
+        for t in (x.get_attribute("textContent") or "" for x in lines)
+        if t.startswith("tick-")
+    ]
+
+
 def test_the_agent_page_follows_logs_and_charts_metrics(
     page: Dashboard, spawn: Callable[..., dict[str, Any]]
 ) -> None:
@@ -380,13 +391,7 @@ def test_the_agent_page_follows_logs_and_charts_metrics(
     )
     page.open_agent(agent["id"])
 
-    def ticks() -> list[int]:
-        lines = page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')
-        return [
-            int(t[5:])
-            for t in (x.get_attribute("textContent") or "" for x in lines)
-            if t.startswith("tick-")
-        ]
+    ticks = partial(_ticks, page)
 
     first = wait_until(page.driver, lambda _: ticks())
 
@@ -428,13 +433,7 @@ def test_followed_logs_broken_off_resume_where_they_broke(
     try:
         page.open_agent(agent["id"])
 
-        def ticks() -> list[int]:
-            lines = page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')
-            return [
-                int(t[5:])
-                for t in (x.get_attribute("textContent") or "" for x in lines)
-                if t.startswith("tick-")
-            ]
+        ticks = partial(_ticks, page)
 
         wait_until(driver, lambda _: len(ticks()) >= 3, 15, explain=page.describe)
         service.stop()
