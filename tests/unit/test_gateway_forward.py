@@ -24,6 +24,7 @@ from parallax_docker.runtime.gateway.proxy import EgressProxy
 from parallax_docker.runtime.gateway.server import GatewayServer
 from parallax_docker.runtime.gateway.tokens import TokenBook
 from parallax_docker.runtime.gateway.upstream import UpstreamPool
+from tests.support.tamper import with_char_changed
 
 KEY = "sk-ant-real-key-0123456789"
 USAGE = {"usage": {"input_tokens": 7, "output_tokens": 3}, "model": "claude-haiku-4"}
@@ -182,7 +183,7 @@ async def test_refusals_are_answered_here_in_the_providers_format(
     tmp_path: Path, provider: Provider
 ) -> None:
     gateway = Gateway(tmp_path, provider)
-    forged = gateway.tokens.issue("a2")[:-1] + "0"
+    forged = with_char_changed(gateway.tokens.issue("a2"), -1)
     status, _, body = await gateway.call("/anthropic/v1/messages", token=forged)
     assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
     assert "GATEWAY_TOKEN_INVALID" in body.decode() and forged not in body.decode()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from parallax_docker.errors import AgentNotFoundError, PreviewTicketError, ValidationError
+from tests.support.tamper import with_char_changed
 from tests.unit.harness import harness, request
 
 
@@ -34,7 +35,7 @@ async def test_a_tampered_or_foreign_ticket_is_refused(tmp_path: Path) -> None:
         ticket = ticket_of(h.runtime.previews.issue("a1", 8080).path)
         payload, signature = ticket.split(".")
         # Its first character changed: every bit of it counts (the last one's may be padding).
-        forged = ("B" if signature[0] == "A" else "A") + signature[1:]
+        forged = with_char_changed(signature, 0)
         for bad in (
             f"{payload}x.{signature}",
             f"{payload}.{forged}",
