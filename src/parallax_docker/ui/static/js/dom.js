@@ -6,6 +6,7 @@ const ATTRIBUTES = new Set([
   "class", "href", "type", "name", "value", "placeholder", "title", "for", "id", "role",
   "disabled", "required", "autocomplete", "min", "max", "step", "rows", "cols", "maxlength",
   "aria-label", "aria-live", "aria-sort", "colspan", "spellcheck", "hidden", "selected",
+  "elementtiming",
 ]);
 
 /** h("td", {class: "x"}, "text", child) -> an element; strings become text nodes. */
