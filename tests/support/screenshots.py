@@ -67,7 +67,7 @@ def take(folder: Path) -> list[Path]:
         with chromium(1400, 900) as driver:
             page = Dashboard(driver, service.url)
             page.open_fleet()
-            # Every row's metrics read ("–" until then; the limit alone already says MiB).
+            # Every row's metrics read (a dash until then; the limit alone already says MiB).
             wait_until(
                 driver,
                 lambda _: page.script(
