@@ -9,6 +9,7 @@ succeeds when retried, and nothing is left behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from tests.integration.conftest import PREFIX, agent_body
@@ -75,6 +77,32 @@ def _concurrently(calls: list[Callable[[], int]]) -> list[int]:
     for thread in threads:
         thread.join(120)
     return results
+
+
+class _Watch:
+    """Every event a process sends on /ws from now until it dies, gathered in a thread."""
+
+    def __init__(self, proc: ServiceProcess) -> None:
+        self.frames: list[dict[str, Any]] = []
+        self._url = proc.url.replace("http://", "ws://") + "/ws"
+        self._open = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        assert self._open.wait(15), "the event stream did not open"
+
+    def _read(self) -> None:
+        with (
+            contextlib.suppress(ConnectionClosed, OSError),
+            connect(self._url, open_timeout=10, proxy=None) as ws,
+        ):
+            self._open.set()
+            for message in ws:
+                self.frames.append(json.loads(message))
+
+    def until_closed(self, timeout_s: float = 15) -> list[dict[str, Any]]:
+        self._thread.join(timeout_s)
+        assert not self._thread.is_alive(), "the event stream stayed open"
+        return self.frames
 
 
 def _history(proc: ServiceProcess, count: int) -> list[dict[str, Any]]:
@@ -190,6 +218,9 @@ def test_thirty_stops_killed_mid_way_are_finished_and_retries_succeed(
     assert made == [201] * 30
     setup.stop()
     first = crash.start(PARALLAX_FAILPOINTS=point)
+    # Stops the first process finished before it died are told by it (events are not kept
+    # across a restart); those it left are finished, and told, by the second.
+    watch = _Watch(first)
     _concurrently(
         [
             lambda b=body: httpx.delete(f"{first.url}/agents/{b['id']}", timeout=90).status_code  # type: ignore[misc]
@@ -197,6 +228,7 @@ def test_thirty_stops_killed_mid_way_are_finished_and_retries_succeed(
         ]
     )
     assert _died(first) == -signal.SIGKILL
+    told_by_first = watch.until_closed()
     second = crash.start()
     # Every stop that had begun is finished; no agent is left stopping. (Stops whose request
     # never got that far were never made: those agents simply run on.)
@@ -209,7 +241,9 @@ def test_thirty_stops_killed_mid_way_are_finished_and_retries_succeed(
     running = {c["Labels"]["parallax.agent.id"] for c in _containers(engine, crash.instance)}
     assert running == set(agents)
     stopped = {
-        f["data"]["agent"]["id"] for f in _history(second, 500) if f["event"] == "agent_stopped"
+        f["data"]["agent"]["id"]
+        for f in [*told_by_first, *_history(second, 500)]
+        if f["event"] == "agent_stopped"
     }
     assert {b["id"] for b in bodies} - set(agents) <= stopped
     # Each stop answers 204 when made again, and then nothing is left.

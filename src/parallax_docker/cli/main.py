@@ -10,6 +10,9 @@ import typer
 
 from parallax_docker.errors import ConfigError
 
+# How long the API keeps an idle connection open (uvicorn's default is 5 s).
+KEEP_ALIVE_S = 75
+
 app = typer.Typer(
     help="Run CLI AI coding agents in hardened Docker containers.", no_args_is_help=True
 )
@@ -115,6 +118,10 @@ def serve(
         log_config=None,
         access_log=False,
         lifespan="on",
+        # Longer than clients keep an idle connection (httpx and uvicorn's default are both
+        # 5 s, so a reuse at that moment met the close and lost the call; Node 4 s, Go 90 s,
+        # urllib3 no limit): a call sent on a kept connection is then answered.
+        timeout_keep_alive=KEEP_ALIVE_S,
     )
 
 
