@@ -1,6 +1,7 @@
 // The one way the page talks to the service: same-origin fetches and WebSockets, the API token
 // from this tab's sessionStorage (asked once, gone when the tab closes), errors as ApiError.
 
+// boot.js repeats this key, and the request made in request(), for its early read: change both.
 const TOKEN_KEY = "parallax-docker.token";
 
 export function token() {
