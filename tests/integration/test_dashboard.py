@@ -369,6 +369,46 @@ def test_the_fleet_resyncs_after_the_event_stream_comes_back(
     engine.remove_container(kept["containerName"])
 
 
+def test_an_answer_given_while_the_event_stream_was_down_appears_once_it_is_back(
+    driver: WebDriver,
+    start_service: Callable[..., ServiceProcess],
+    agent_image: Callable[[str], str],
+    engine: Engine,
+) -> None:
+    service = start_service()
+    body = agent_body(image=agent_image("echo"), resources={"memory": "128m", "cpu": 0.5})
+    agent = httpx.post(service.url + "/agents", json=body, timeout=120).json()
+    page = Dashboard(driver, service.url)
+    driver.execute_cdp_cmd("Network.enable", {})
+    try:
+        page.open_agent(agent["id"])
+        wait_until(driver, lambda _: page.connection() == "live")
+        # The page's event stream is cut (and kept from coming back) while its other requests
+        # go on: the task is sent and answered with no event able to reach the page.
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/ws"]})
+        service.stop()
+        wait_until(driver, lambda _: page.connection() in ("reconnecting", "connecting"))
+        service.start()
+        message = f"answered unseen {uuid.uuid4().hex[:6]}"
+        sent = httpx.post(
+            f"{service.url}/agents/{agent['id']}/send",
+            json={"message": message, "expectResponse": True, "timeout": 30000},
+            timeout=60,
+        )
+        assert sent.json()["response"]["content"] == message, sent.text
+        answer = '[data-test="messages"] article[data-direction="outbound"] pre'
+        assert page.text(answer) == ""
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        wait_until(driver, lambda _: page.connection() == "live", 30)
+        wait_until(driver, lambda _: page.text(answer) == message, 15)
+        shown = driver.find_elements(By.CSS_SELECTOR, '[data-test="messages"] article')
+        assert len(shown) == 2  # the task and its answer, each once
+    finally:
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+        driver.execute_cdp_cmd("Network.disable", {})
+        engine.remove_container(agent["containerName"])
+
+
 def _ticks(page: Dashboard) -> list[int]:
     """The numbers of the ``tick-N`` lines the logs panel shows, in order."""
     lines = page.driver.find_elements(By.CSS_SELECTOR, '[data-test="logs"] .line')

@@ -1,11 +1,10 @@
 """The dashboard stays fast with a real fleet: 300 agents of the project's base image, one load.
 
-The time held to the budget is the page's own: from the Navigation Timing origin to the
-``parallax:fleet-rendered`` mark, set once every row of the first full list is in the table.
-When that frame is then drawn on screen (the Element Timing of the fleet's count, given its
-text with those rows) is measured and printed too; here the browser alone draws the page with
-no agents at all 170-220 ms after navigation, which leaves the drawn time short of the budget
-(docs/dashboard.md has both). Each load starts with an empty HTTP cache, in a browser that is
+The time held to the budget is when the first view is on screen: from the Navigation Timing
+origin to the Element Timing of the fleet's count, which is given its text in the frame that
+adds the first rows (every row the screen can show; the test checks that none on screen came
+later). When every row is in the table (the ``parallax:fleet-rendered`` mark, a moment later) is
+measured and printed too. Each load starts with an empty HTTP cache, in a browser that is
 already running.
 
 The agents are of the image every project agent is built on, so they beat a heartbeat as a
@@ -33,7 +32,7 @@ from tests.support.server import ServiceProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# When the fleet's count was first drawn (Element Timing): the frame with the first rows in it.
+# When the fleet's count was first drawn (Element Timing): the frame with the first view's rows.
 PAINTED = """
 const done = arguments[arguments.length - 1];
 const observer = new PerformanceObserver((list) => {
@@ -42,6 +41,13 @@ const observer = new PerformanceObserver((list) => {
 });
 observer.observe({type: "element", buffered: true});
 setTimeout(() => done(null), 1000);
+"""
+# How many rows the first view had, and how many rows are on screen now that all are in.
+FIRST_VIEW = """
+const [first] = performance.getEntriesByName("parallax:fleet-first-view");
+const onScreen = [...document.querySelectorAll("table.fleet tbody tr")]
+  .filter((row) => row.getBoundingClientRect().top < window.innerHeight).length;
+return [first.detail.rows, onScreen];
 """
 AGENTS = 300
 LOAD_BUDGET_MS = 300
@@ -76,16 +82,14 @@ def fleet(
             agents = list(pool.map(spawn, range(AGENTS)))
         yield service, agents
     finally:
-        with ThreadPoolExecutor(SPAWNS_AT_ONCE) as pool:
-            list(
-                pool.map(
-                    lambda c: engine.remove_container(c["Id"]),
-                    engine.containers(f"load-test={mark}"),
-                )
-            )
+        # One at a time: Debian's dockerd (20.10.24) can deadlock when many containers of one
+        # user-defined network are removed at once (moby/moby#46661, fixed after that
+        # release); eight at a time wedged it here, taking every later test with it.
+        for container in engine.containers(f"load-test={mark}"):
+            engine.remove_container(container["Id"])
 
 
-def test_the_fleet_of_300_agents_renders_within_300_ms(
+def test_the_first_view_of_300_agents_is_drawn_within_300_ms(
     fleet: tuple[ServiceProcess, list[dict[str, Any]]],
 ) -> None:
     service, agents = fleet
@@ -107,6 +111,8 @@ def test_the_fleet_of_300_agents_renders_within_300_ms(
             page.open_fleet()
             rows = page.script("return document.querySelectorAll('table.fleet tbody tr').length")
             assert rows == AGENTS
+            first_rows, on_screen = page.script(FIRST_VIEW)
+            assert 0 < on_screen <= first_rows < AGENTS, (on_screen, first_rows)
             rendered = page.script(
                 "return performance.getEntriesByName('parallax:fleet-rendered')[0].startTime"
             )
@@ -116,12 +122,12 @@ def test_the_fleet_of_300_agents_renders_within_300_ms(
             drawn.append(round(float(painted), 1))
             driver.get("about:blank")
         print(
-            f"fleet of {AGENTS} in the page in {timings} ms (budget {LOAD_BUDGET_MS} ms),"
-            f" drawn in {drawn} ms; CPU {idle:.0%} idle before"
+            f"fleet of {AGENTS}: first view drawn in {drawn} ms (budget {LOAD_BUDGET_MS} ms),"
+            f" every row in the page in {timings} ms; CPU {idle:.0%} idle before"
         )
         # The machine is shared: other suites' load only ever adds time, so the best of a few
         # loads is the page's own cost; all of them are printed.
-        assert min(timings) < LOAD_BUDGET_MS, timings
+        assert min(drawn) < LOAD_BUDGET_MS, drawn
     assert {a["id"] for a in agents} <= {
         a["id"] for a in httpx.get(service.url + "/agents").json()["agents"]
     }

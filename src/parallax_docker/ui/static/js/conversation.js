@@ -1,5 +1,5 @@
 // The conversation: GET /agents/{id}/messages, then `message` events as they come (the task
-// and, when the turn ends, the answer). Sending is POST /agents/{id}/send without waiting: the
+// and, when the turn ends, the answer); read again whenever events may have been missed. Sending is POST /agents/{id}/send without waiting: the
 // answer arrives as an event, so the page never holds a request open for a whole turn.
 import { api, path } from "./api.js";
 import { describeError, h, setText, time, visible } from "./dom.js";
@@ -38,7 +38,7 @@ export function conversationPanel(agentId, events) {
   }
 
   // Events that come while the history is on its way wait for it, so the order holds.
-  let early = [];
+  let early = null;
   const unlisten = events.listen((frame) => {
     const message = frame.event === "message" && frame.data ? frame.data.message : null;
     if (!message || message.agentId !== agentId) return;
@@ -52,6 +52,7 @@ export function conversationPanel(agentId, events) {
 
   const aborter = new AbortController();
   async function load() {
+    early = early || [];
     try {
       const found = await api("GET", path`/agents/${agentId}/messages` + "?limit=200", undefined, { signal: aborter.signal });
       for (const message of found.messages) add(message);
@@ -82,9 +83,16 @@ export function conversationPanel(agentId, events) {
     if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
   });
 
-  load();
+  // One read at a time: a resync during the first read reads again after it.
+  let reads = Promise.resolve();
+  const read = () => (reads = reads.then(load));
+  read();
+  // The stream was (re)opened or dropped events: a message may have been missed meanwhile (the
+  // messages already shown are kept; those read again are not added twice).
+  const unresync = events.onResync(read);
   const dispose = () => {
     unlisten();
+    unresync();
     aborter.abort();
   };
   return { element: panel, dispose };

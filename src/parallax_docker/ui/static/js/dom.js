@@ -39,6 +39,13 @@ export function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;
 }
 
+/** Run fn once the browser has nothing more urgent to do (drawing the first view above all), or
+ * after timeoutMs at the latest; shortly after, where requestIdleCallback is missing (Safari). */
+export function whenIdle(fn, timeoutMs = 500) {
+  if (typeof requestIdleCallback === "function") requestIdleCallback(() => fn(), { timeout: timeoutMs });
+  else setTimeout(fn, 50);
+}
+
 export function clear(element) {
   element.replaceChildren();
 }

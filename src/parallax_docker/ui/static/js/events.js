@@ -28,7 +28,9 @@ export class EventStream {
   }
 
   start() {
+    if (this.ws) return; // open, or opening
     this.stopped = false;
+    clearTimeout(this.timer);
     this.connect();
   }
 

@@ -1,14 +1,19 @@
 // The fleet view: one row per item of every source, kept current by the store (events), with
 // filter, sort, stop / restart and the spawn form. CPU and memory are fetched only for rows on
 // screen, every METRICS_EVERY_MS, a few at a time: a fleet of hundreds costs what fits on screen.
+// The first view is drawn with the rows that fill the screen; the others are built and added
+// once the browser is idle, a moment later.
 import { api, ApiError } from "./api.js";
-import { bytes, describeError, duration, h, setText, since } from "./dom.js";
+import { bytes, describeError, duration, h, setText, since, whenIdle } from "./dom.js";
 import { RUNNING, SOURCES, STATUSES, AGENT_TYPES } from "./sources.js";
 import { spawnForm } from "./spawn.js";
 
 const METRICS_EVERY_MS = 5000;
 const METRICS_AT_ONCE = 4;
 const CONFIRM_MS = 4000;
+// No row is shorter than this (two lines of text), so a screen's height over it is at least as
+// many rows as the screen can show.
+const MIN_ROW_PX = 32;
 
 const COLUMNS = [
   { key: "name", label: "Name", sort: (r) => (r.item.name || r.item.id).toLowerCase() },
@@ -85,7 +90,9 @@ export class FleetView {
     this.layoutPending = false;
     this.metricsTimer = null;
     this.clockTimer = null;
-    this.rendered = false;
+    this.rendered = false; // the first view is drawn
+    this.complete = false; // and every row of it is in the table
+    this.disposed = false;
     // Aborted when the view is left, so that its queued metrics reads do not hold the
     // browser's few connections to this host (the next view's followed logs need one).
     this.aborter = new AbortController();
@@ -122,6 +129,7 @@ export class FleetView {
   }
 
   dispose() {
+    this.disposed = true;
     this.unsubscribe();
     this.observer.disconnect();
     clearInterval(this.metricsTimer);
@@ -163,39 +171,43 @@ export class FleetView {
   upsert(key, { source, item }) {
     let row = this.rows.get(key);
     if (!row) {
-      row = this.makeRow(key, source);
+      // Its elements are made when it is first shown (build).
+      row = { key, source, tr: null, item: null, metrics: null };
       this.rows.set(key, row);
-      this.observer.observe(row.tr);
     }
     row.item = item;
-    this.paint(row);
+    if (row.tr) this.paint(row);
   }
 
   drop(key, row) {
-    this.observer.unobserve(row.tr);
-    row.tr.remove();
+    if (row.tr) {
+      this.observer.unobserve(row.tr);
+      row.tr.remove();
+    }
     this.rows.delete(key);
     this.visible.delete(key);
   }
 
-  makeRow(key, source) {
+  build(row) {
+    if (row.tr) return row.tr;
     // Rows are clones of one prototype (much cheaper than building each element, at hundreds
     // of rows); the buttons' clicks are handled once, on the table body.
     const tr = rowPrototype().cloneNode(true);
-    tr.dataset.key = key;
+    tr.dataset.key = row.key;
     const cells = {};
     COLUMNS.forEach((column, i) => (cells[column.key] = tr.children[i]));
     const [link, sub] = cells.name.children;
     const [cpuBar, cpuText] = cells.cpu.children;
     const [memBar, memText] = cells.memory.children;
     const [restart, stop] = cells.actions.children;
-    return {
-      key, source, tr, cells, link, sub, cpuText, memText, restart, stop,
+    Object.assign(row, {
+      tr, cells, link, sub, cpuText, memText, restart, stop,
       cpuBar: { fill: cpuBar.firstChild },
       memBar: { fill: memBar.firstChild },
-      item: null,
-      metrics: null,
-    };
+    });
+    this.paint(row);
+    this.observer.observe(tr);
+    return tr;
   }
 
   onClick(event) {
@@ -254,6 +266,7 @@ export class FleetView {
   }
 
   layout() {
+    if (this.disposed) return;
     const column = COLUMNS.find((c) => c.key === this.sortKey);
     const shown = [...this.rows.values()].filter((row) => this.matches(row));
     shown.sort((a, b) => {
@@ -261,11 +274,13 @@ export class FleetView {
       const y = column.sort(b);
       return (x < y ? -1 : x > y ? 1 : a.key < b.key ? -1 : 1) * this.sortDir;
     });
-    const changed = shown.length !== this.order.length || shown.some((row, i) => this.order[i] !== row);
+    const first = !this.rendered && this.store.loaded;
+    const attached = first ? shown.slice(0, Math.ceil(window.innerHeight / MIN_ROW_PX)) : shown;
+    const changed = attached.length !== this.order.length || attached.some((row, i) => this.order[i] !== row);
     if (changed) {
       // Rows not shown are detached, not hidden: the observer then counts only what is on screen.
-      this.body.replaceChildren(...shown.map((row) => row.tr));
-      this.order = shown;
+      this.body.replaceChildren(...attached.map((row) => this.build(row)));
+      this.order = attached;
     }
     for (const th of this.headers) {
       const key = th.dataset.column;
@@ -273,10 +288,15 @@ export class FleetView {
     }
     setText(this.count, `${shown.length} of ${this.rows.size}`);
     this.empty.hidden = this.rows.size > 0 || !this.store.loaded;
-    if (!this.rendered && this.store.loaded) {
+    // The markers the browser tests read. The count, first given text here, is drawn in the same
+    // frame as the first view's rows (its element timing); then every row is in the page.
+    if (first) {
       this.rendered = true;
-      // The markers the browser tests read: the first full fleet is in the page; the count,
-      // first given text here, is drawn in the same frame as the rows (its element timing).
+      performance.mark("parallax:fleet-first-view", { detail: { rows: attached.length } });
+      if (attached.length < shown.length) whenIdle(() => this.scheduleLayout());
+    }
+    if (this.rendered && !this.complete && attached.length === shown.length) {
+      this.complete = true;
       performance.mark("parallax:fleet-rendered");
       document.documentElement.dataset.rendered = "fleet";
     }
@@ -294,7 +314,9 @@ export class FleetView {
       }
     }
     const unseen = fresh.filter((key) => this.rows.get(key) && !this.rows.get(key).metrics);
-    if (unseen.length) this.fetchMetrics(unseen);
+    // After the frame is drawn: these reads (each a `docker stats` for the service) would
+    // otherwise compete with drawing it.
+    if (unseen.length) whenIdle(() => this.fetchMetrics(unseen));
   }
 
   tick() {
