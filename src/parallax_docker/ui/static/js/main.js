@@ -1,5 +1,6 @@
-// The dashboard's start: refuse to run in a frame, get the token if the service wants one, open
-// the one event stream, then show the view the address names (#/ or #/agents/<id>).
+// The dashboard's start: refuse to run in a frame, get the token if the service wants one, show
+// the view the address names (#/ or #/agents/<id>), and open the one event stream once the
+// first list is read.
 import { api, ApiError, onUnauthorized, setToken, token } from "./api.js";
 import { h, describeError, setText, whenIdle } from "./dom.js";
 import { EventStream } from "./events.js";
