@@ -72,11 +72,30 @@ def test_the_issue_commands_are_all_there(app: typer.Typer) -> None:
     assert wanted <= names
 
 
-def test_bash_completion_script_names_the_command(app: typer.Typer) -> None:
-    result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="parallax-docker")
-    assert result.exit_code == 0
-    assert "_PARALLAX_DOCKER_COMPLETE=complete_bash" in result.output
-    assert "complete -o default -F _parallax_docker_completion parallax-docker" in result.output
+@pytest.mark.parametrize(
+    ("shell", "lines"),
+    [
+        (
+            "bash",
+            (
+                "_PARALLAX_DOCKER_COMPLETE=complete_bash",
+                "complete -o default -F _parallax_docker_completion parallax-docker",
+            ),
+        ),
+        ("zsh", ("#compdef parallax-docker", "_PARALLAX_DOCKER_COMPLETE=complete_zsh")),
+    ],
+)
+def test_the_completion_script_is_the_shells_and_names_the_command(
+    app: typer.Typer, monkeypatch: pytest.MonkeyPatch, shell: str, lines: tuple[str, ...]
+) -> None:
+    # The script is for the shell the command runs from (Typer looks for it among the parent
+    # processes): here that is set, not left to how the suite was started (with no shell above
+    # it, as under nohup, none is found and the command fails, which is Typer's to say).
+    monkeypatch.setattr(typer.completion, "_get_shell_name", lambda: shell)
+    result = CliRunner().invoke(app, ["--show-completion"], prog_name="parallax-docker")
+    assert result.exit_code == 0, result.output
+    for line in lines:
+        assert line in result.output
 
 
 def test_status_completion_offers_the_models_statuses() -> None:

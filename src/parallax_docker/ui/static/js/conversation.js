@@ -1,6 +1,7 @@
 // The conversation: GET /agents/{id}/messages, then `message` events as they come (the task
-// and, when the turn ends, the answer); read again whenever events may have been missed. Sending is POST /agents/{id}/send without waiting: the
-// answer arrives as an event, so the page never holds a request open for a whole turn.
+// and, when the turn ends, the answer); read again whenever events may have been missed.
+// Sending is POST /agents/{id}/send without waiting: the answer arrives as an event, so the
+// page never holds a request open for a whole turn.
 import { api, path } from "./api.js";
 import { describeError, h, setText, time, visible } from "./dom.js";
 
