@@ -18,7 +18,7 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.integration.conftest import agent_body
+from tests.integration.conftest import PREFIX, agent_body
 from tests.support.browser import chromium, chromium_problem, violations, wait_until
 from tests.support.dashboard import Dashboard
 from tests.support.engine import Engine
@@ -168,6 +168,55 @@ def test_restart_from_the_page_restarts_the_agent(
         page.driver, lambda _: page.text('[data-test="notice"]') == f"Restarted {agent['id']}.", 30
     )
     page.wait_row_status(agent["id"], "ready")
+
+
+def test_a_thread_is_listed_beside_its_agent_and_a_stop_from_the_page_ends_it(
+    page: Dashboard, api: httpx.Client, engine: Engine, agent_image: Callable[[str], str]
+) -> None:
+    execution_id = f"{PREFIX}-{uuid.uuid4().hex[:8]}"
+    thread_id = f"{execution_id}-thread-0"
+    spawn = {
+        "id": thread_id,
+        "executionId": execution_id,
+        "name": "Engineer 1",
+        "agentType": "custom",
+        "image": agent_image("echo"),
+        "objective": "Summarise the task.",
+        "role": "engineer",
+        "resources": {"memory": "128m", "cpu": 0.5},
+    }
+    row = f'tr[data-key="thread:{thread_id}"]'
+    try:
+        page.open_fleet()
+        response = api.post("/api/threads", json=spawn)
+        assert response.status_code == 201, response.text
+        # On the page from the thread's own events, then from the list on a new load.
+        wait_until(page.driver, lambda _: page.find(row) is not None, 10)
+        live = ("ready", "running", "idle", "waiting")
+        status = f"{row} td[data-column='status']"
+        wait_until(page.driver, lambda _: page.text(status) in live, 60, explain=page.describe)
+        page.open_fleet()
+        assert page.text(status) in live
+        assert page.text(f"{row} td[data-column='type']") == "thread · custom"
+        assert page.text(f"{row} td[data-column='role']") == "engineer"
+        link = page.find(f"{row} td[data-column='name'] a")
+        assert link is not None and link.get_attribute("textContent") == "Engineer 1"
+        assert (link.get_attribute("href") or "").endswith(f"#/agents/{thread_id}")
+        # Its agent has a row of its own; a thread has no Restart.
+        assert page.row(thread_id) is not None
+        restart = page.find(f'{row} button[data-action="restart"]')
+        assert restart is not None and not restart.is_displayed()
+        stop = page.find(f'{row} button[data-action="stop"]')
+        assert stop is not None
+        stop.click()
+        stop.click()
+        # An ended thread stays listed, stopped; its agent is gone from the engine and the page.
+        wait_until(page.driver, lambda _: page.text(status) == "stopped", 30)
+        assert api.get(f"/api/threads/{thread_id}").json()["status"] == "stopped"
+        poll(lambda: engine.inspect(f"parallax-{thread_id}"), lambda c: c is None, timeout_s=30)
+        wait_until(page.driver, lambda _: page.row(thread_id) is None, 10)
+    finally:
+        engine.remove_container(f"parallax-{thread_id}")
 
 
 def test_the_spawn_form_spawns_an_agent(page: Dashboard, api: httpx.Client, engine: Engine) -> None:

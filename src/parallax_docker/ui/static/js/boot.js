@@ -1,12 +1,13 @@
-// The page's entry. It asks for the fleet's list at once, while the other modules load: on a
-// fleet of hundreds that list is the first view's longest wait, and api.js takes this answer
-// for the first read of it. Dependency-free on purpose, so that it runs whatever else fails.
+// The page's entry. It asks for the fleet's lists at once, while the other modules load: on a
+// fleet of hundreds they are the first view's longest wait, and api.js takes these answers
+// for the first read of each. Dependency-free on purpose, so that it runs whatever else fails.
 //
 // Chrome fails the requests in flight whenever the host's network interfaces change, as
 // Docker's do at each container start (net::ERR_NETWORK_CHANGED); one module lost that way
 // fails the whole page, and a failed module stays failed until the page is loaded again. So
 // the page loads itself once more, unless this load was already a reload.
-const EARLY_READS = ["/agents"];
+// The list of each kind the fleet shows (SOURCES in sources.js).
+const EARLY_READS = ["/agents", "/threads"];
 // The key api.js keeps the tab's API token under.
 const TOKEN_KEY = "parallax-docker.token";
 

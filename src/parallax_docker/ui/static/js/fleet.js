@@ -18,7 +18,7 @@ const MIN_ROW_PX = 32;
 const COLUMNS = [
   { key: "name", label: "Name", sort: (r) => (r.item.name || r.item.id).toLowerCase() },
   { key: "status", label: "Status", sort: (r) => STATUSES.indexOf(r.item.status) },
-  { key: "type", label: "Type", sort: (r) => r.item.type || "" },
+  { key: "type", label: "Type", sort: (r) => typeText(r) },
   { key: "role", label: "Role", sort: (r) => (r.item.role || "").toLowerCase() },
   { key: "uptime", label: "Uptime", sort: (r) => uptimeOf(r.item) ?? -1 },
   { key: "cpu", label: "CPU", sort: (r) => (r.metrics ? r.metrics.cpu : -1) },
@@ -26,6 +26,12 @@ const COLUMNS = [
   { key: "usage", label: "Model usage", sort: (r) => usageCost(r.item.usage) },
   { key: "actions", label: "" },
 ];
+
+/** "custom" for an agent, "thread · custom" for a thread (the type of its agent). */
+function typeText({ source, item }) {
+  const type = source.typeOf(item);
+  return source.kind === "agent" ? type : `${source.label} · ${type}`;
+}
 
 function uptimeOf(item) {
   return RUNNING.has(item.status) ? since(item.startedAt || item.createdAt) : null;
@@ -200,6 +206,7 @@ export class FleetView {
     const [cpuBar, cpuText] = cells.cpu.children;
     const [memBar, memText] = cells.memory.children;
     const [restart, stop] = cells.actions.children;
+    restart.hidden = !row.source.restart;
     Object.assign(row, {
       tr, cells, link, sub, cpuText, memText, restart, stop,
       cpuBar: { fill: cpuBar.firstChild },
@@ -214,19 +221,19 @@ export class FleetView {
     const button = event.target.closest("button[data-action]");
     const row = button && this.rows.get(button.closest("tr").dataset.key);
     if (!row) return;
-    if (button.dataset.action === "restart") this.restart(row);
+    if (button.dataset.action === "restart" && row.source.restart) this.restart(row);
     if (button.dataset.action === "stop") this.stop(row);
   }
 
   paint(row) {
     const { item, cells, source } = row;
-    row.link.href = source.view(item.id);
+    row.link.href = source.view(item);
     setText(row.link, item.name || item.id);
     setText(row.sub, item.name && item.name !== item.id ? item.id : "");
     setText(cells.status, item.status);
     cells.status.className = `status status-${STATUSES.includes(item.status) ? item.status : "unknown"}`;
     row.tr.dataset.status = item.status;
-    setText(cells.type, item.type || "");
+    setText(cells.type, typeText(row));
     setText(cells.role, item.role || "");
     setText(cells.usage, usageText(item.usage));
     this.paintClock(row);
@@ -249,10 +256,10 @@ export class FleetView {
   matches(row) {
     const item = row.item;
     if (this.filterStatus.value && item.status !== this.filterStatus.value) return false;
-    if (this.filterType.value && item.type !== this.filterType.value) return false;
+    if (this.filterType.value && row.source.typeOf(item) !== this.filterType.value) return false;
     const text = this.filterText.value.trim().toLowerCase();
     if (!text) return true;
-    return [item.id, item.name, item.role, item.type, item.status, item.image]
+    return [item.id, item.name, item.role, typeText(row), item.status, item.image]
       .some((v) => typeof v === "string" && v.toLowerCase().includes(text));
   }
 
@@ -334,12 +341,12 @@ export class FleetView {
   async fetchMetrics(keys) {
     const queue = keys
       .map((key) => this.rows.get(key))
-      .filter((row) => row && RUNNING.has(row.item.status) && row.source.metrics);
+      .filter((row) => row && RUNNING.has(row.item.status) && row.source.metrics(row.item));
     const { signal } = this.aborter;
     const worker = async () => {
       for (let row = queue.shift(); row && !signal.aborted; row = queue.shift()) {
         try {
-          row.metrics = await api("GET", row.source.metrics(row.item.id), undefined, { signal });
+          row.metrics = await api("GET", row.source.metrics(row.item), undefined, { signal });
         } catch {
           if (signal.aborted) return;
           row.metrics = null;
@@ -375,8 +382,9 @@ export class FleetView {
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 404)) throw error;
       }
-      this.store.remove(source, item.id);
-      return `Stopped and removed ${item.id}.`;
+      // An agent stopped is removed; a thread stays listed, stopped: the service says which.
+      await this.store.confirm(source, item.id);
+      return `Stopped ${item.id}.`;
     });
   }
 
