@@ -115,7 +115,7 @@ def _ws_close_code(url: str, **options: Any) -> int | None:
 def test_a_websocket_without_the_token_is_closed_with_policy_violation(
     guarded: ServiceProcess,
 ) -> None:
-    base = guarded.url.replace("http://", "ws://")
+    base = guarded.ws_url
     for path in ("/ws", "/api/ws", "/ws/events", "/anything"):
         assert _ws_close_code(base + path) == 1008, path
 
@@ -123,7 +123,7 @@ def test_a_websocket_without_the_token_is_closed_with_policy_violation(
 def test_a_websocket_with_a_wrong_token_is_closed_with_policy_violation(
     guarded: ServiceProcess,
 ) -> None:
-    base = guarded.url.replace("http://", "ws://")
+    base = guarded.ws_url
     assert _ws_close_code(base + "/ws?token=wrong-token-0123456789") == 1008
     wrong = {"Authorization": "Bearer wrong-token-0123456789"}
     assert _ws_close_code(base + "/ws", additional_headers=wrong) == 1008
@@ -131,7 +131,7 @@ def test_a_websocket_with_a_wrong_token_is_closed_with_policy_violation(
 
 def test_a_websocket_with_the_token_gets_past_the_guard(guarded: ServiceProcess) -> None:
     # Past the guard, the route decides: an event stream (or no such route), never 1008.
-    base = guarded.url.replace("http://", "ws://")
+    base = guarded.ws_url
     assert _ws_close_code(base + "/ws", additional_headers=AUTH) != 1008
     assert _ws_close_code(f"{base}/ws?token={TOKEN}") != 1008
 

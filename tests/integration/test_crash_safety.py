@@ -79,16 +79,12 @@ def _concurrently(calls: list[Callable[[], int]]) -> list[int]:
     return results
 
 
-def _events_url(proc: ServiceProcess, query: str = "") -> str:
-    return proc.url.replace("http://", "ws://") + "/ws" + query
-
-
 class _Watch:
     """Every event a process sends on /ws from now until it dies, gathered in a thread."""
 
     def __init__(self, proc: ServiceProcess) -> None:
         self.frames: list[dict[str, Any]] = []
-        self._url = _events_url(proc)
+        self._url = proc.ws_url + "/ws"
         self._open = threading.Event()
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -111,7 +107,7 @@ class _Watch:
 
 def _history(proc: ServiceProcess, count: int) -> list[dict[str, Any]]:
     """The last ``count`` events the (restarted) service kept."""
-    url = _events_url(proc, f"?history={count}")
+    url = f"{proc.ws_url}/ws?history={count}"
     frames: list[dict[str, Any]] = []
     with connect(url, open_timeout=10, proxy=None) as ws:
         while True:

@@ -151,7 +151,7 @@ def profile(request: pytest.FixtureRequest) -> CliProfile:
 
 def events_of(gateway: GatewayService, agent_id: str) -> list[dict[str, Any]]:
     """The agent's recent events (the WebSocket's history), oldest first."""
-    url = gateway.process.url.replace("http://", "ws://")
+    url = gateway.process.ws_url
     frames: list[dict[str, Any]] = []
     with connect(f"{url}/ws/events?agentId={agent_id}&history=100", open_timeout=10) as ws:
         while True:

@@ -196,7 +196,7 @@ def test_the_services_own_origin_is_served(service: ServiceProcess) -> None:
 def test_websockets_from_another_origin_are_closed_with_1008_before_any_frame(
     service: ServiceProcess, path: str
 ) -> None:
-    url = service.url.replace("http://", "ws://") + path + "?history=5"
+    url = service.ws_url + path + "?history=5"
     with (
         pytest.raises(ConnectionClosed) as closed,
         connect(url, origin=Origin("http://evil.example"), open_timeout=10) as ws,
@@ -294,6 +294,6 @@ def test_a_plain_json_client_without_origin_is_unaffected(
             assert client.get(f"/agents/{agent['id']}/logs").status_code == 200
         finally:
             assert client.delete(f"/agents/{agent['id']}").status_code == 204
-    url = service.url.replace("http://", "ws://") + "/ws/events?history=1"
+    url = service.ws_url + "/ws/events?history=1"
     with connect(url, open_timeout=10) as ws:
         assert ws.recv(timeout=10)

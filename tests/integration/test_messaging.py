@@ -204,7 +204,7 @@ def test_claude_agent_without_a_key_reports_login_required_instead_of_hanging(
     assert "loginUrl" in answer["metadata"]
     assert took < 60, f"took {took:.0f}s"
     assert api.get(f"/agents/{agent['id']}").json()["status"] == "authenticating"
-    url = service.url.replace("http://", "ws://") + f"/ws/events?agentId={agent['id']}&history=50"
+    url = service.ws_url + f"/ws/events?agentId={agent['id']}&history=50"
     with connect(url, open_timeout=10) as ws:
         frames = []
         while True:

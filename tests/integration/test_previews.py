@@ -232,7 +232,7 @@ def test_websocket_echo_through_the_api_and_through_a_link(
     client: httpx.Client, guarded: ServiceProcess, agents: dict[str, dict[str, Any]]
 ) -> None:
     node = agents["node"]["id"]
-    ws_base = guarded.url.replace("http://", "ws://")
+    ws_base = guarded.ws_url
     path = link(client, node, NODE_PORT)
 
     async def echo() -> None:

@@ -119,7 +119,7 @@ def lifecycle(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     proc = ServiceProcess(env, tmp_path_factory.mktemp("secrets") / "service.log").start()
     result = Lifecycle(service=proc)
-    tap = _EventTap(proc.url.replace("http://", "ws://") + "/ws")
+    tap = _EventTap(proc.ws_url + "/ws")
     made: list[str] = []
     try:
         with httpx.Client(base_url=proc.url, timeout=60) as api:

@@ -26,7 +26,7 @@ def echo(spawn: Callable[..., dict[str, Any]], agent_image: Callable[[str], str]
 
 @contextmanager
 def terminal(service: ServiceProcess, agent_id: str, query: str = "") -> Iterator[ClientConnection]:
-    url = service.url.replace("http://", "ws://") + f"/ws/agents/{agent_id}/terminal{query}"
+    url = service.ws_url + f"/ws/agents/{agent_id}/terminal{query}"
     with connect(url, open_timeout=10) as ws:
         yield ws
 

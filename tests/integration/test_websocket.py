@@ -23,7 +23,7 @@ Frame = dict[str, Any]
 
 
 def ws_url(service: ServiceProcess, path: str) -> str:
-    return service.url.replace("http://", "ws://") + path
+    return service.ws_url + path
 
 
 @contextmanager

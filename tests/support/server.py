@@ -30,6 +30,7 @@ class ServiceProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
 
     def start(self, wait_healthy: bool = True, timeout_s: float = 30) -> ServiceProcess:
         log = self.log_path.open("ab")

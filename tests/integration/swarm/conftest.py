@@ -88,12 +88,14 @@ class SwarmService:
         assert self.process is not None
         return self.process.url
 
+    @property
+    def ws_url(self) -> str:
+        assert self.process is not None
+        return self.process.ws_url
+
     def events(self, agent_id: str, history: int = 100) -> list[dict[str, Any]]:
         """The agent's events so far (the service's kept history)."""
-        url = (
-            self.url.replace("http://", "ws://")
-            + f"/ws/events?agentId={agent_id}&history={history}"
-        )
+        url = f"{self.ws_url}/ws/events?agentId={agent_id}&history={history}"
         frames: list[dict[str, Any]] = []
         with connect(url, open_timeout=10, max_size=None) as ws:
             try:

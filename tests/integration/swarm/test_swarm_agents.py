@@ -260,7 +260,7 @@ def test_terminal_opens_in_an_agent_on_another_node(
     manager = swarm.nodes[swarm_service.manager - 1].name
     agents = [swarm_spawn() for _ in range(3)]
     remote = next(a for a in agents if a["node"] != manager)
-    url = swarm_service.url.replace("http://", "ws://") + f"/ws/agents/{remote['id']}/terminal"
+    url = swarm_service.ws_url + f"/ws/agents/{remote['id']}/terminal"
     with connect(url, open_timeout=10) as ws:
         ws.send(b"echo on-$(hostname)-$((6*7))\r")
         deadline = time.monotonic() + 15
