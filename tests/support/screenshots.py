@@ -3,8 +3,8 @@
     .venv/bin/python -m tests.support.screenshots docs/images
 
 Starts its own service (its own instance, network and state folder), spawns a few agents of the
-test image and one echo agent (``parallax/agent-echo`` must be built), talks to the echo agent,
-opens its terminal, saves PNGs, and removes everything it made.
+test image, one echo agent (``parallax/agent-echo`` must be built) and a thread on that image,
+talks to the echo agent, opens its terminal, saves PNGs, and removes everything it made.
 """
 
 from __future__ import annotations
@@ -58,6 +58,19 @@ def take(folder: Path) -> list[Path]:
                 "type": "custom",
                 "image": ECHO_IMAGE,
                 "role": "helper",
+                "resources": {"memory": "128m", "cpu": 0.5},
+            },
+        ).raise_for_status()
+        api.post(
+            "/threads",
+            json={
+                "id": "review-1-thread-0",
+                "executionId": "review-1",
+                "name": "Engineer 1",
+                "agentType": "custom",
+                "image": ECHO_IMAGE,
+                "objective": "Summarise the change.",
+                "role": "engineer",
                 "resources": {"memory": "128m", "cpu": 0.5},
             },
         ).raise_for_status()

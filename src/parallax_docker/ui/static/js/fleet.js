@@ -248,7 +248,9 @@ export class FleetView {
     const limits = row.item.resources || {};
     const m = RUNNING.has(row.item.status) ? row.metrics : null;
     setBar(row.cpuBar, m ? m.cpu : 0);
-    setText(row.cpuText, `${m ? `${m.cpu.toFixed(1)}%` : "–"} of ${limits.cpu ?? "?"} cpu`);
+    // A thread's handle carries no limits (its agent's does): its CPU shows without one.
+    const cpu = m ? `${m.cpu.toFixed(1)}%` : "–";
+    setText(row.cpuText, limits.cpu === undefined ? cpu : `${cpu} of ${limits.cpu} cpu`);
     setBar(row.memBar, m ? m.memoryPercent : 0);
     setText(row.memText, `${m ? bytes(m.memory) : "–"} / ${bytes(m ? m.memoryLimit : limits.memoryBytes)}`);
   }
