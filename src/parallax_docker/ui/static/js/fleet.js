@@ -11,9 +11,9 @@ import { spawnForm } from "./spawn.js";
 const METRICS_EVERY_MS = 5000;
 const METRICS_AT_ONCE = 4;
 const CONFIRM_MS = 4000;
-// No row is shorter than this (two lines of text), so a screen's height over it is at least as
-// many rows as the screen can show.
-const MIN_ROW_PX = 32;
+// No row is shorter than this (its buttons' line and padding), so the height left below the
+// table's top over it is at least as many rows as the screen can show.
+const MIN_ROW_PX = 36;
 
 const COLUMNS = [
   { key: "name", label: "Name", sort: (r) => (r.item.name || r.item.id).toLowerCase() },
@@ -284,7 +284,7 @@ export class FleetView {
       return (x < y ? -1 : x > y ? 1 : a.key < b.key ? -1 : 1) * this.sortDir;
     });
     const first = !this.rendered && this.store.loaded;
-    const attached = first ? shown.slice(0, Math.ceil(window.innerHeight / MIN_ROW_PX)) : shown;
+    const attached = first ? shown.slice(0, this.rowsOnScreen()) : shown;
     const changed = attached.length !== this.order.length || attached.some((row, i) => this.order[i] !== row);
     if (changed) {
       // Rows not shown are detached, not hidden: the observer then counts only what is on screen.
@@ -309,6 +309,12 @@ export class FleetView {
       performance.mark("parallax:fleet-rendered");
       document.documentElement.dataset.rendered = "fleet";
     }
+  }
+
+  /** How many rows can show between the table body's top and the bottom of the window. */
+  rowsOnScreen() {
+    const below = window.innerHeight - Math.max(0, this.body.getBoundingClientRect().top);
+    return Math.max(1, Math.ceil(below / MIN_ROW_PX));
   }
 
   onVisibility(entries) {
