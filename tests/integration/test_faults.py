@@ -16,6 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from parallax_docker.backends.docker.deployment import DockerDeployment
+from parallax_docker.backends.docker.engine import Engine as RawEngine
+from parallax_docker.backends.docker.engine import EngineClient
+from parallax_docker.errors import SocketError
 from tests.integration.conftest import PREFIX, SESSION, agent_body
 from tests.support.dockerd import PrivateDockerd
 from tests.support.engine import Engine
@@ -354,3 +358,56 @@ def test_a_stop_the_engine_cut_short_is_finished_once_it_is_back(
     finally:
         thread.join(60)
         private.close()
+
+
+async def test_a_start_sent_while_the_engine_shuts_down_is_refused_and_works_once_it_is_back(
+    own_dockerd: PrivateDockerd, tmp_path: Path
+) -> None:
+    """Docker 20.10 closes its socket to new connections when it starts to shut down, yet keeps
+    serving kept ones while it stops its containers: a start sent on a kept connection then
+    leaves containerd a task, and every later start of that container fails ("task ... already
+    exists"). It is how an autoRestart agent the shutdown killed came back never."""
+    raw = RawEngine(EngineClient(str(own_dockerd.socket)))
+    deployment = DockerDeployment(str(own_dockerd.socket), secrets_dir=tmp_path / "secrets")
+    backend = deployment.backend
+    labels = {"test-session": SESSION}
+    try:
+        # Ignores SIGTERM: the engine's shutdown waits out its 8 s stop timeout.
+        holder = await raw.containers.create(
+            f"{PREFIX}-holder",
+            {
+                "Image": BUSYBOX_IMAGE,
+                "Cmd": ["sh", "-c", "trap '' TERM; while :; do sleep 1; done"],
+                "StopTimeout": 8,
+                "Labels": labels,
+                "HostConfig": {"NetworkMode": "none"},
+            },
+        )
+        await raw.containers.start(holder["Id"])
+        late = await raw.containers.create(
+            f"{PREFIX}-late",
+            {
+                "Image": BUSYBOX_IMAGE,
+                "Cmd": ["sleep", "100000"],
+                "Labels": labels,
+                "HostConfig": {"NetworkMode": "none"},
+            },
+        )
+        # A kept connection in the backend's pool, as a running service has.
+        assert await backend.get(late["Id"]) is not None
+
+        own_dockerd.begin_stop()
+        poll(own_dockerd.answers, lambda up: not up, timeout_s=10)
+        # The premise: the engine, shutting down, still answers on the kept connection.
+        assert (await backend.get(holder["Id"])) is not None
+        with pytest.raises(SocketError):
+            await backend.start(late["Id"])
+
+        own_dockerd.stop()
+        own_dockerd.start()
+        await backend.start(late["Id"])
+        state = await backend.get(late["Id"])
+        assert state is not None and state.running
+    finally:
+        await raw.close()
+        await deployment.close()

@@ -38,7 +38,8 @@ class PrivateDockerd:
         self.log = root / "dockerd.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def _answers(self) -> bool:
+    def answers(self) -> bool:
+        """A new connection to the daemon's socket gets an answer to a ping."""
         # A plain socket, closed on every path: the daemon is often not listening yet.
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -86,12 +87,13 @@ class PrivateDockerd:
                 stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + timeout_s
-        while not self._answers():
+        while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"private dockerd did not start: {self.log.read_text()[-2000:]}")
             time.sleep(0.1)
 
-    def stop(self, timeout_s: float = 60) -> None:
+    def begin_stop(self) -> None:
+        """Ask dockerd to shut down, and return at once (it stops its containers meanwhile)."""
         if self.process is None:
             return
         # Signal dockerd itself (unshare does not pass signals on), so that it shuts down
@@ -100,6 +102,11 @@ class PrivateDockerd:
             os.kill(int(self.pidfile.read_text().strip()), signal.SIGTERM)
         except (OSError, ValueError):
             self.process.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout_s: float = 60) -> None:
+        if self.process is None:
+            return
+        self.begin_stop()
         try:
             self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:

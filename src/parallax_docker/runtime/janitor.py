@@ -29,7 +29,7 @@ from parallax_docker.runtime.agent_record import AgentRecord
 from parallax_docker.runtime.clock import parse_engine_time
 from parallax_docker.runtime.engine_link import EngineLink
 from parallax_docker.runtime.heartbeat import HeartbeatWatch
-from parallax_docker.runtime.loops import Loop, Tasks
+from parallax_docker.runtime.loops import Loop, Tasks, describe
 from parallax_docker.runtime.networks import unused_networks
 from parallax_docker.runtime.operations import Operations
 from parallax_docker.runtime.registry import Registry
@@ -160,7 +160,7 @@ class Janitor:
                 reason = "timeout" if action == "lifetime" else "idle"
                 await operations.stop(record.id, reason=reason)
         except ParallaxError as exc:
-            log.warning("janitor could not %s agent %s: %s", action, record.id, exc.code)
+            log.warning("janitor could not %s agent %s: %s", action, record.id, describe(exc))
         finally:
             self._busy.discard(record.id)
 

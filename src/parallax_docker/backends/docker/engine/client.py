@@ -96,6 +96,7 @@ class EngineClient:
         self._version = api_version
         self._version_lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self._fresh_session: aiohttp.ClientSession | None = None
 
     @property
     def _base_url(self) -> str:
@@ -103,15 +104,20 @@ class EngineClient:
             return self.socket_path.base_url
         return _BASE_URL
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
+    def _client(self, fresh: bool = False) -> aiohttp.ClientSession:
+        session = self._fresh_session if fresh else self._session
+        if session is None or session.closed:
             connector: aiohttp.BaseConnector
             if isinstance(self.socket_path, TlsEndpoint):
-                connector = aiohttp.TCPConnector(ssl=self.socket_path.context)
+                connector = aiohttp.TCPConnector(ssl=self.socket_path.context, force_close=fresh)
             else:
-                connector = aiohttp.UnixConnector(path=self.socket_path)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+                connector = aiohttp.UnixConnector(path=self.socket_path, force_close=fresh)
+            session = aiohttp.ClientSession(connector=connector)
+            if fresh:
+                self._fresh_session = session
+            else:
+                self._session = session
+        return session
 
     async def _connect(self) -> tuple[asyncio.StreamReader, RawWriter]:
         """A raw connection of its own (for a hijacked exec), able to half-close."""
@@ -121,9 +127,10 @@ class EngineClient:
         return await asyncio.open_unix_connection(where, limit=_HEAD_LIMIT)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        for session in (self._session, self._fresh_session):
+            if session is not None:
+                await session.close()
+        self._session = self._fresh_session = None
 
     def timeout(self, extra_s: float = 0.0) -> aiohttp.ClientTimeout:
         """A plain request's bound (plus ``extra_s`` the engine is known to hold it)."""
@@ -171,10 +178,12 @@ class EngineClient:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        fresh: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Send ``method path``; the open response (EngineAPIError unless 2xx).
 
         ``body`` is sent as JSON, ``data`` as it is (bytes or an async iterator of bytes).
+        ``fresh``: over a new connection, never a kept one (see ``json``).
         """
         url = await self.path(path)
         async with self._send(
@@ -185,6 +194,7 @@ class EngineClient:
             data=data,
             headers=headers,
             timeout=timeout or self.timeout(),
+            fresh=fresh,
         ) as response:
             yield response
 
@@ -199,8 +209,9 @@ class EngineClient:
         data: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: aiohttp.ClientTimeout,
+        fresh: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        async with self._client().request(
+        async with self._client(fresh).request(
             method,
             self._base_url + url,
             params=params,
@@ -226,10 +237,16 @@ class EngineClient:
         params: Params | None = None,
         body: Any = None,
         timeout: aiohttp.ClientTimeout | None = None,
+        fresh: bool = False,
     ) -> Any:
-        """The JSON the engine answered (None for an empty body)."""
+        """The JSON the engine answered (None for an empty body).
+
+        ``fresh``: sent over a new connection. An engine shutting down stops taking new
+        connections first and then stops its containers, while kept ones still carry requests:
+        a container start sent on one then races the shutdown.
+        """
         async with self.request(
-            method, path, params=params, body=body, timeout=timeout
+            method, path, params=params, body=body, timeout=timeout, fresh=fresh
         ) as response:
             raw = await response.read()
         return json.loads(raw) if raw.strip() else None

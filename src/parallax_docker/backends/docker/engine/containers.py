@@ -39,7 +39,10 @@ class Containers:
         return list(found or ())
 
     async def start(self, container: str) -> None:
-        await self._client.json("POST", f"containers/{container}/start")
+        # A start that races the engine's shutdown leaves containerd a task the engine never
+        # cleans up (Docker 20.10): "task ... already exists" on every later start. A new
+        # connection is refused once the shutdown has begun, so the start fails cleanly instead.
+        await self._client.json("POST", f"containers/{container}/start", fresh=True)
 
     async def stop(self, container: str, grace_s: int) -> None:
         # The engine holds the request for the whole grace period: allow for it.
@@ -56,6 +59,7 @@ class Containers:
             f"containers/{container}/restart",
             params={"t": str(grace_s)},
             timeout=self._client.timeout(grace_s),
+            fresh=True,
         )
 
     async def kill(self, container: str, signal: str) -> None:
