@@ -68,8 +68,8 @@ def test_fleet_shows_an_agent_spawned_through_the_api_within_a_second(
     assert cells["type"] == "custom"
     assert cells["role"] == "reviewer"
     assert agent["name"] in (cells["name"] or "")
-    # CPU and memory in use (fetched for rows on screen) against the limits it was given
-    # (64m and 0.25 cores in agent_body).
+    # CPU and memory in use (sent on the event stream for rows on screen) against the limits
+    # it was given (64m and 0.25 cores in agent_body).
     memory = f'tr[data-key="agent:{agent["id"]}"] td[data-column="memory"]'
     cpu = f'tr[data-key="agent:{agent["id"]}"] td[data-column="cpu"]'
     wait_until(
@@ -78,57 +78,32 @@ def test_fleet_shows_an_agent_spawned_through_the_api_within_a_second(
     assert re.fullmatch(r"[0-9.]+% of 0.25 cpu", page.text(cpu))
 
 
-def test_leaving_the_fleet_cancels_the_metrics_reads_it_had_queued(
+def test_cpu_and_memory_come_on_the_event_stream_with_no_request_per_agent(
     page: Dashboard, spawn: Callable[..., dict[str, Any]]
 ) -> None:
-    """The fleet reads metrics four rows at a time. Reads still queued when the page is left
-    are not sent, and those on their way are aborted: otherwise they hold the browser's six
-    connections to this host while the next view's followed logs wait for one."""
+    """The fleet names the agents of its rows on screen to the event stream (watch_metrics) and
+    the service sends their metrics every few seconds; an agent's chart does the same for its
+    agent. No metrics request leaves the page, in either view."""
+    agents = [spawn() for _ in range(3)]
     page.open_fleet()
-    agents = [spawn() for _ in range(12)]
-    shown = agents[0]["id"]
-    ready = """
-        return arguments[0].every(
-          (id) => document.querySelector(`tr[data-key='agent:${id}'][data-status='ready']`));
-    """
-    wait_until(page.driver, lambda _: page.script(ready, [a["id"] for a in agents]), 30)
-    reads_since = """
-        return performance.getEntriesByType("resource")
-          .filter((e) => e.name.includes("/metrics") && e.startTime > arguments[0])
-          .map((e) => new URL(e.name).pathname);
-    """
-    page.driver.execute_cdp_cmd("Network.enable", {})
-    # Each request takes 600 ms more: the fleet's refresh (every 5 s) of twelve rows lasts three
-    # rounds of four reads, 1.8 s.
-    page.driver.execute_cdp_cmd(
-        "Network.emulateNetworkConditions",
-        {"offline": False, "latency": 600, "downloadThroughput": -1, "uploadThroughput": -1},
-    )
-    try:
-        slow_from = page.script("return performance.now()")
-        # The first round is done (the second on its way, the third queued): leave now.
-        wait_until(page.driver, lambda _: page.script(reads_since, slow_from), 15)
-        left_at = page.script(
-            "const t = performance.now(); location.hash = arguments[0]; return t;",
-            f"#/agents/{shown}",
-        )
-        # The agent's own chart samples every 2 s: two of its reads done means the fleet's
-        # queue would have been sent by now.
-        own = f"/agents/{shown}/metrics"
+    for agent in agents:
+        memory = f'tr[data-key="agent:{agent["id"]}"] td[data-column="memory"]'
         wait_until(
             page.driver,
-            lambda _: sum(path == own for path in page.script(reads_since, left_at)) >= 2,
+            lambda _, m=memory: re.fullmatch(r"[0-9.]+ (B|KiB|MiB) / 64 MiB", page.text(m)),  # type: ignore[misc]
             15,
             explain=page.describe,
         )
-        others = [path for path in page.script(reads_since, left_at) if path != own]
-        assert others == []
-    finally:
-        page.driver.execute_cdp_cmd(
-            "Network.emulateNetworkConditions",
-            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
-        )
-        page.driver.execute_cdp_cmd("Network.disable", {})
+    # The same document: its resource timings cover both views.
+    page.script("location.hash = arguments[0]", f"#/agents/{agents[0]['id']}")
+    points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"
+    wait_until(page.driver, lambda _: len(page.script(points).split()) >= 2, 15)
+    assert "64 MiB" in page.text('[data-test="metrics-now"]')
+    reads = page.script(
+        "return performance.getEntriesByType('resource')"
+        ".filter((e) => new URL(e.name).pathname.endsWith('/metrics')).map((e) => e.name)"
+    )
+    assert reads == []
 
 
 def test_a_stop_from_the_page_stops_and_removes_the_agent(
@@ -492,7 +467,7 @@ def test_the_agent_page_follows_logs_and_charts_metrics(
     later = wait_until(page.driver, lambda _: five_more(), 15)
     assert later is not None
     assert later == list(range(later[0], later[-1] + 1))
-    # The chart gains a point per sample (every 2 s while the page is open).
+    # The chart gains a point per sample (every 2 s while the page is open, on the stream).
     points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"
     wait_until(page.driver, lambda _: len(page.script(points).split()) >= 2, 15)
     assert "memory" in page.text('[data-test="metrics-now"]')

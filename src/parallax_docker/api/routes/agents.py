@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response
 from fastapi.responses import StreamingResponse
 
 from parallax_docker.api.deps import RuntimeDep
+from parallax_docker.api.metrics_watch import read_metrics
 from parallax_docker.api.routes.gateway import with_model_usage
 from parallax_docker.errors import ParallaxError, ValidationError
 from parallax_docker.models import (
@@ -117,10 +118,7 @@ async def agent_logs(
 
 @router.get("/{agent_id}/metrics", response_model=MetricsResponse, responses=_ERRORS)
 async def agent_metrics(agent_id: str, runtime: RuntimeDep) -> MetricsResponse:
-    metrics = await runtime.queries.metrics(agent_id)
-    if runtime.gateway is not None:
-        metrics.model_usage = runtime.gateway.usage(agent_id)
-    return metrics
+    return await read_metrics(runtime, agent_id)
 
 
 async def _line_stream(lines: AsyncIterator[str]) -> AsyncIterator[bytes]:

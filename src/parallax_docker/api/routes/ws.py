@@ -3,7 +3,8 @@
 Event frames are ``{event, data, timestamp}`` (docs/messaging.md). Each client reads from its
 own bounded subscription of the event bus: a client that falls behind loses its oldest events
 and is told so with an ``events_dropped`` frame; one whose socket accepts nothing for
-``SEND_TIMEOUT_S`` is closed. Neither ever holds up the service or the other clients.
+``SEND_TIMEOUT_S`` is closed. Neither ever holds up the service or the other clients. A client
+may also ask for the metrics of the agents it shows (api/metrics_watch.py).
 
 The terminal (``/ws/agents/{id}/terminal``) is a TTY exec in the agent: binary (or plain text)
 frames carry keystrokes in and output out; a text frame holding a JSON object with a ``type`` is
@@ -16,12 +17,13 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from parallax_docker.api.metrics_watch import MetricsWatch, parse_control, read_metrics
 from parallax_docker.errors import ParallaxError, ValidationError
 from parallax_docker.runtime.clock import iso_time
 from parallax_docker.runtime.events import RuntimeEvent, Subscription
@@ -68,14 +70,6 @@ async def _refuse(websocket: WebSocket, exc: ParallaxError) -> None:
     with contextlib.suppress(Exception):
         await websocket.send_text(json.dumps({"type": "error", **exc.to_body()}))
         await websocket.close(code=4000 + exc.http_status, reason=exc.code)
-
-
-async def _until_disconnect(websocket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, until it leaves."""
-    while True:
-        message = await websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return
 
 
 async def _first_of(*jobs: Awaitable[None]) -> None:
@@ -129,8 +123,23 @@ async def _events(websocket: WebSocket, agent_id: str | None) -> None:
     # the replay and the live events neither overlap nor leave a gap.
     past = runtime.store.recent_events(agent_id, history) if history else None
     subscription = runtime.bus.subscribe(agent_id)
+    # Events and metrics rounds share the socket: one frame at a time.
+    sending = asyncio.Lock()
+
+    async def send(text: str) -> None:
+        async with sending:
+            await asyncio.wait_for(websocket.send_text(text), SEND_TIMEOUT_S)
+
+    async def send_event(event: RuntimeEvent) -> None:
+        await send(frame(event))
+
+    watch = MetricsWatch(lambda agent: read_metrics(runtime, agent))
     try:
-        await _first_of(_send_events(websocket, subscription, past), _until_disconnect(websocket))
+        await _first_of(
+            _send_events(send, subscription, past),
+            watch.rounds(send_event),
+            _read_controls(websocket, watch, send),
+        )
     except TimeoutError:
         log.info("closing a WebSocket client that stopped reading events")
         with contextlib.suppress(Exception):
@@ -141,14 +150,28 @@ async def _events(websocket: WebSocket, agent_id: str | None) -> None:
         subscription.close()
 
 
+async def _read_controls(
+    websocket: WebSocket, watch: MetricsWatch, send: Callable[[str], Awaitable[None]]
+) -> None:
+    """Take the client's control frames until it leaves; a bad one is answered, not fatal."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            continue
+        try:
+            watch.update(parse_control(text))
+        except ValidationError as exc:
+            await send(json.dumps({"type": "error", **exc.to_body()}))
+
+
 async def _send_events(
-    websocket: WebSocket,
+    send: Callable[[str], Awaitable[None]],
     subscription: Subscription,
     past: Awaitable[list[RuntimeEvent]] | None,
 ) -> None:
-    async def send(text: str) -> None:
-        await asyncio.wait_for(websocket.send_text(text), SEND_TIMEOUT_S)
-
     if past is not None:
         for event in await past:
             await send(frame(event))

@@ -31,7 +31,7 @@ export class AgentView {
     stop.addEventListener("click", () => this.act(stop, "DELETE", SOURCE.stop(this.agentId)));
     this.panels = [
       conversationPanel(this.agentId, this.events),
-      chartPanel(this.agentId),
+      chartPanel(this.agentId, this.events),
       logsPanel(this.agentId),
       terminalPanel(this.agentId),
     ];

@@ -1,9 +1,9 @@
 // CPU and memory of one agent over the last minutes, as two lines on a small hand-drawn SVG.
-// Metrics are fetched on demand: every SAMPLE_MS while the agent's page is open, not otherwise.
-import { api, path } from "./api.js";
+// The samples come on the event stream: every SAMPLE_S while the agent's page is open, not
+// otherwise.
 import { bytes, h, setText } from "./dom.js";
 
-const SAMPLE_MS = 2000;
+const SAMPLE_S = 2;
 const WINDOW_MS = 5 * 60 * 1000;
 const WIDTH = 600;
 const HEIGHT = 150;
@@ -15,7 +15,7 @@ function svg(tag, attributes = {}) {
   return element;
 }
 
-export function chartPanel(agentId) {
+export function chartPanel(agentId, events) {
   const samples = [];
   const plot = svg("svg", { viewBox: `0 0 ${WIDTH} ${HEIGHT}`, class: "chart", role: "img", "aria-label": "CPU and memory over the last five minutes" });
   // The scale follows the highest value shown (at least 5%), so that an idle agent's line is
@@ -33,7 +33,7 @@ export function chartPanel(agentId) {
   const cpuDot = svg("circle", { class: "cpu", r: 3, cx: -10, cy: -10 });
   const memDot = svg("circle", { class: "memory", r: 3, cx: -10, cy: -10 });
   plot.append(cpuLine, memLine, cpuDot, memDot);
-  const legend = h("p", { class: "legend", "data-test": "metrics-now" });
+  const legend = h("p", { class: "legend", "data-test": "metrics-now" }, "waiting for metrics…");
   const panel = h("section", { class: "panel chart-panel" }, h("h2", {}, "Metrics (last 5 minutes)"), plot, legend);
 
   function yOf(percent) {
@@ -58,24 +58,23 @@ export function chartPanel(agentId) {
     }
   }
 
-  const aborter = new AbortController();
-  async function sample() {
-    try {
-      const m = await api("GET", path`/agents/${agentId}/metrics`, undefined, { signal: aborter.signal });
+  function sample(m) {
+    if (m) {
       samples.push({ t: Date.now(), cpu: m.cpu, mem: m.memoryPercent });
       setText(legend, `CPU ${m.cpu.toFixed(1)}% of ${m.cpuLimit} cores · memory ${bytes(m.memory)} of ${bytes(m.memoryLimit)} (${m.memoryPercent.toFixed(1)}%) · ${m.pids} processes`);
-    } catch {
-      if (aborter.signal.aborted) return;
+    } else {
       setText(legend, "no metrics (is the agent running?)");
     }
     draw();
   }
 
-  sample();
-  const timer = setInterval(sample, SAMPLE_MS);
+  const unlisten = events.listen((frame) => {
+    if (frame.event === "agent_metrics") sample(frame.data.agents.find((m) => m.agentId === agentId));
+  });
+  events.watchMetrics([agentId], SAMPLE_S);
   const dispose = () => {
-    clearInterval(timer);
-    aborter.abort();
+    unlisten();
+    events.watchMetrics([]);
   };
   return { element: panel, dispose };
 }

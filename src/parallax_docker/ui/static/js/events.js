@@ -1,7 +1,10 @@
 // One WebSocket on /ws for the whole page: every view listens here (no polling per agent).
 // After a (re)connect or an events_dropped notice the views are told to resync, since events
-// may have been missed in between.
+// may have been missed in between. The metrics of the agents a view shows come on it too
+// (watchMetrics: agent_metrics frames every few seconds).
 import { socket, WS_UNAUTHORIZED } from "./api.js";
+
+const MAX_WATCHED = 500; // the service's bound (api/metrics_watch.py)
 
 export class EventStream {
   constructor({ onStatus = () => {}, onUnauthorized = () => {} } = {}) {
@@ -13,6 +16,7 @@ export class EventStream {
     this.retryMs = 500;
     this.stopped = false;
     this.timer = null;
+    this.watch = null; // the last watch_metrics frame asked for, sent again on reconnect
   }
 
   /** fn(frame) for every {event, data, timestamp}; returns the unsubscribe function. */
@@ -25,6 +29,16 @@ export class EventStream {
   onResync(fn) {
     this.resyncs.add(fn);
     return () => this.resyncs.delete(fn);
+  }
+
+  /** Metrics of these agents every everyS seconds, as agent_metrics frames; the last call
+   * wins, and an empty list stops them. */
+  watchMetrics(agentIds, everyS = 5) {
+    const ids = [...new Set(agentIds)].slice(0, MAX_WATCHED);
+    const watch = JSON.stringify({ type: "watch_metrics", agentIds: ids, everyS });
+    if (watch === this.watch) return;
+    this.watch = watch;
+    if (this.live) this.ws.send(watch);
   }
 
   start() {
@@ -51,6 +65,7 @@ export class EventStream {
     this.onStatus("connecting");
     ws.addEventListener("open", () => {
       this.retryMs = 500;
+      if (this.watch) ws.send(this.watch);
       this.onStatus("live");
       this.resync();
     });

@@ -1,6 +1,7 @@
 // The fleet view: one row per item of every source, kept current by the store (events), with
-// filter, sort, stop / restart and the spawn form. CPU and memory are fetched only for rows on
-// screen, every METRICS_EVERY_MS, a few at a time: a fleet of hundreds costs what fits on screen.
+// filter, sort, stop / restart and the spawn form. CPU and memory come on the event stream too:
+// the view names the agents of the rows on screen (watchMetrics) and the service sends their
+// metrics every METRICS_EVERY_S, so a fleet of hundreds costs what fits on screen.
 // The first view is drawn with the rows that fill the screen; the others are built and added
 // once the browser is idle, a moment later.
 import { api, ApiError } from "./api.js";
@@ -8,8 +9,7 @@ import { bytes, describeError, duration, h, setText, since, whenIdle } from "./d
 import { RUNNING, SOURCES, STATUSES, AGENT_TYPES } from "./sources.js";
 import { spawnForm } from "./spawn.js";
 
-const METRICS_EVERY_MS = 5000;
-const METRICS_AT_ONCE = 4;
+const METRICS_EVERY_S = 5;
 const CONFIRM_MS = 4000;
 // No row is shorter than this (its buttons' line and padding), so the height left below the
 // table's top over it is at least as many rows as the screen can show.
@@ -85,8 +85,9 @@ function setBar(b, percent) {
 }
 
 export class FleetView {
-  constructor(store, root) {
+  constructor(store, events, root) {
     this.store = store;
+    this.events = events;
     this.root = root;
     this.rows = new Map(); // key -> row
     this.visible = new Set();
@@ -94,14 +95,11 @@ export class FleetView {
     this.sortDir = 1;
     this.order = [];
     this.layoutPending = false;
-    this.metricsTimer = null;
     this.clockTimer = null;
     this.rendered = false; // the first view is drawn
     this.complete = false; // and every row of it is in the table
     this.disposed = false;
-    // Aborted when the view is left, so that its queued metrics reads do not hold the
-    // browser's few connections to this host (the next view's followed logs need one).
-    this.aborter = new AbortController();
+    this.onHidden = () => this.watchVisible();
   }
 
   mount() {
@@ -128,7 +126,10 @@ export class FleetView {
     );
     this.observer = new IntersectionObserver((entries) => this.onVisibility(entries));
     this.unsubscribe = this.store.subscribe((change) => this.onChange(change));
-    this.metricsTimer = setInterval(() => this.refreshMetrics(), METRICS_EVERY_MS);
+    this.unlisten = this.events.listen((frame) => {
+      if (frame.event === "agent_metrics") this.onMetrics(frame.data.agents);
+    });
+    document.addEventListener("visibilitychange", this.onHidden);
     this.clockTimer = setInterval(() => this.tick(), 1000);
     if (this.store.loaded) this.onChange({ full: true });
     else if (this.store.error) this.onChange({ error: this.store.error });
@@ -137,10 +138,11 @@ export class FleetView {
   dispose() {
     this.disposed = true;
     this.unsubscribe();
+    this.unlisten();
+    document.removeEventListener("visibilitychange", this.onHidden);
+    this.events.watchMetrics([]);
     this.observer.disconnect();
-    clearInterval(this.metricsTimer);
     clearInterval(this.clockTimer);
-    this.aborter.abort();
   }
 
   header(column) {
@@ -172,6 +174,8 @@ export class FleetView {
       if (entry) this.upsert(change.key, entry);
     }
     this.scheduleLayout();
+    // A row on screen may have started or stopped running.
+    this.watchVisible();
   }
 
   upsert(key, { source, item }) {
@@ -318,20 +322,35 @@ export class FleetView {
   }
 
   onVisibility(entries) {
-    const fresh = [];
     for (const entry of entries) {
       const key = entry.target.dataset.key;
-      if (entry.isIntersecting) {
-        if (!this.visible.has(key)) fresh.push(key);
-        this.visible.add(key);
-      } else {
-        this.visible.delete(key);
+      if (entry.isIntersecting) this.visible.add(key);
+      else this.visible.delete(key);
+    }
+    this.watchVisible();
+  }
+
+  /** Ask the stream for the metrics of the running agents on screen (none while hidden). */
+  watchVisible() {
+    const ids = [];
+    if (!document.hidden) {
+      for (const key of this.visible) {
+        const row = this.rows.get(key);
+        const id = row && RUNNING.has(row.item.status) ? row.source.metricsOf(row.item) : null;
+        if (id) ids.push(id);
       }
     }
-    const unseen = fresh.filter((key) => this.rows.get(key) && !this.rows.get(key).metrics);
-    // After the frame is drawn: these reads (each a `docker stats` for the service) would
-    // otherwise compete with drawing it.
-    if (unseen.length) whenIdle(() => this.fetchMetrics(unseen));
+    this.events.watchMetrics(ids, METRICS_EVERY_S);
+  }
+
+  onMetrics(samples) {
+    const byAgent = new Map(samples.map((m) => [m.agentId, m]));
+    for (const row of this.rows.values()) {
+      const m = byAgent.get(row.source.metricsOf(row.item));
+      if (!m) continue;
+      row.metrics = m;
+      if (row.tr) this.paintMetrics(row);
+    }
   }
 
   tick() {
@@ -339,30 +358,6 @@ export class FleetView {
       const row = this.rows.get(key);
       if (row) this.paintClock(row);
     }
-  }
-
-  refreshMetrics() {
-    if (document.hidden) return;
-    this.fetchMetrics([...this.visible]);
-  }
-
-  async fetchMetrics(keys) {
-    const queue = keys
-      .map((key) => this.rows.get(key))
-      .filter((row) => row && RUNNING.has(row.item.status) && row.source.metrics(row.item));
-    const { signal } = this.aborter;
-    const worker = async () => {
-      for (let row = queue.shift(); row && !signal.aborted; row = queue.shift()) {
-        try {
-          row.metrics = await api("GET", row.source.metrics(row.item), undefined, { signal });
-        } catch {
-          if (signal.aborted) return;
-          row.metrics = null;
-        }
-        this.paintMetrics(row);
-      }
-    };
-    await Promise.all(Array.from({ length: METRICS_AT_ONCE }, worker));
   }
 
   async restart(row) {

@@ -59,7 +59,7 @@ class App {
       const { AgentView } = await import("./agent.js");
       this.view = new AgentView(this.store, this.events, main, decodeURIComponent(match[1]));
     } else {
-      this.view = new FleetView(this.store, main);
+      this.view = new FleetView(this.store, this.events, main);
     }
     this.view.mount();
   }

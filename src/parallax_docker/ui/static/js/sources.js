@@ -17,7 +17,8 @@ export const SOURCES = [
     mayBeGone: new Set(["agent_stopped"]),
     get: (id) => path`/agents/${id}`,
     typeOf: (item) => item.type || "",
-    metrics: (item) => path`/agents/${item.id}/metrics`,
+    // The agent whose metrics the row shows (agent_metrics frames, by agentId).
+    metricsOf: (item) => item.id,
     restart: (id) => path`/agents/${id}/restart`,
     stop: (id) => path`/agents/${id}`,
     view: (item) => `#/agents/${encodeURIComponent(item.id)}`,
@@ -34,7 +35,7 @@ export const SOURCES = [
     get: (id) => path`/threads/${id}`,
     typeOf: (item) => item.agentType || "",
     // Its CPU, memory and page are its agent's (none before its agent is made).
-    metrics: (item) => (item.agentId ? path`/agents/${item.agentId}/metrics` : null),
+    metricsOf: (item) => item.agentId || null,
     restart: null,
     stop: (id) => path`/threads/${id}`,
     view: (item) => (item.agentId ? `#/agents/${encodeURIComponent(item.agentId)}` : "#/"),
