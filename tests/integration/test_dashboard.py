@@ -96,7 +96,11 @@ def test_cpu_and_memory_come_on_the_event_stream_with_no_request_per_agent(
         )
     # The same document: its resource timings cover both views.
     page.script("location.hash = arguments[0]", f"#/agents/{agents[0]['id']}")
-    points = "return document.querySelector('.chart polyline.memory').getAttribute('points')"
+    # The agent's page is a module loaded on the way: no chart until it is there.
+    points = (
+        "const line = document.querySelector('.chart polyline.memory');"
+        "return line ? line.getAttribute('points') : ''"
+    )
     wait_until(page.driver, lambda _: len(page.script(points).split()) >= 2, 15)
     assert "64 MiB" in page.text('[data-test="metrics-now"]')
     reads = page.script(
