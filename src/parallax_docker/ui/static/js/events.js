@@ -34,7 +34,8 @@ export class EventStream {
   /** Metrics of these agents every everyS seconds, as agent_metrics frames; the last call
    * wins, and an empty list stops them. */
   watchMetrics(agentIds, everyS = 5) {
-    const ids = [...new Set(agentIds)].slice(0, MAX_WATCHED);
+    // Sorted: the same agents in another order are the same watch, not a new frame.
+    const ids = [...new Set(agentIds)].sort().slice(0, MAX_WATCHED);
     const watch = JSON.stringify({ type: "watch_metrics", agentIds: ids, everyS });
     if (watch === this.watch) return;
     this.watch = watch;
