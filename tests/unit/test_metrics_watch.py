@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -92,6 +93,33 @@ async def test_rounds_follow_the_last_watch_and_leave_out_what_cannot_be_sampled
         assert [m["agentId"] for m in second.data["agents"]] == ["b"]
         watch.update(WatchRequest((), 60))
         await asyncio.sleep(0.05)
+        assert sent.empty()
+    finally:
+        rounds.cancel()
+        await asyncio.gather(rounds, return_exceptions=True)
+
+
+async def test_a_watch_changed_many_times_a_second_gets_one_round_a_second() -> None:
+    async def sample(agent_id: str) -> MetricsResponse:
+        return _metrics(agent_id)
+
+    sent: asyncio.Queue[tuple[float, RuntimeEvent]] = asyncio.Queue()
+
+    async def send(event: RuntimeEvent) -> None:
+        await sent.put((time.monotonic(), event))
+
+    watch = MetricsWatch(sample)
+    rounds = asyncio.create_task(watch.rounds(send))
+    try:
+        watch.update(WatchRequest(("a",), 60))
+        first_at, _ = await asyncio.wait_for(sent.get(), 2)
+        for name in ("b", "c", "d"):
+            watch.update(WatchRequest((name,), 60))
+            await asyncio.sleep(0.01)
+        next_at, event = await asyncio.wait_for(sent.get(), 3)
+        assert next_at - first_at >= 0.95
+        # The last watch wins; those in between were never sampled.
+        assert [m["agentId"] for m in event.data["agents"]] == ["d"]
         assert sent.empty()
     finally:
         rounds.cancel()

@@ -6,10 +6,12 @@ The client's control frame, on ``/ws`` or ``/ws/events``::
     {"type": "watch_metrics", "agentIds": ["agent-1", "agent-2"], "everyS": 5}
 
 A new one replaces the last; an empty list stops the rounds. The first round of a new watch is
-sent at once. An agent that cannot be sampled (gone, not running, the engine away) is left out
-of the round, not reported as an error: the agent's own events say what became of it. A bad
-control frame is answered with an error frame (``{"type": "error", "code": ...}``) and the
-connection stays open. The cost is what the client shows: a page sends the agents on screen.
+sent at once, or a second after the last round if that was sooner (a client changing its
+watch many times a second gets one round a second). An agent that cannot be sampled (gone, not
+running, the engine away) is left out of the round, not reported as an error: the agent's own
+events say what became of it. A bad control frame is answered with an error frame
+(``{"type": "error", "code": ...}``) and the connection stays open. The cost is what the
+client shows: a page sends the agents on screen.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +35,8 @@ MAX_WATCHED = 500
 MIN_EVERY_S, MAX_EVERY_S, DEFAULT_EVERY_S = 1, 60, 5
 # Samples taken at once in a round: each may be an engine call (a one-shot `docker stats`).
 _AT_ONCE = 4
+# However often a client changes its watch, its rounds start at most this often.
+_MIN_GAP_S = 1.0
 _MAX_ID_LENGTH = 128
 
 Sample = Callable[[str], Awaitable[MetricsResponse]]
@@ -89,17 +94,20 @@ class MetricsWatch:
         self._changed.set()
 
     async def rounds(self, send: Callable[[RuntimeEvent], Awaitable[None]]) -> None:
+        last_round = -_MIN_GAP_S
         while True:
             request = self._request
             self._changed.clear()
             wait_s: float | None = None
             if request.agent_ids:
+                last_round = time.monotonic()
                 samples = await self.sample_all(request.agent_ids)
                 data = {"agents": [m.model_dump(mode="json", by_alias=True) for m in samples]}
                 await send(RuntimeEvent(event=METRICS_EVENT, data=data))
                 wait_s = request.every_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), wait_s)
+            await asyncio.sleep(max(0.0, last_round + _MIN_GAP_S - time.monotonic()))
 
     async def sample_all(self, agent_ids: Sequence[str]) -> list[MetricsResponse]:
         """The metrics of those of ``agent_ids`` that can be sampled, in their order."""
