@@ -130,8 +130,10 @@ def test_agent_holds_its_limits_and_hardening_on_its_node(
         "printf '#!/bin/sh\necho ran\n' >/run/parallax/t; chmod +x /run/parallax/t; /run/parallax/t"
     )
     assert node_exec(swarm, index, container, "sh", "-c", script) == (0, "ran\n")
-    # The PIDs limit holds: a fork bomb in miniature stops at it.
-    bomb = f"for i in $(seq 1 {host['PidsLimit'] + 20}); do sleep 5 & done 2>&1 | grep -m1 fork"
+    # The PIDs limit holds: a fork bomb in miniature stops at it. Its sleeps outlast the loop
+    # however slow the node is (with 5 s, the first ones ended before a loaded node reached the
+    # limit); the exec ends with the loop, and the sleeps with the agent.
+    bomb = f"for i in $(seq 1 {host['PidsLimit'] + 20}); do sleep 300 & done 2>&1 | grep -m1 fork"
     code, out = node_exec(swarm, index, container, "sh", "-c", bomb)
     assert "can't fork" in out, out
 
